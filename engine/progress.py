@@ -1,0 +1,106 @@
+"""Progress events that leave the engine as plain data, and the Trainer callback that emits them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+EventKind = Literal["start", "step", "log", "eval", "end"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress point: where training is, how fast it goes, and any logged or evaluated numbers."""
+
+    kind: EventKind
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float | None = None
+    learning_rate: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    samples_per_second: float | None = None
+    eta_seconds: float | None = None
+    elapsed_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON stores and queues."""
+        return asdict(self)
+
+
+OnEvent = Callable[[ProgressEvent], None]
+ShouldStop = Callable[[], bool]
+
+
+class ProgressCallback(TrainerCallback):
+    """Forwards Trainer progress to `on_event` and stops training cooperatively when `should_stop()` turns true."""
+
+    def __init__(self, on_event: OnEvent | None, should_stop: ShouldStop | None, samples_per_step: int):
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.samples_per_step = samples_per_step
+        self.stopped = False
+        self._start = time.monotonic()
+        self._first_step = 0
+
+    def _emit(self, state: TrainerState, kind: EventKind, **extra: Any) -> None:
+        if self.on_event is None:
+            return
+        elapsed = time.monotonic() - self._start
+        done = state.global_step - self._first_step  # steps this run; a resumed run starts mid-way
+        rate = done / elapsed if done and elapsed > 0 else None
+        eta = (state.max_steps - state.global_step) / rate if rate else None
+        self.on_event(
+            ProgressEvent(
+                kind=kind,
+                step=state.global_step,
+                total_steps=state.max_steps,
+                epoch=round(state.epoch or 0.0, 4),
+                samples_per_second=round(rate * self.samples_per_step, 2) if rate else None,
+                eta_seconds=round(eta, 1) if eta is not None else None,
+                elapsed_seconds=round(elapsed, 2),
+                **extra,
+            )
+        )
+
+    def _check_stop(self, control: TrainerControl) -> None:
+        if self.should_stop is not None and self.should_stop():
+            self.stopped = True
+            control.should_training_stop = True
+            # A stopped job must not spend time evaluating or checkpointing on its way out.
+            control.should_evaluate = False
+            control.should_save = False
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._start = time.monotonic()
+        self._first_step = state.global_step
+        self._emit(state, "start")
+        self._check_stop(control)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._emit(state, "step")
+        self._check_stop(control)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kw: Any):
+        logs = logs or {}
+        if "loss" in logs:
+            self._emit(state, "log", loss=float(logs["loss"]), learning_rate=_float_or_none(logs.get("learning_rate")))
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics=None, **kw):
+        numbers = {k.removeprefix("eval_"): float(v) for k, v in (metrics or {}).items() if _is_number(v)}
+        self._emit(state, "eval", loss=numbers.get("loss"), metrics=numbers)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._emit(state, "end")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None

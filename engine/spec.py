@@ -1,0 +1,121 @@
+"""The one description of a fine-tuning job: built by the CLI, the UI and the API, re-validated by the worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Task = Literal["text-classification"]
+FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSpec(_Frozen):
+    """Where the labeled data lives and which columns hold what."""
+
+    train: str = Field(description="Labeled training file (CSV, TSV, JSON, JSONL or Parquet).")
+    validation: str | None = Field(
+        default=None, description="Optional validation file; split from the training file when absent."
+    )
+    test: str | None = Field(default=None, description="Optional test file; split from the training file when absent.")
+    format: FileFormat | None = Field(
+        default=None, description="File format; guessed from the file name and contents when absent."
+    )
+    text_column: str | None = Field(default=None, description="Column holding the text; guessed when absent.")
+    label_column: str | None = Field(default=None, description="Column holding the label; guessed when absent.")
+    validation_fraction: float = Field(
+        default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for validation."
+    )
+    test_fraction: float = Field(default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataSpec:
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                f"validation_fraction + test_fraction = {self.validation_fraction + self.test_fraction:.2f} "
+                "leaves too little to train on; keep their sum below 0.9"
+            )
+        return self
+
+
+class TrainingParams(_Frozen):
+    """Hyper-parameters; bounds and descriptions double as the UI's slider bounds and help text."""
+
+    epochs: float = Field(default=3, gt=0, le=100, description="Passes over the training data.")
+    learning_rate: float = Field(default=5e-5, gt=0, le=1e-2, description="Peak learning rate of the AdamW optimizer.")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per training step.")
+    max_length: int = Field(
+        default=128, ge=8, le=8192, description="Texts longer than this many tokens are truncated (and counted)."
+    )
+    warmup_ratio: float = Field(
+        default=0.06, ge=0, le=0.5, description="Share of training steps over which the learning rate warms up."
+    )
+    weight_decay: float = Field(default=0.01, ge=0, le=1, description="AdamW weight decay.")
+    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the data split, initialisation and order.")
+    precision: Precision = Field(
+        default="auto",
+        description="Numeric precision: 'auto' uses bf16 where the CPU or GPU runs it fast, fp32 otherwise.",
+    )
+
+
+class JobSpec(_Frozen):
+    """A whole fine-tuning job: task, base model, data and hyper-parameters."""
+
+    task: Task = Field(default="text-classification", description="What the model learns to do.")
+    base_model: str = Field(
+        default="minilm-l6",
+        min_length=1,
+        description="Catalog name (see `playground models`), a local Hugging Face model folder, or a hub id.",
+    )
+    data: DataSpec
+    params: TrainingParams = Field(default_factory=TrainingParams)
+
+    def to_json(self) -> str:
+        """Serialise to indented JSON, the format of spec.json."""
+        return self.model_dump_json(indent=2)
+
+    def save(self, path: str | Path) -> None:
+        """Write the spec as JSON to `path`."""
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> JobSpec:
+        """Read a spec from a YAML or JSON file; errors name the file and the offending field."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read spec file {path}: {exc.strerror}") from exc
+        try:
+            raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"spec file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"spec file {path} must hold a mapping with at least 'data: {{train: FILE}}'")
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "spec") -> JobSpec:
+        """Validate a plain dict (parsed YAML/JSON, API body) into a spec with a readable error."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(f"{source} is not a valid job spec:\n{format_validation_error(exc)}") from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the dotted field, what was given, and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        given = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"  - {field}: {err['msg']}{given}")
+    return "\n".join(lines)

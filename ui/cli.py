@@ -1,0 +1,301 @@
+"""`playground` command line: train, evaluate, predict, inspect data and list models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DataError, ModelNotFoundError
+from engine.spec import DataSpec, JobSpec, TrainingParams
+
+# Errors a user can fix: printed as one readable line, never as a traceback.
+USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
+
+TRAIN_PARAM_FLAGS = {
+    "epochs": float,
+    "learning_rate": float,
+    "batch_size": int,
+    "max_length": int,
+    "warmup_ratio": float,
+    "weight_decay": float,
+    "seed": int,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `playground` console script."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    _quiet_libraries()
+    try:
+        return args.handler(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-command per verb."""
+    parser = argparse.ArgumentParser(prog="playground", description="Fine-tune, evaluate and try language models.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    train = sub.add_parser("train", help="fine-tune a model on a labeled file and write model, report and spec")
+    train.add_argument("--config", type=Path, help="YAML or JSON job spec; flags below override its values")
+    train.add_argument("--task", choices=["text-classification"], help="what the model learns (default: %(default)s)")
+    train.add_argument("--base-model", help="catalog name, local model folder or hub id (default: minilm-l6)")
+    _add_data_flags(train, with_splits=True)
+    for name, kind in TRAIN_PARAM_FLAGS.items():
+        field = TrainingParams.model_fields[name]
+        train.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{field.description} (default {field.default})")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="numeric precision (default auto)")
+    train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
+    train.set_defaults(handler=_cmd_train)
+
+    inspect = sub.add_parser("inspect", help="validate a data file and print its summary without training")
+    _add_data_flags(inspect, with_splits=True)
+    inspect.add_argument("--base-model", default="minilm-l6", help="tokenizer used to count lengths in tokens")
+    inspect.add_argument("--max-length", type=int, default=TrainingParams.model_fields["max_length"].default)
+    inspect.add_argument("--seed", type=int, default=TrainingParams.model_fields["seed"].default)
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.set_defaults(handler=_cmd_inspect)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a finished model on a labeled file")
+    evaluate.add_argument("--model", type=Path, required=True, help="the model/ folder of a training output")
+    evaluate.add_argument("--data", type=Path, required=True, help="labeled file (CSV, TSV, JSON, JSONL, Parquet)")
+    evaluate.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "parquet"])
+    evaluate.add_argument("--text-column")
+    evaluate.add_argument("--label-column")
+    evaluate.add_argument("--output", type=Path, required=True, help="REPORT.json to write (a .md is written beside)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify a text or a file of texts with a finished model")
+    predict.add_argument("--model", type=Path, required=True, help="the model/ folder of a training output")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    source.add_argument("--input", type=Path, help="file of texts (CSV, TSV, JSON, JSONL, Parquet)")
+    predict.add_argument("--text-column", help="column of --input holding the texts (guessed when absent)")
+    predict.add_argument("--output", type=Path, help="where to write predictions for --input (.csv or .jsonl)")
+    predict.add_argument("--json", action="store_true", help="print predictions as JSON")
+    predict.set_defaults(handler=_cmd_predict)
+
+    models = sub.add_parser("models", help="list the model catalog and what is available offline")
+    models.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    models.set_defaults(handler=_cmd_models)
+    return parser
+
+
+def _add_data_flags(parser: argparse.ArgumentParser, *, with_splits: bool) -> None:
+    parser.add_argument("--train", help="labeled training file (CSV, TSV, JSON, JSONL, Parquet)")
+    if with_splits:
+        parser.add_argument("--validation", help="optional validation file (else split from --train)")
+        parser.add_argument("--test", help="optional test file (else split from --train)")
+    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "parquet"], help="override detection")
+    parser.add_argument("--text-column", help="column holding the text (guessed when absent)")
+    parser.add_argument("--label-column", help="column holding the label (guessed when absent)")
+
+
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """Build the job spec from --config (if any) with command-line flags layered on top."""
+    raw: dict[str, Any] = JobSpec.load(args.config).model_dump() if args.config else {}
+    data = dict(raw.get("data") or {})
+    for key in ("train", "validation", "test", "format", "text_column", "label_column"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data[key] = value
+    if not data.get("train"):
+        raise ValueError("no training file: pass --train FILE or a --config whose data.train names one")
+    params = dict(raw.get("params") or {})
+    for key in [*TRAIN_PARAM_FLAGS, "precision"]:
+        value = getattr(args, key, None)
+        if value is not None:
+            params[key] = value
+    for key in ("task", "base_model"):
+        value = getattr(args, key, None)
+        if value is not None:
+            raw[key] = value
+    raw.update(data=data, params=params)
+    return JobSpec.from_dict(raw, source="command line")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from engine.train import TrainingStopped, train
+
+    spec = spec_from_args(args)
+    if not args.json:
+        summary = _inspect(spec.data, spec.base_model, spec.params.max_length, spec.params.seed)
+        print(format_summary(summary))
+    with _ProgressBar(enabled=not args.json) as bar:
+        try:
+            result = train(spec, args.output, on_event=bar.update, resume=args.resume)
+        except TrainingStopped as exc:
+            print(f"stopped: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(result.report, indent=2, ensure_ascii=False))
+    else:
+        print(format_report_summary(result.report))
+        print(f"\nwrote {result.output_dir}/{{spec.json, report.json, report.md, model/}}")
+    return 0
+
+
+def _inspect(data: DataSpec, base_model: str, max_length: int, seed: int) -> dict:
+    from transformers import AutoTokenizer
+
+    from engine.catalog import resolve_model
+    from engine.data import inspect_data
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_model))
+    return inspect_data(data, tokenizer=tokenizer, max_length=max_length, seed=seed)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    if not args.train:
+        raise ValueError("pass the file to check with --train FILE")
+    data = DataSpec.model_validate(
+        {k: getattr(args, k) for k in ("train", "validation", "test", "format", "text_column", "label_column")}
+    )
+    summary = _inspect(data, args.base_model, args.max_length, args.seed)
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.evaluation import evaluate
+
+    report = evaluate(
+        args.model, args.data, text_column=args.text_column, label_column=args.label_column, format=args.format,
+        output=args.output,
+    )
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report_summary(report))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from engine.predict import Predictor, predict_file
+
+    predictor = Predictor(args.model)
+    if args.text:
+        results = predictor.classify(args.text)
+        if args.json:
+            print(json.dumps(results, indent=2, ensure_ascii=False))
+        else:
+            for text, res in zip(args.text, results, strict=True):
+                print(f"{res['label']}\t{res['score']:.3f}\t{text}")
+        return 0
+    if not args.output:
+        raise ValueError("--input needs --output FILE (.csv or .jsonl) for the predictions")
+    count = predict_file(predictor, args.input, args.output, text_column=args.text_column)
+    message = {"input": str(args.input), "output": str(args.output), "rows": count}
+    print(json.dumps(message) if args.json else f"wrote {count} predictions to {args.output}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from engine.catalog import format_models_table, list_models
+
+    rows = list_models()
+    print(json.dumps(rows, indent=2) if args.json else format_models_table(rows))
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    """A few readable lines about the data, shown before training starts."""
+    lines = [f"data: {summary.get('rows')} rows, text column '{summary.get('text_column')}', "
+             f"label column '{summary.get('label_column')}'"]
+    per_label = summary.get("rows_per_label") or {}
+    lines.append("labels: " + ", ".join(f"{label} ({n})" for label, n in per_label.items()))
+    for split, info in (summary.get("splits") or {}).items():
+        lines.append(f"  {split}: {info.get('rows')} rows")
+    lengths = summary.get("length_tokens") or {}
+    if lengths:
+        lines.append(
+            f"length in {lengths.get('unit', 'tokens')}: median {lengths.get('p50')}, p95 {lengths.get('p95')}, "
+            f"max {lengths.get('max')}"
+        )
+    lines.extend(f"note: {notice}" for notice in summary.get("notices") or [])
+    return "\n".join(lines)
+
+
+def format_report_summary(report: dict) -> str:
+    """Headline numbers of a report for the terminal; the full version is report.md."""
+    m = report["metrics"]
+    lines = [f"test accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   weighted-F1 {m['weighted_f1']:.3f}"]
+    base = report.get("baseline")
+    if base:
+        delta = m["macro_f1"] - base["macro_f1"]
+        lines.append(f"baseline ({base['name']}): macro-F1 {base['macro_f1']:.3f}  ({delta:+.3f} for fine-tuning)")
+    lines.append(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label, row in report["per_class"].items():
+        lines.append(
+            f"{label[:20]:<20} {row['precision']:>9.3f} {row['recall']:>9.3f} {row['f1']:>9.3f} {row['support']:>8}"
+        )
+    return "\n".join(lines)
+
+
+class _ProgressBar:
+    """A tqdm bar fed by the engine's progress events."""
+
+    def __init__(self, *, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, event) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=event.total_steps, initial=event.step, unit="step", dynamic_ncols=True)
+        self.bar.n = event.step
+        if event.kind == "log" and event.loss is not None:
+            self.bar.set_postfix(loss=f"{event.loss:.4f}", epoch=f"{event.epoch:.2f}")
+        elif event.kind == "eval":
+            self.bar.write(
+                f"epoch {event.epoch:.0f}: validation macro-F1 {event.metrics.get('macro_f1', float('nan')):.3f}, "
+                f"accuracy {event.metrics.get('accuracy', float('nan')):.3f}, loss {event.loss or float('nan'):.4f}"
+            )
+        self.bar.refresh()
+
+
+def _quiet_libraries() -> None:
+    # Library chatter (weight-loading reports, deprecation notes) buries what the user needs to see.
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "datasets", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    except ImportError:  # engine deps are required anyway; keep --help working without them
+        pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
