@@ -7,7 +7,7 @@ A plain library: it never imports celery, redis or gradio. Heavy modules load la
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.spec import DataSpec, JobSpec, TrainingParams
@@ -24,13 +24,6 @@ _LAZY = {
 }
 
 __all__ = ["DataError", "DataSpec", "JobSpec", "ModelNotFoundError", "TrainingParams", *_LAZY]
-
-if TYPE_CHECKING:
-    from engine.catalog import list_models, resolve_model
-    from engine.data import inspect_data
-    from engine.evaluation import evaluate
-    from engine.predict import Predictor
-    from engine.train import TrainResult, TrainingStopped, train
 
 
 def __getattr__(name: str) -> Any:

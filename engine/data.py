@@ -18,7 +18,16 @@ from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.tabular import Table, read_table
 
-__all__ = ["ClassificationData", "Table", "guess_columns", "inspect_data", "load_classification_data", "read_table"]
+__all__ = [
+    "ClassificationData",
+    "LabeledFile",
+    "Table",
+    "guess_columns",
+    "inspect_data",
+    "load_classification_data",
+    "load_labeled_file",
+    "read_table",
+]
 
 TEXT_NAMES = ("text", "sentence", "review", "content", "body", "comment", "document", "utterance", "message", "tweet")
 LABEL_NAMES = (
@@ -372,6 +381,60 @@ def load_classification_data(
 def inspect_data(data: DataSpec, *, tokenizer: Any = None, max_length: int = 128, seed: int = 42) -> dict:
     """The validation summary shown before training: counts, lengths, duplicates, splits and notices."""
     return load_classification_data(data, tokenizer=tokenizer, max_length=max_length, seed=seed).summary
+
+
+@dataclass
+class LabeledFile:
+    """One labeled file, cleaned but not split: what `evaluate` scores a finished model on."""
+
+    texts: list[str]
+    labels: list[str]
+    summary: dict
+
+
+def load_labeled_file(
+    path: str,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    format: str | None = None,
+    tokenizer: Any = None,
+    max_length: int = 128,
+    max_bytes: int | None = None,
+) -> LabeledFile:
+    """Read one labeled file with the same mapping and cleaning rules as training; labels stay strings."""
+    table = read_table(path, format=format, max_bytes=max_upload_bytes() if max_bytes is None else max_bytes)
+    text_column, label_column = guess_columns(table.frame, text_column=text_column, label_column=label_column)
+    rows = _clean(table, text_column, label_column)
+    if not rows.texts:
+        raise DataError(
+            f"no usable rows in {table.path.name}: of {rows.read} rows, {rows.blank_text} have blank text in "
+            f"'{text_column}' and {rows.missing_label} have no label in '{label_column}'; check the column mapping"
+        )
+    lengths, unit = _lengths(rows.texts, tokenizer)
+    names = sorted(set(rows.labels))
+    summary = {
+        "files": [
+            {
+                "split": "test",
+                "path": str(table.path),
+                "format": table.format,
+                "encoding": table.encoding,
+                "rows_read": rows.read,
+                "rows_kept": len(rows.texts),
+            }
+        ],
+        "text_column": text_column,
+        "label_column": label_column,
+        "labels": names,
+        "rows": len(rows.texts),
+        "rows_per_label": _per_label(rows.labels, names),
+        "length_tokens": _length_stats(lengths, unit),
+        "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
+        "dropped": {"blank_text": rows.blank_text, "missing_label": rows.missing_label},
+        "notices": list(table.notices),
+    }
+    return LabeledFile(texts=rows.texts, labels=rows.labels, summary=summary)
 
 
 def _length_stats(lengths: list[int], unit: str) -> dict:

@@ -96,7 +96,9 @@ class Predictor:
         return results
 
 
-def predict_file(predictor: Predictor, input_path: str | Path, output_path: str | Path, *, text_column: str | None) -> int:
+def predict_file(
+    predictor: Predictor, input_path: str | Path, output_path: str | Path, *, text_column: str | None
+) -> int:
     """Classify every row of a data file; write the rows with `predicted`, `confidence` and per-label columns."""
     from engine.data import read_table
 

@@ -34,7 +34,9 @@ class DataSpec(_Frozen):
     validation_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for validation."
     )
-    test_fraction: float = Field(default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing.")
+    test_fraction: float = Field(
+        default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing."
+    )
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
@@ -50,7 +52,13 @@ class TrainingParams(_Frozen):
     """Hyper-parameters; bounds and descriptions double as the UI's slider bounds and help text."""
 
     epochs: float = Field(default=3, gt=0, le=100, description="Passes over the training data.")
-    learning_rate: float = Field(default=5e-5, gt=0, le=1e-2, description="Peak learning rate of the AdamW optimizer.")
+    learning_rate: float = Field(
+        default=1e-4,
+        gt=0,
+        le=1e-2,
+        description="Peak learning rate of AdamW. 1e-4 suits small encoders such as MiniLM; use 2e-5 to 5e-5 for "
+        "base-size models.",
+    )
     batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per training step.")
     max_length: int = Field(
         default=128, ge=8, le=8192, description="Texts longer than this many tokens are truncated (and counted)."
@@ -97,7 +105,8 @@ class JobSpec(_Frozen):
         try:
             raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ValueError(f"spec file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+            kind = "JSON" if path.suffix == ".json" else "YAML"
+            raise ValueError(f"spec file {path} is not valid {kind}: {exc}") from exc
         if not isinstance(raw, dict):
             raise ValueError(f"spec file {path} must hold a mapping with at least 'data: {{train: FILE}}'")
         return cls.from_dict(raw, source=str(path))

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
+    PrinterCallback,
     Trainer,
     TrainingArguments,
 )
@@ -96,6 +98,7 @@ def train(
         compute_metrics=trainer_compute_metrics(data.labels),
         callbacks=[progress],
     )
+    trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
 
     resume_from = get_last_checkpoint(str(args.output_dir)) if resume and (output_dir / CHECKPOINTS).is_dir() else None
     started = time.monotonic()
@@ -206,7 +209,7 @@ def _train_info(trainer: Trainer, metrics: dict, wall_seconds: float, precision:
         "best_validation_macro_f1": round(float(best["eval_macro_f1"]), 4) if best else None,
         "precision": precision,
         "device": device_name(),
-        "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or None,
+        "threads": torch.get_num_threads(),
         "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in history],
     }
 

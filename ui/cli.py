@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(train, with_splits=True)
     for name, kind in TRAIN_PARAM_FLAGS.items():
         field = TrainingParams.model_fields[name]
-        train.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{field.description} (default {field.default})")
-    train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="numeric precision (default auto)")
+        flag = f"--{name.replace('_', '-')}"
+        train.add_argument(flag, type=kind, help=f"{field.description} (default {field.default})")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="numeric precision")
     train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
@@ -177,7 +178,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluation import evaluate
 
     report = evaluate(
-        args.model, args.data, text_column=args.text_column, label_column=args.label_column, format=args.format,
+        args.model,
+        args.data,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        format=args.format,
         output=args.output,
     )
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report_summary(report))
@@ -214,8 +219,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def format_summary(summary: dict) -> str:
     """A few readable lines about the data, shown before training starts."""
-    lines = [f"data: {summary.get('rows')} rows, text column '{summary.get('text_column')}', "
-             f"label column '{summary.get('label_column')}'"]
+    lines = [
+        f"data: {summary.get('rows')} rows, text column '{summary.get('text_column')}', "
+        f"label column '{summary.get('label_column')}'"
+    ]
     per_label = summary.get("rows_per_label") or {}
     lines.append("labels: " + ", ".join(f"{label} ({n})" for label, n in per_label.items()))
     for split, info in (summary.get("splits") or {}).items():
@@ -291,6 +298,7 @@ def _quiet_libraries() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         datasets.disable_progress_bars()
     except ImportError:  # engine deps are required anyway; keep --help working without them
         pass
@@ -298,4 +306,3 @@ def _quiet_libraries() -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
