@@ -30,20 +30,27 @@ _HEADLINE_ROWS = (
     ("macro_precision", "Macro precision"),
     ("macro_recall", "Macro recall"),
 )
-# The data summary comes from the data module; accept the few spellings a summary is likely to use.
-_DATA_ROWS = (
-    ("Rows", ("rows", "n_rows", "total_rows")),
-    ("Splits", ("splits", "split_sizes")),
-    ("Per label", ("per_label", "label_counts")),
-    ("Dropped", ("dropped", "dropped_rows")),
-    ("Duplicates", ("duplicates", "duplicate_rows")),
-    ("Truncated", ("truncated", "truncated_texts")),
-)
+_SPLIT_NAMES = ("train", "validation", "test")
+_COLUMN_KEYS = (("text", "text_column"), ("labels", "label_column"))
+_LENGTH_PARTS = (("p50", "median"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("max", "max"))
+_DROPPED_PHRASES = {"blank_text": "{n} with blank text", "missing_label": "{n} with no label"}
+_DUPLICATE_PHRASES = {
+    "exact": "{n} exact repeat(s) of an earlier row",
+    "conflicting_labels": "{n} text(s) with conflicting labels",
+    "across_splits": "{n} validation/test text(s) also in the training split",
+}
 _TRAIN_ROWS = (
     ("epochs", "Epochs"),
+    ("steps", "Steps"),
     ("train_samples", "Training samples"),
-    ("wall_seconds", "Wall time (s)"),
+    ("wall_seconds", "Wall time"),
     ("samples_per_second", "Samples per second"),
+    ("precision", "Precision"),
+    ("device", "Device"),
+    ("threads", "CPU threads"),
+    ("best_epoch", "Best epoch"),
+    ("best_validation_macro_f1", "Best validation macro-F1"),
+    ("final_train_loss", "Final training loss"),
 )
 
 
@@ -185,14 +192,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_describe(item)}" for key, item in value.items()) or "none"
-    if isinstance(value, list | tuple):
-        return ", ".join(_describe(item) for item in value) or "none"
-    return _num(value)
-
-
 def _comparison_line(report: dict) -> str:
     baseline = report.get("baseline")
     if not baseline or baseline.get("macro_f1") is None:
@@ -252,34 +251,169 @@ def _confusion_section(report: dict) -> list[str]:
     ]
 
 
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return 0
+    return int(value)
+
+
+def _counts_sentence(title: str, counts: Any, phrases: dict[str, str]) -> str:
+    """`Title: 2 with blank text, 1 with no label.` from the non-zero counts, or `Title: none.`"""
+    if not isinstance(counts, dict):  # a bare total from an older summary
+        return f"{title}: {_count(counts) or 'none'}."
+    parts = [phrase.format(n=_count(counts.get(key))) for key, phrase in phrases.items() if _count(counts.get(key))]
+    return f"{title}: {', '.join(parts) if parts else 'none'}."
+
+
+def _truncated_sentence(truncated: Any, rows: Any) -> str:
+    if not isinstance(truncated, dict):
+        return f"Truncated: {_count(truncated) or 'none'}."
+    limit = f"{truncated.get('max_length', '?')} {truncated.get('unit', 'tokens')}"
+    count = _count(truncated.get("count"))
+    if not count:
+        return f"Truncated: none (every text fits in max_length {limit})."
+    share = f" of {rows} ({count / rows:.0%})" if _count(rows) else ""
+    return f"Truncated: {count}{share} text(s) are longer than max_length {limit} and lose their end."
+
+
+def _files_table(files: Any) -> list[str]:
+    # The file name, not the full path: upload folders are long and say nothing to the reader (report.json has it).
+    rows = [
+        [_cell(f.get("split", "")), _cell(Path(str(f.get("path", ""))).name)]
+        + [_cell(f.get(key, "")) for key in ("format", "encoding")]
+        + [_num(f.get(key)) for key in ("rows_read", "rows_kept")]
+        for f in (files if isinstance(files, list) else [])
+        if isinstance(f, dict)
+    ]
+    header = ["Split", "File", "Format", "Encoding", "Rows read", "Rows kept"]
+    return [*_table(header, rows), ""] if rows else []
+
+
+def _labels_table(data: dict) -> list[str]:
+    totals = data.get("rows_per_label") or {}
+    splits = data.get("splits") or {}
+    per_split = {s: (splits.get(s) or {}).get("rows_per_label") or {} for s in _SPLIT_NAMES}
+    names = list(dict.fromkeys([*(data.get("labels") or []), *totals, *(n for c in per_split.values() for n in c)]))
+    if not names:
+        return []
+    total = _num(data.get("rows", sum(totals.values())))
+    if not splits:  # an evaluate-only summary covers one file, not three splits
+        rows = [[_cell(name), _num(totals.get(name, 0))] for name in names]
+        return [*_table(["Label", "Rows"], [*rows, ["**Total**", total]]), ""]
+    rows = [
+        [_cell(name), *(_num(per_split[s].get(name, 0)) for s in _SPLIT_NAMES)]
+        + [_num(totals.get(name, sum(per_split[s].get(name, 0) for s in _SPLIT_NAMES)))]
+        for name in names
+    ]
+    split_totals = [_num((splits.get(s) or {}).get("rows", sum(per_split[s].values()))) for s in _SPLIT_NAMES]
+    lines = [
+        *_table(
+            ["Label", *(split.capitalize() for split in _SPLIT_NAMES), "Total"],
+            [*rows, ["**Total**", *split_totals, total]],
+        ),
+        "",
+    ]
+    # Say where held-out splits came from; the files table already lists the splits read from their own files.
+    derived: dict[str, list[str]] = {}
+    for split in _SPLIT_NAMES:
+        source = (splits.get(split) or {}).get("source")
+        if source and source != "file":
+            derived.setdefault(str(source), []).append(split)
+    seed = f" (seed {data['seed']})" if data.get("seed") is not None else ""
+    for source, split_names in derived.items():
+        lines += [f"{' and '.join(split_names).capitalize()}: {_cell(source)}{seed}.", ""]
+    return lines
+
+
+def _lengths_line(lengths: Any) -> list[str]:
+    if not isinstance(lengths, dict):
+        return []
+    parts = [f"{title} {lengths[key]}" for key, title in _LENGTH_PARTS if lengths.get(key) is not None]
+    return [f"Length in {lengths.get('unit', 'tokens')}: {', '.join(parts)}.", ""] if parts else []
+
+
 def _data_section(data: dict | None) -> list[str]:
     lines = ["## Data", ""]
     if not data:
         return [*lines, "No data summary was recorded.", ""]
-    for title, keys in _DATA_ROWS:
-        key = next((key for key in keys if key in data), None)
-        if key is not None:
-            lines.append(f"- {title}: {_cell(_describe(data[key]))}")
+    lines += _files_table(data.get("files"))
+    columns = [f"{kind} from '{data[key]}'" for kind, key in _COLUMN_KEYS if data.get(key)]
+    if columns:
+        lines += [_cell(f"Columns: {', '.join(columns)}."), ""]
+    lines += _labels_table(data)
+    lines += _lengths_line(data.get("length_tokens"))
+    sentences = [
+        _counts_sentence("Dropped rows", data.get("dropped"), _DROPPED_PHRASES) if "dropped" in data else None,
+        _counts_sentence("Duplicates", data.get("duplicates"), _DUPLICATE_PHRASES) if "duplicates" in data else None,
+        _truncated_sentence(data["truncated"], data.get("rows")) if "truncated" in data else None,
+    ]
+    lines += [f"- {_cell(sentence)}" for sentence in sentences if sentence]
     notices = data.get("notices") or []
     if isinstance(notices, str):
         notices = [notices]
     if notices:
-        lines += ["", "Notices:", *(f"- {_cell(notice)}" for notice in notices)]
+        lines += ["", "Notices:", "", *(f"- {_cell(notice)}" for notice in notices)]
     return [*lines, ""]
+
+
+def _epoch(value: Any) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return f"{float(value):.2f}" if isinstance(value, float | np.floating) else _num(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _train_value(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if key in ("epochs", "best_epoch"):
+        return _epoch(value)
+    if key == "wall_seconds" and isinstance(value, int | float):
+        return _duration(float(value))
+    if key == "samples_per_second" and isinstance(value, int | float):
+        return f"{value:.1f}"
+    if key == "final_train_loss" and isinstance(value, int | float):
+        return f"{value:.4f}"
+    return _cell(_num(value))
+
+
+def _validation_table(history: Any, best_epoch: Any) -> list[str]:
+    evals = [h for h in (history if isinstance(history, list) else []) if isinstance(h, dict) and "eval_macro_f1" in h]
+    if not evals:
+        return []
+    rows = []
+    for entry in evals:
+        epoch = _epoch(entry.get("epoch"))
+        if best_epoch is not None and entry.get("epoch") == best_epoch:
+            epoch += " (best)"
+        rows.append([epoch, *(_num(entry.get(key)) for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"))])
+    header = ["Epoch", "Validation loss", "Accuracy", "Macro-F1"]
+    return ["Validation scores by epoch:", "", *_table(header, rows), ""]
 
 
 def _train_section(train: dict | None) -> list[str]:
     lines = ["## Training", ""]
     if not train:
         return [*lines, "Evaluate-only report: no training happened in this run.", ""]
-    known = {key for key, _ in _TRAIN_ROWS}
-    for key, title in _TRAIN_ROWS:
-        if key in train:
-            lines.append(f"- {title}: {_num(train[key])}")
-    for key, value in train.items():
-        if key not in known:
-            lines.append(f"- {_cell(key)}: {_cell(_describe(value))}")
-    return [*lines, ""]
+    rows = [[title, _train_value(key, train[key])] for key, title in _TRAIN_ROWS if key in train]
+    known = {key for key, _ in _TRAIN_ROWS} | {"history"}
+    # Scalars added to the training info later still show up; nested values (the raw history) never do.
+    rows += [
+        [_cell(key.replace("_", " ").capitalize()), _train_value(key, value)]
+        for key, value in train.items()
+        if key not in known and not isinstance(value, dict | list | tuple)
+    ]
+    if rows:
+        lines += [*_table(["Setting", "Value"], rows), ""]
+    return [*lines, *_validation_table(train.get("history"), train.get("best_epoch"))]
 
 
 def _errors_section(errors: list[dict]) -> list[str]:
