@@ -272,8 +272,8 @@ def _truncated_sentence(truncated: Any, rows: Any) -> str:
     count = _count(truncated.get("count"))
     if not count:
         return f"Truncated: none (every text fits in max_length {limit})."
-    share = f" of {rows} ({count / rows:.0%})" if _count(rows) else ""
-    return f"Truncated: {count}{share} text(s) are longer than max_length {limit} and lose their end."
+    which = f"{count} of {rows} text(s) ({count / rows:.0%})" if _count(rows) else f"{count} text(s)"
+    return f"Truncated: {which} are longer than max_length {limit} and lose their end."
 
 
 def _files_table(files: Any) -> list[str]:
@@ -357,9 +357,9 @@ def _data_section(data: dict | None) -> list[str]:
 
 
 def _epoch(value: Any) -> str:
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return f"{float(value):.2f}" if isinstance(value, float | np.floating) else _num(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return _num(value)
+    return f"{round(float(value), 2):g}"  # 2.0 -> "2", 0.3333 -> "0.33"
 
 
 def _duration(seconds: float) -> str:
@@ -376,13 +376,15 @@ def _train_value(key: str, value: Any) -> str:
         return "n/a"
     if key in ("epochs", "best_epoch"):
         return _epoch(value)
-    if key == "wall_seconds" and isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return _cell(value)
+    if key == "wall_seconds":
         return _duration(float(value))
-    if key == "samples_per_second" and isinstance(value, int | float):
+    if key == "samples_per_second":
         return f"{value:.1f}"
-    if key == "final_train_loss" and isinstance(value, int | float):
-        return f"{value:.4f}"
-    return _cell(_num(value))
+    if key == "best_validation_macro_f1":
+        return _num(value)  # three decimals, like every other F1 in the report
+    return f"{value:.4g}" if isinstance(value, float | np.floating) else str(int(value))
 
 
 def _validation_table(history: Any, best_epoch: Any) -> list[str]:
@@ -477,7 +479,10 @@ def write_report(report: dict, out_dir: str | Path, *, name: str = "report") -> 
     if not name or Path(name).name != name or name in {".", ".."}:
         raise ValueError(f"report name {name!r} must be a plain file name without folders")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create report folder {out}: {exc.strerror}; choose another output path") from exc
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     # Serialise both before writing either, so a bad value cannot leave a JSON without its markdown.
     json_text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"

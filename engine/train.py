@@ -70,13 +70,14 @@ def train(
     unusable data and TrainingStopped when `should_stop()` ended it early.
     """
     output_dir = Path(output_dir).resolve()
-    _prepare_output_dir(output_dir, spec, resume=resume)
+    _check_output_dir(output_dir, spec, resume=resume)
     params = spec.params
     transformers.set_seed(params.seed)  # before the classifier head is initialised, so runs repeat exactly
 
     model_path = resolve_model(spec.base_model, task=spec.task)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     data = load_classification_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
+    _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
     tokenized = _tokenize(data, tokenizer, params.max_length)
 
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -137,18 +138,28 @@ def train(
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
 
 
-def _prepare_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
+def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
     if (output_dir / MODEL).exists() or (output_dir / "report.json").exists():
         raise FileExistsError(
             f"output folder {output_dir} already holds a trained model; choose another output folder or delete it"
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output folder {output_dir} is a file; choose another output folder")
     spec_path = output_dir / "spec.json"
     if resume and spec_path.is_file() and JobSpec.load(spec_path) != spec:
         raise ValueError(f"cannot resume in {output_dir}: its spec.json describes a different job")
-    if not resume:
-        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
-    spec.save(spec_path)
+
+
+def _start_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        spec.save(output_dir / "spec.json")
+    except OSError as exc:
+        raise ValueError(
+            f"cannot write to output folder {output_dir}: {exc.strerror}; choose another output folder"
+        ) from exc
 
 
 def _tokenize(data: ClassificationData, tokenizer, max_length: int) -> datasets.DatasetDict:

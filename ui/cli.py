@@ -113,10 +113,15 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """Build the job spec from --config (if any) with command-line flags layered on top."""
     raw: dict[str, Any] = JobSpec.load(args.config).model_dump() if args.config else {}
     data = dict(raw.get("data") or {})
+    # spec.json must work from any folder: paths in a config are relative to it, on the command line to the cwd.
+    config_dir = args.config.resolve().parent if args.config else Path.cwd()
+    for key in ("train", "validation", "test"):
+        if data.get(key):
+            data[key] = str((config_dir / data[key]).resolve())
     for key in ("train", "validation", "test", "format", "text_column", "label_column"):
         value = getattr(args, key, None)
         if value is not None:
-            data[key] = value
+            data[key] = str(Path(value).resolve()) if key in ("train", "validation", "test") else value
     if not data.get("train"):
         raise ValueError("no training file: pass --train FILE or a --config whose data.train names one")
     params = dict(raw.get("params") or {})
@@ -133,9 +138,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)  # argument errors first, before torch takes seconds to import
     from engine.train import TrainingStopped, train
 
-    spec = spec_from_args(args)
     if not args.json:
         summary = _inspect(spec.data, spec.base_model, spec.params.max_length, spec.params.seed)
         print(format_summary(summary))

@@ -174,7 +174,83 @@ def test_tfidf_baseline_needs_two_classes():
         tfidf_baseline(["good", "great"], [0, 0], ["bad"], [1], ["pos", "neg"])
 
 
-def make_report(*, baseline: dict | None, train: dict | None = None, labels: list[str] = LABELS) -> dict:
+def training_data_summary() -> dict:
+    """A summary shaped exactly like the one engine.data.load_classification_data builds."""
+    return {
+        "files": [
+            {
+                "split": "train",
+                "path": "/srv/uploads/job-7/animals.csv",
+                "format": "csv",
+                "encoding": "utf-8",
+                "rows_read": 65,
+                "rows_kept": 60,
+            },
+            {
+                "split": "test",
+                "path": "/srv/uploads/job-7/held|out.csv",
+                "format": "csv",
+                "encoding": "cp1252",
+                "rows_read": 6,
+                "rows_kept": 6,
+            },
+        ],
+        "text_column": "sentence",
+        "label_column": "animal",
+        "labels": ["bird", "cat", "dog"],
+        "rows": 66,
+        "rows_per_label": {"bird": 10, "cat": 33, "dog": 23},
+        "splits": {
+            "train": {"rows": 54, "rows_per_label": {"bird": 8, "cat": 27, "dog": 19}, "source": "file"},
+            "validation": {
+                "rows": 6,
+                "rows_per_label": {"bird": 1, "cat": 3, "dog": 2},
+                "source": "split from the training file",
+            },
+            "test": {"rows": 6, "rows_per_label": {"bird": 1, "cat": 3, "dog": 2}, "source": "file"},
+        },
+        "length_tokens": {"p50": 12, "p90": 30, "p95": 41, "p99": 70, "max": 96, "unit": "tokens"},
+        "truncated": {"count": 3, "max_length": 64, "unit": "tokens"},
+        "dropped": {"blank_text": 2, "missing_label": 3},
+        "duplicates": {"exact": 1, "conflicting_labels": 0, "across_splits": 2},
+        "seed": 7,
+        "notices": ["2 rows had an empty label | dropped", "labels are imbalanced"],
+    }
+
+
+def train_info() -> dict:
+    """Training info shaped like engine.train._train_info, history included."""
+    step = {"loss": 0.69, "grad_norm": 0.71, "learning_rate": 5e-05}
+    return {
+        "epochs": 2.0,
+        "steps": 24,
+        "train_samples": 192,
+        "wall_seconds": 7.24,
+        "samples_per_second": 95.92,
+        "final_train_loss": 0.64187,
+        "best_epoch": 2.0,
+        "best_validation_macro_f1": 0.9161,
+        "precision": "bf16",
+        "device": "cpu",
+        "threads": 2,
+        "history": [
+            {**step, "epoch": 0.5, "step": 6},
+            {**step, "epoch": 1.0, "step": 12},
+            {"eval_loss": 0.6499, "eval_accuracy": 0.7083, "eval_macro_f1": 0.6812, "epoch": 1.0, "step": 12},
+            {**step, "epoch": 2.0, "step": 24},
+            {"eval_loss": 0.5361, "eval_accuracy": 0.9167, "eval_macro_f1": 0.9161, "epoch": 2.0, "step": 24},
+            {"train_runtime": 7.2, "train_loss": 0.64187, "epoch": 2.0, "step": 24},
+        ],
+    }
+
+
+def make_report(
+    *,
+    baseline: dict | None,
+    train: dict | None = None,
+    labels: list[str] = LABELS,
+    data_summary: dict | None = None,
+) -> dict:
     texts = ["a | b\nsecond line", "fine", "ok", "meh", "sure", "x" * 300]
     probs = one_hot_logits(Y_PRED, 3) / 3 * 0.7 + 0.1
     return build_classification_report(
@@ -185,14 +261,7 @@ def make_report(*, baseline: dict | None, train: dict | None = None, labels: lis
         y_true=Y_TRUE,
         probs=probs,
         baseline=baseline,
-        data_summary={
-            "rows": 60,
-            "per_label": {"cat": 30, "dog": 20, "bird": 10},
-            "dropped": 2,
-            "duplicates": 1,
-            "truncated": 3,
-            "notices": ["2 rows had an empty label | dropped"],
-        },
+        data_summary=data_summary or training_data_summary(),
         train_info=train,
     )
 
@@ -253,7 +322,7 @@ def test_render_markdown_warns_when_baseline_is_better():
     baseline = {"name": "TF-IDF + logistic regression", "accuracy": 0.9, "macro_f1": 0.9, "per_class_f1": {}}
     md = render_markdown(make_report(baseline=baseline, train={"epochs": 1, "wall_seconds": 2.0}))
     assert "worse than TF-IDF + logistic regression** by 0.411 macro-F1 (0.489 vs 0.900)" in md
-    assert "- Epochs: 1" in md and "- Wall time (s): 2.000" in md
+    assert "| Epochs | 1 |" in md and "| Wall time | 2.0 s |" in md
     assert "No baseline" not in md
 
 
@@ -281,3 +350,149 @@ def test_write_report_overwrites_and_rejects_paths_as_names(tmp_path):
     assert json.loads(json_path.read_text(encoding="utf-8"))["base_model"] == "second"
     with pytest.raises(ValueError, match="plain file name"):
         write_report(report, tmp_path, name="../escape")
+
+
+def section(md: str, title: str) -> str:
+    """The text of one `## title` section of report.md."""
+    start = md.index(f"## {title}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start : end if end != -1 else len(md)]
+
+
+def table_rows(block: str, header: str) -> list[str]:
+    """The body rows of the markdown table whose header line is `header`."""
+    lines = block.splitlines()
+    start = lines.index(header) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_render_markdown_data_section_tables_counts_and_notices():
+    data = section(render_markdown(make_report(baseline=None, train=train_info())), "Data")
+    assert table_rows(data, "| Split | File | Format | Encoding | Rows read | Rows kept |") == [
+        "| train | animals.csv | csv | utf-8 | 65 | 60 |",
+        "| test | held\\|out.csv | csv | cp1252 | 6 | 6 |",
+    ]
+    assert "/srv/uploads" not in data
+    assert "Columns: text from 'sentence', labels from 'animal'." in data
+    # Labels in the summary's order, each split's count, the label total, and a total row that matches the splits.
+    assert table_rows(data, "| Label | Train | Validation | Test | Total |") == [
+        "| bird | 8 | 1 | 1 | 10 |",
+        "| cat | 27 | 3 | 3 | 33 |",
+        "| dog | 19 | 2 | 2 | 23 |",
+        "| **Total** | 54 | 6 | 6 | 66 |",
+    ]
+    assert "Validation: split from the training file (seed 7)." in data
+    assert "Test: split" not in data
+    assert "Length in tokens: median 12, p90 30, p95 41, p99 70, max 96." in data
+    assert "- Dropped rows: 2 with blank text, 3 with no label." in data
+    assert (
+        "- Duplicates: 1 exact repeat(s) of an earlier row, 2 validation/test text(s) also in the training split."
+        in data
+    )
+    assert "conflicting" not in data  # zero counts are left out
+    assert "- Truncated: 3 of 66 text(s) (5%) are longer than max_length 64 tokens and lose their end." in data
+    assert "- 2 rows had an empty label \\| dropped\n- labels are imbalanced" in data
+    for raw in ("rows_per_label", "blank_text", "across_splits", "length_tokens", "{", "source:", "rows: 54"):
+        assert raw not in data, raw
+
+
+def test_render_markdown_data_section_says_none_for_clean_data():
+    summary = training_data_summary()
+    summary.update(
+        truncated={"count": 0, "max_length": 64, "unit": "tokens"},
+        dropped={"blank_text": 0, "missing_label": 0},
+        duplicates={"exact": 0, "conflicting_labels": 0, "across_splits": 0},
+        notices=[],
+    )
+    data = section(render_markdown(make_report(baseline=None, data_summary=summary)), "Data")
+    assert "- Dropped rows: none." in data
+    assert "- Duplicates: none." in data
+    assert "- Truncated: none (every text fits in max_length 64 tokens)." in data
+    assert "Notices" not in data
+
+
+def test_render_markdown_renders_real_summaries_of_the_data_module():
+    from engine.data import load_classification_data, load_labeled_file
+    from engine.spec import DataSpec
+
+    path = str(FIXTURES / "reviews.csv")
+    trained = load_classification_data(DataSpec(train=path), max_length=16, seed=3).summary
+    data = section(render_markdown(make_report(baseline=None, data_summary=trained)), "Data")
+    splits = trained["splits"]
+    fresh = [str(splits[s]["rows_per_label"]["fresh"]) for s in ("train", "validation", "test")]
+    assert f"| fresh | {' | '.join(fresh)} | 120 |" in data
+    totals = [str(splits[s]["rows"]) for s in ("train", "validation", "test")]
+    assert f"| **Total** | {' | '.join(totals)} | 240 |" in data
+    assert "Validation and test: split from the training file (seed 3)." in data
+    assert "| train | reviews.csv | csv | utf-8 | 240 | 240 |" in data
+    assert "Length in words:" in data and "max_length 16 words" in data
+
+    # An evaluate-only summary covers one file: no splits, duplicates or seed, and a single count per label.
+    scored = load_labeled_file(path, max_length=512).summary
+    assert "splits" not in scored and "duplicates" not in scored
+    md = render_markdown(make_report(baseline=None, data_summary=scored))
+    data = section(md, "Data")
+    assert table_rows(data, "| Label | Rows |") == ["| fresh | 120 |", "| rotten | 120 |", "| **Total** | 240 |"]
+    assert "| test | reviews.csv | csv | utf-8 | 240 | 240 |" in data
+    assert "Duplicates" not in data and "seed" not in data and "Validation" not in data
+    assert "- Truncated: none (every text fits in max_length 512 words)." in data
+    assert "Evaluate-only report" in section(md, "Training")
+
+
+def test_render_markdown_training_section_summarises_history():
+    train = section(render_markdown(make_report(baseline=None, train=train_info())), "Training")
+    assert table_rows(train, "| Setting | Value |") == [
+        "| Epochs | 2 |",
+        "| Steps | 24 |",
+        "| Training samples | 192 |",
+        "| Wall time | 7.2 s |",
+        "| Samples per second | 95.9 |",
+        "| Precision | bf16 |",
+        "| Device | cpu |",
+        "| CPU threads | 2 |",
+        "| Best epoch | 2 |",
+        "| Best validation macro-F1 | 0.916 |",
+        "| Final training loss | 0.6419 |",
+    ]
+    # One row per evaluation, none for the training-loss log lines or the closing summary entry.
+    assert table_rows(train, "| Epoch | Validation loss | Accuracy | Macro-F1 |") == [
+        "| 1 | 0.650 | 0.708 | 0.681 |",
+        "| 2 (best) | 0.536 | 0.917 | 0.916 |",
+    ]
+    for raw in ("history", "grad_norm", "learning_rate", "train_runtime", "eval_", "{"):
+        assert raw not in train, raw
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0.04, "0.0 s"), (59.94, "59.9 s"), (125.0, "2 min 05 s"), (3725.0, "1 h 02 min")]
+)
+def test_render_markdown_wall_time_reads_as_a_duration(seconds, shown):
+    md = render_markdown(make_report(baseline=None, train={**train_info(), "wall_seconds": seconds}))
+    assert f"| Wall time | {shown} |" in md
+
+
+def test_render_markdown_tolerates_missing_and_unknown_keys():
+    train = {
+        "epochs": 2.5,
+        "best_epoch": None,
+        "peak_memory_gb": 1.23456,
+        "history": [{"eval_macro_f1": 0.5, "epoch": 1.0}, {"loss": 0.3}],
+        "extra": {"nested": 1},
+    }
+    md = render_markdown(make_report(baseline=None, train=train, data_summary={"rows": 5, "notices": "one notice"}))
+    training = section(md, "Training")
+    assert table_rows(training, "| Setting | Value |") == [
+        "| Epochs | 2.5 |",
+        "| Best epoch | n/a |",
+        "| Peak memory gb | 1.235 |",
+    ]
+    assert table_rows(training, "| Epoch | Validation loss | Accuracy | Macro-F1 |") == ["| 1 | n/a | n/a | 0.500 |"]
+    assert "nested" not in training
+    data = section(md, "Data")
+    assert "- one notice" in data
+    assert "| Label |" not in data and "| Split |" not in data

@@ -1,0 +1,32 @@
+"""The engine is a plain library: importing it never pulls in the web app's or the queue's packages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_MODULES = ["engine", "engine.train", "engine.data", "engine.report", "engine.predict", "engine.evaluation"]
+FORBIDDEN = ["celery", "gradio", "redis"]
+
+PROBE = f"""
+import json, sys
+import {", ".join(ENGINE_MODULES)}
+loaded = sorted({{name.split(".")[0] for name in sys.modules}})
+print(json.dumps(loaded))
+"""
+
+
+def test_importing_the_engine_leaves_celery_gradio_and_redis_unloaded():
+    # A fresh interpreter: in this one, other tests may already have imported the web app.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"engine", "torch", "transformers"} <= loaded  # the probe really imported the engine
+    assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
