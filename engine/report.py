@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -474,7 +474,9 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_report(report: dict, out_dir: str | Path, *, name: str = "report") -> tuple[Path, Path]:
+def write_report(
+    report: dict, out_dir: str | Path, *, name: str = "report", renderer: Callable[[dict], str] | None = None
+) -> tuple[Path, Path]:
     """Write `<name>.json` and `<name>.md` into `out_dir` atomically and return their paths."""
     if not name or Path(name).name != name or name in {".", ".."}:
         raise ValueError(f"report name {name!r} must be a plain file name without folders")
@@ -486,7 +488,7 @@ def write_report(report: dict, out_dir: str | Path, *, name: str = "report") -> 
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     # Serialise both before writing either, so a bad value cannot leave a JSON without its markdown.
     json_text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    md_text = render_markdown(report)
+    md_text = (renderer or render_markdown)(report)
     _write_atomically(json_path, json_text)
     _write_atomically(md_path, md_text)
     return json_path, md_path

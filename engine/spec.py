@@ -9,8 +9,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Task = Literal["text-classification"]
-FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet"]
+Task = Literal["text-classification", "token-classification"]
+FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
@@ -31,6 +31,14 @@ class DataSpec(_Frozen):
     )
     text_column: str | None = Field(default=None, description="Column holding the text; guessed when absent.")
     label_column: str | None = Field(default=None, description="Column holding the label; guessed when absent.")
+    tokens_column: str | None = Field(
+        default=None, description="Token classification, JSON/JSONL: field holding the list of tokens; guessed."
+    )
+    tags_column: str | None = Field(
+        default=None,
+        description="Token classification: JSON/JSONL field holding the list of tags, or for CoNLL files the "
+        "1-based column number of the tag (default: the last column).",
+    )
     validation_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for validation."
     )
@@ -85,6 +93,16 @@ class JobSpec(_Frozen):
     )
     data: DataSpec
     params: TrainingParams = Field(default_factory=TrainingParams)
+
+    @model_validator(mode="after")
+    def _columns_fit_the_task(self) -> JobSpec:
+        if self.task == "text-classification" and (self.data.tokens_column or self.data.tags_column):
+            raise ValueError("data.tokens_column/tags_column are for token-classification; use text/label_column")
+        if self.task == "token-classification" and (self.data.text_column or self.data.label_column):
+            raise ValueError("data.text_column/label_column are for text-classification; use tokens/tags_column")
+        if self.task == "text-classification" and self.data.format == "conll":
+            raise ValueError("data.format 'conll' holds tagged tokens; it needs task 'token-classification'")
+        return self
 
     def to_json(self) -> str:
         """Serialise to indented JSON, the format of spec.json."""

@@ -1,4 +1,4 @@
-"""Fine-tune a text classifier: data -> tokenizer -> model -> Trainer -> report, written into one output folder."""
+"""Fine-tune a model: data -> tokenizer -> model -> Trainer -> report, written into one output folder."""
 
 from __future__ import annotations
 
@@ -11,27 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 import transformers
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    PrinterCallback,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import AutoTokenizer, PrinterCallback, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from engine.catalog import resolve_model
-from engine.data import ClassificationData, load_classification_data
 from engine.hardware import device_name, resolve_precision
-from engine.metrics import softmax, trainer_compute_metrics
-from engine.predict import predict_logits
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
-from engine.report import build_classification_report, tfidf_baseline, write_report
+from engine.report import write_report
 from engine.spec import JobSpec
+from engine.tasks import TaskRecipe, recipe_for
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +62,25 @@ def train(
     output_dir = Path(output_dir).resolve()
     _check_output_dir(output_dir, spec, resume=resume)
     params = spec.params
-    transformers.set_seed(params.seed)  # before the classifier head is initialised, so runs repeat exactly
+    recipe = recipe_for(spec.task)
+    transformers.set_seed(params.seed)  # before the new head is initialised, so runs repeat exactly
 
     model_path = resolve_model(spec.base_model, task=spec.task)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    data = load_classification_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
+    prepared = recipe.prepare(spec, tokenizer)
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
-    tokenized = _tokenize(data, tokenizer, params.max_length)
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path,
-        num_labels=len(data.labels),
-        id2label=dict(enumerate(data.labels)),
-        label2id={label: i for i, label in enumerate(data.labels)},
-        ignore_mismatched_sizes=True,  # a base model that already has a head of another size gets a fresh one
-    )
+    model = recipe.build_model(model_path, prepared.labels)
     precision = resolve_precision(params.precision)
-    args = _training_args(spec, output_dir / CHECKPOINTS, precision, n_train=len(tokenized["train"]))
+    args = _training_args(spec, recipe, output_dir / CHECKPOINTS, precision, n_train=len(prepared.train))
     progress = ProgressCallback(on_event, should_stop, samples_per_step=params.batch_size)
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
-        compute_metrics=trainer_compute_metrics(data.labels),
+        train_dataset=prepared.train,
+        eval_dataset=prepared.validation,
+        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
+        compute_metrics=recipe.compute_metrics(prepared.labels),
         callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
@@ -108,32 +92,10 @@ def train(
     if progress.stopped:
         raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
 
-    # Test-set predictions come from our own ordered loop, so each text stays paired with its prediction.
-    model = trainer.model
-    test_texts = list(data.test["text"])
-    probs = softmax(predict_logits(model, tokenizer, test_texts, max_length=params.max_length))
-    baseline = tfidf_baseline(
-        list(data.train["text"]),
-        list(data.train["label"]),
-        test_texts,
-        list(data.test["label"]),
-        data.labels,
-        seed=params.seed,
-    )
-    report = build_classification_report(
-        task=spec.task,
-        base_model=spec.base_model,
-        labels=data.labels,
-        test_texts=test_texts,
-        y_true=list(data.test["label"]),
-        probs=probs,
-        baseline=baseline,
-        data_summary=data.summary,
-        train_info=_train_info(trainer, outcome.metrics, wall_seconds, precision, len(tokenized["train"])),
-    )
-
+    train_info = _train_info(trainer, recipe.metric_for_best_model, outcome.metrics, wall_seconds, precision)
+    report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
     model_dir = _save_model(trainer, tokenizer, output_dir)
-    write_report(report, output_dir)
+    write_report(report, output_dir, renderer=recipe.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
 
@@ -162,16 +124,9 @@ def _start_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
         ) from exc
 
 
-def _tokenize(data: ClassificationData, tokenizer, max_length: int) -> datasets.DatasetDict:
-    # No padding here: DataCollatorWithPadding pads each batch to its own longest text.
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(list(batch["text"]), truncation=True, max_length=max_length)
-
-    splits = datasets.DatasetDict(train=data.train, validation=data.validation, test=data.test)
-    return splits.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
-
-
-def _training_args(spec: JobSpec, checkpoint_dir: Path, precision: str, *, n_train: int) -> TrainingArguments:
+def _training_args(
+    spec: JobSpec, recipe: TaskRecipe, checkpoint_dir: Path, precision: str, *, n_train: int
+) -> TrainingArguments:
     params = spec.params
     steps_per_epoch = math.ceil(n_train / params.batch_size)
     total_steps = math.ceil(steps_per_epoch * params.epochs)
@@ -189,8 +144,8 @@ def _training_args(spec: JobSpec, checkpoint_dir: Path, precision: str, *, n_tra
         save_strategy="epoch",  # one checkpoint per epoch is what a resumed job restarts from
         save_total_limit=1,  # with load_best_model_at_end the best one is kept as well
         load_best_model_at_end=True,
-        metric_for_best_model="macro_f1",
-        greater_is_better=True,
+        metric_for_best_model=recipe.metric_for_best_model,
+        greater_is_better=recipe.greater_is_better,
         logging_strategy="steps",
         logging_steps=max(1, total_steps // 50),
         logging_first_step=True,
@@ -205,10 +160,13 @@ def _training_args(spec: JobSpec, checkpoint_dir: Path, precision: str, *, n_tra
     )
 
 
-def _train_info(trainer: Trainer, metrics: dict, wall_seconds: float, precision: str, n_train: int) -> dict:
+def _train_info(trainer: Trainer, best_metric: str, metrics: dict, wall_seconds: float, precision: str) -> dict:
     history = trainer.state.log_history
-    evals = [h for h in history if "eval_macro_f1" in h]
-    best = max(evals, key=lambda h: h["eval_macro_f1"]) if evals else None
+    n_train = len(trainer.train_dataset)
+    key = f"eval_{best_metric}"
+    evals = [h for h in history if key in h]
+    pick = max if trainer.args.greater_is_better else min
+    best = pick(evals, key=lambda h: h[key]) if evals else None
     return {
         "epochs": trainer.args.num_train_epochs,
         "steps": trainer.state.global_step,
@@ -217,7 +175,7 @@ def _train_info(trainer: Trainer, metrics: dict, wall_seconds: float, precision:
         "samples_per_second": round(metrics.get("train_samples_per_second", n_train / max(wall_seconds, 1e-9)), 2),
         "final_train_loss": round(float(metrics["train_loss"]), 4) if "train_loss" in metrics else None,
         "best_epoch": best.get("epoch") if best else None,
-        "best_validation_macro_f1": round(float(best["eval_macro_f1"]), 4) if best else None,
+        f"best_validation_{best_metric}": round(float(best[key]), 4) if best else None,
         "precision": precision,
         "device": device_name(),
         "threads": torch.get_num_threads(),

@@ -1,0 +1,86 @@
+"""Text classification: one label per text, a sequence-classification head, macro-F1, TF-IDF baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import datasets
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from engine.data import ClassificationData, load_classification_data
+from engine.metrics import softmax, trainer_compute_metrics
+from engine.predict import predict_logits
+from engine.report import build_classification_report, render_markdown, tfidf_baseline
+from engine.spec import JobSpec
+from engine.tasks.base import Prepared
+
+
+class TextClassification:
+    """Recipe for `text-classification`."""
+
+    name = "text-classification"
+    metric_for_best_model = "macro_f1"
+    greater_is_better = True
+
+    def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
+        params = spec.params
+        data = load_classification_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
+
+        # No padding here: the collator pads each batch to its own longest text.
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            return tokenizer(list(batch["text"]), truncation=True, max_length=params.max_length)
+
+        splits = datasets.DatasetDict(train=data.train, validation=data.validation)
+        tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
+        return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
+
+    def build_model(self, model_path: str, labels: list[str]) -> PreTrainedModel:
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,  # a base model that already has a head of another size gets a fresh one
+        )
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+    def compute_metrics(self, labels: list[str]) -> Any:
+        return trainer_compute_metrics(labels)
+
+    def report(
+        self,
+        spec: JobSpec,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prepared: Prepared,
+        train_info: dict,
+    ) -> dict:
+        data: ClassificationData = prepared.raw
+        # Our own ordered loop, not Trainer.predict: each text stays paired with its prediction.
+        test_texts = list(data.test["text"])
+        y_true = list(data.test["label"])
+        probs = softmax(predict_logits(model, tokenizer, test_texts, max_length=spec.params.max_length))
+        baseline = tfidf_baseline(
+            list(data.train["text"]), list(data.train["label"]), test_texts, y_true, data.labels, seed=spec.params.seed
+        )
+        return build_classification_report(
+            task=self.name,
+            base_model=spec.base_model,
+            labels=data.labels,
+            test_texts=test_texts,
+            y_true=y_true,
+            probs=probs,
+            baseline=baseline,
+            data_summary=data.summary,
+            train_info=train_info,
+        )
+
+    def render_markdown(self, report: dict) -> str:
+        return render_markdown(report)
