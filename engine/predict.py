@@ -9,10 +9,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from engine.errors import DataError
 from engine.metrics import softmax
+from engine.tagging import predict_word_tags, tag_spans
 
 DEFAULT_MAX_LENGTH = 512
 
@@ -43,7 +50,7 @@ def predict_logits(
 
 
 class Predictor:
-    """A fine-tuned classifier loaded once from its model folder; `classify` returns every label's probability."""
+    """A fine-tuned model loaded once from its folder: `classify` for text classifiers, `tag` for entity taggers."""
 
     def __init__(self, model_dir: str | Path, *, device: str | None = None, batch_size: int = 32):
         self.model_dir = Path(model_dir)
@@ -55,7 +62,13 @@ class Predictor:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir).to(self.device)
+        self.task = model_task(self.model_dir)
+        model_class = (
+            AutoModelForTokenClassification
+            if self.task == "token-classification"
+            else AutoModelForSequenceClassification
+        )
+        self.model = model_class.from_pretrained(self.model_dir).to(self.device)
         self.model.eval()
         config = self.model.config
         self.labels: list[str] = [config.id2label[i] for i in range(config.num_labels)]
@@ -71,8 +84,14 @@ class Predictor:
                 pass  # a hand-edited spec: fall back to the tokenizer's own limit
         return min(int(getattr(self.tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
 
+    def _expect(self, task: str, method: str) -> None:
+        if self.task != task:
+            other = "tag" if method == "classify" else "classify"
+            raise ValueError(f"{self.model_dir} is a {self.task} model; use {other}() for it, not {method}()")
+
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, one row per text, columns in `self.labels` order."""
+        self._expect("text-classification", "classify")
         logits = predict_logits(
             self.model, self.tokenizer, list(texts), max_length=self.max_length, batch_size=self.batch_size
         )
@@ -94,6 +113,29 @@ class Predictor:
                 }
             )
         return results
+
+    def tag(self, texts: list[str] | str) -> list[list[dict[str, Any]]]:
+        """Entity spans for each raw text: text, type, start and end character offsets, score."""
+        self._expect("token-classification", "tag")
+        if isinstance(texts, str):
+            texts = [texts]
+        return tag_spans(self.model, self.tokenizer, list(texts), labels=self.labels, max_length=self.max_length)
+
+    def tag_words(self, sentences: list[list[str]]) -> list[list[str]]:
+        """A tag for every word of pre-tokenized sentences."""
+        self._expect("token-classification", "tag")
+        return predict_word_tags(self.model, self.tokenizer, sentences, labels=self.labels, max_length=self.max_length)
+
+
+def model_task(model_dir: str | Path) -> str:
+    """'token-classification' or 'text-classification', from the architecture in the model's config.json."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    architectures = config.get("architectures") or []
+    return (
+        "token-classification"
+        if any(a.endswith("ForTokenClassification") for a in architectures)
+        else ("text-classification")
+    )
 
 
 def predict_file(
