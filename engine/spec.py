@@ -9,8 +9,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Task = Literal["text-classification", "token-classification"]
-FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll"]
+Task = Literal["text-classification", "token-classification", "chat"]
+FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
+Method = Literal["lora", "full"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
@@ -38,6 +39,18 @@ class DataSpec(_Frozen):
         default=None,
         description="Token classification: JSON/JSONL field holding the list of tags, or for CoNLL files the "
         "1-based column number of the tag (default: the last column).",
+    )
+    messages_column: str | None = Field(
+        default=None, description="Chat: field holding the list of {role, content} messages; guessed when absent."
+    )
+    instruction_column: str | None = Field(
+        default=None, description="Chat: column holding the instruction (prompt); guessed when absent."
+    )
+    input_column: str | None = Field(
+        default=None, description="Chat: optional column with extra input appended to the instruction."
+    )
+    output_column: str | None = Field(
+        default=None, description="Chat: column holding the reference answer; guessed when absent."
     )
     validation_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for validation."
@@ -76,6 +89,18 @@ class TrainingParams(_Frozen):
     )
     weight_decay: float = Field(default=0.01, ge=0, le=1, description="AdamW weight decay.")
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the data split, initialisation and order.")
+    method: Method = Field(
+        default="lora",
+        description="Chat: 'lora' trains small adapter matrices (fast, little memory); 'full' trains every weight.",
+    )
+    lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA: rank of the adapter matrices.")
+    lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA: scaling of the adapter (alpha / rank).")
+    lora_dropout: float = Field(default=0.05, ge=0, le=0.5, description="LoRA: dropout on the adapter's input.")
+    lora_target_modules: tuple[str, ...] | None = Field(
+        default=None,
+        description="LoRA: names of the layers that get adapters; the architecture's attention and MLP "
+        "projections when absent.",
+    )
     precision: Precision = Field(
         default="auto",
         description="Numeric precision: 'auto' uses bf16 where the CPU or GPU runs it fast, fp32 otherwise.",
@@ -100,6 +125,14 @@ class JobSpec(_Frozen):
             raise ValueError("data.tokens_column/tags_column are for token-classification; use text/label_column")
         if self.task == "token-classification" and (self.data.text_column or self.data.label_column):
             raise ValueError("data.text_column/label_column are for text-classification; use tokens/tags_column")
+        chat_columns = ("messages_column", "instruction_column", "input_column", "output_column")
+        used = [c for c in chat_columns if getattr(self.data, c)]
+        if self.task != "chat" and used:
+            raise ValueError(f"data.{used[0]} is for task 'chat', not '{self.task}'")
+        if self.task == "chat" and (self.data.text_column or self.data.label_column or self.data.tags_column):
+            raise ValueError("chat data is mapped with messages_column or instruction/input/output_column")
+        if self.task != "chat" and self.data.format == "text":
+            raise ValueError("data.format 'text' (plain text for continued pre-training) needs task 'chat'")
         if self.task == "text-classification" and self.data.format == "conll":
             raise ValueError("data.format 'conll' holds tagged tokens; it needs task 'token-classification'")
         return self
