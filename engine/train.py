@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -94,7 +93,7 @@ def train(
 
     train_info = _train_info(trainer, recipe.metric_for_best_model, outcome.metrics, wall_seconds, precision)
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
-    model_dir = _save_model(trainer, tokenizer, output_dir)
+    model_dir = recipe.save(trainer.model, tokenizer, output_dir)
     write_report(report, output_dir, renderer=recipe.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
@@ -181,14 +180,3 @@ def _train_info(trainer: Trainer, best_metric: str, metrics: dict, wall_seconds:
         "threads": torch.get_num_threads(),
         "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in history],
     }
-
-
-def _save_model(trainer: Trainer, tokenizer, output_dir: Path) -> Path:
-    # Write beside the final folder, then rename: a crash never leaves a half-written model/ behind.
-    final = output_dir / MODEL
-    partial = output_dir / f".{MODEL}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    trainer.model.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    os.replace(partial, final)
-    return final

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from engine.files import atomic_dir
 from engine.spec import JobSpec
 
 
@@ -59,3 +61,16 @@ class TaskRecipe(Protocol):
     def render_markdown(self, report: dict) -> str:
         """report.md for this task's report."""
         ...
+
+    def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
+        """Write the trained model (Hugging Face format) into output_dir; return the folder to load it from."""
+        ...
+
+
+def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
+    """model/ with weights (safetensors), config with label names, and tokenizer, written atomically."""
+    final = output_dir / "model"
+    with atomic_dir(final) as partial:
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+    return final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -17,7 +18,7 @@ from engine.metrics import softmax, trainer_compute_metrics
 from engine.predict import predict_logits
 from engine.report import build_classification_report, render_markdown, tfidf_baseline
 from engine.spec import JobSpec
-from engine.tasks.base import Prepared
+from engine.tasks.base import Prepared, save_model_folder
 
 
 class TextClassification:
@@ -84,3 +85,6 @@ class TextClassification:
 
     def render_markdown(self, report: dict) -> str:
         return render_markdown(report)
+
+    def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
+        return save_model_folder(model, tokenizer, output_dir)
