@@ -69,7 +69,7 @@ def train(
     prepared = recipe.prepare(spec, tokenizer)
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
-    model = recipe.build_model(model_path, prepared.labels)
+    model = recipe.build_model(spec, model_path, prepared.labels)
     precision = resolve_precision(params.precision)
     args = _training_args(spec, recipe, output_dir / CHECKPOINTS, precision, n_train=len(prepared.train))
     progress = ProgressCallback(on_event, should_stop, samples_per_step=params.batch_size)

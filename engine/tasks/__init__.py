@@ -15,7 +15,11 @@ def recipe_for(task: str) -> TaskRecipe:
         from engine.tasks.token_classification import TokenClassification
 
         return TokenClassification()
-    raise ValueError(f"unknown task {task!r}; tasks are 'text-classification' and 'token-classification'")
+    if task == "chat":
+        from engine.tasks.chat import Chat
+
+        return Chat()
+    raise ValueError(f"unknown task {task!r}; tasks are 'text-classification', 'token-classification' and 'chat'")
 
 
 __all__ = ["Prepared", "TaskRecipe", "recipe_for"]

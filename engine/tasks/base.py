@@ -35,7 +35,7 @@ class TaskRecipe(Protocol):
         """Load, validate, split and tokenize the data; raise DataError for unusable input."""
         ...
 
-    def build_model(self, model_path: str, labels: list[str]) -> PreTrainedModel:
+    def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
         """The pretrained model with a fresh head for `labels`, label names stored in its config."""
         ...
 

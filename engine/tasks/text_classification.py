@@ -40,7 +40,7 @@ class TextClassification:
         tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
         return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
 
-    def build_model(self, model_path: str, labels: list[str]) -> PreTrainedModel:
+    def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
         return AutoModelForSequenceClassification.from_pretrained(
             model_path,
             num_labels=len(labels),
