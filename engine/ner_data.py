@@ -1,0 +1,605 @@
+"""Load tagged tokens for named-entity recognition (CoNLL or JSON/JSONL): read, normalise tags, split, summarise."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from numbers import Number
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+
+from engine.data import _length_stats, _missing_column, _stratified_split
+from engine.errors import DataError
+from engine.paths import max_upload_bytes
+from engine.spec import DataSpec
+from engine.tabular import _MAGIC, _decode, _looks_like_json, _read_bytes, read_table
+
+__all__ = [
+    "TokenClassificationData",
+    "detect_scheme",
+    "inspect_token_data",
+    "load_token_classification_data",
+    "normalize_tags",
+    "read_conll",
+]
+
+TOKENS_NAMES = ("tokens", "words", "chars", "characters", "token", "word", "text", "sentence")
+TAGS_NAMES = ("tags", "ner_tags", "ner", "bio", "bio_tags", "iob_tags", "labels", "label", "tag", "entity_tags")
+CONLL_EXTENSIONS = (".conll", ".conll03", ".conll2003", ".bio", ".iob", ".iob2", ".bioes", ".ner")
+TABLE_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".parquet", ".pq", ".csv")
+ALLOWED_TAGS = (
+    "'O' or PREFIX-TYPE, with PREFIX B or I (BIO/IOB1), S or E (BIOES) or U or L (BILOU), e.g. 'B-PER', 'I-LOC'"
+)
+RARE_ENTITIES = 10
+_TAG = re.compile(r"([BIESLU])[-_](\S+)")
+_SPLITS = ("train", "validation", "test")
+_NO_ENTITY, _POOLED = "\x00none", "\x00pooled"  # split-stratification keys that no entity type can equal
+
+
+@dataclass
+class TokenClassificationData:
+    """Train/validation/test datasets with columns "tokens" and "tags" (ids into `labels`), plus the summary."""
+
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    test: datasets.Dataset
+    labels: list[str]
+    entity_types: list[str]
+    summary: dict
+
+
+@dataclass
+class _File:
+    """One tagged file as read, before cleaning; `lines` holds each sentence's first line for CoNLL files."""
+
+    path: Path
+    format: str
+    encoding: str | None
+    tokens: list[list[str]]
+    tags: list[list[str]]
+    lines: list[int] | None
+    columns: tuple[str, str]
+    notices: list[str] = field(default_factory=list)
+
+    def where(self, sentence: int, token: int | None = None) -> str:
+        if self.lines is not None:
+            line = self.lines[sentence] + (token or 0)
+            return f"sentence {sentence + 1}, line {line}"
+        return f"sentence {sentence + 1} (record {sentence + 1})" + (
+            f", token {token + 1}" if token is not None else ""
+        )
+
+
+def _parse(tag: str) -> tuple[str, str] | None:
+    """(prefix, type) of a tag, ("O", "") for outside, None for a tag in no known scheme."""
+    if tag == "O":
+        return "O", ""
+    match = _TAG.fullmatch(tag)
+    return (match[1], match[2]) if match else None
+
+
+def detect_scheme(sequences: Iterable[list[str]]) -> str:
+    """Name the tagging scheme of a corpus: 'BILOU', 'BIOES', 'IOB1' (entities start with I-) or 'IOB2'."""
+    prefixes: Counter = Counter()
+    i_starts = b_starts = 0
+    for tags in sequences:
+        previous = ("O", "")
+        for tag in tags:
+            parsed = _parse(tag) or ("O", "")
+            prefix, kind = parsed
+            prefixes[prefix] += 1
+            starts = previous[0] == "O" or previous[1] != kind
+            i_starts += starts and prefix == "I"
+            b_starts += starts and prefix == "B"
+            previous = parsed
+    if prefixes["U"] or prefixes["L"]:
+        return "BILOU"
+    if prefixes["S"] or prefixes["E"]:
+        return "BIOES"
+    # IOB1 uses B- only between two adjacent entities of one type, so most of its entities start with I-;
+    # IOB2 data with a few slips still starts most entities with B-.
+    return "IOB1" if i_starts > b_starts else "IOB2"
+
+
+def normalize_tags(tags: list[str], *, scheme: str | None = None) -> tuple[list[str], Counter]:
+    """Rewrite one sentence's tags as IOB2 and count the changes by kind.
+
+    Kinds: "iob1_to_iob2" and "bioes_to_iob2" (scheme conversions), "i_without_b" (an I-X starting an entity,
+    read as B-X) and "type_switch" (an I-Y right after an X entity, read as B-Y). Pass the corpus-wide `scheme`
+    from `detect_scheme`; one sentence alone cannot tell IOB1 from IOB2 with slips.
+    """
+    scheme = scheme or detect_scheme([tags])
+    out: list[str] = []
+    counts: Counter = Counter()
+    open_type: str | None = None  # the type of an entity the next token may continue
+    for position, tag in enumerate(tags):
+        parsed = _parse(tag)
+        if parsed is None:
+            raise DataError(f"unknown tag {tag!r} at token {position + 1}; tags must be {ALLOWED_TAGS}")
+        prefix, kind = parsed
+        if prefix == "O":
+            out.append("O")
+            open_type = None
+            continue
+        if prefix in "SEUL":
+            counts["bioes_to_iob2"] += 1
+        starts = prefix in "BSU" or open_type != kind
+        if starts and prefix in "IEL":
+            if scheme == "IOB1":
+                counts["iob1_to_iob2"] += 1
+            elif open_type is None:
+                counts["i_without_b"] += 1
+            else:
+                counts["type_switch"] += 1
+        out.append(f"{'B' if starts else 'I'}-{kind}")
+        open_type = None if prefix in "SEUL" else kind  # S/E/U/L close their entity
+    return out, counts
+
+
+def _conll_column(tags_column: str | None) -> int | None:
+    """0-based index of the tag column, None for the last column."""
+    if tags_column is None or tags_column.strip().lower() == "last":
+        return None
+    value = tags_column.strip()
+    if value.isdigit() and int(value) >= 2:
+        return int(value) - 1
+    raise DataError(
+        f"tags_column {tags_column!r} is not a column of a CoNLL file; give the 1-based number of the tag column "
+        "(2 or more: the token is column 1) or 'last'"
+    )
+
+
+def _conll_lines(text: str) -> list[tuple[int, list[str] | None]]:
+    """(line number, fields) per line; None marks a sentence break (blank or -DOCSTART- line)."""
+    lines = text.split("\n")
+    sample = [line for line in lines[:2000] if line.strip()]
+    # Tab-separated files may hold tokens with spaces; otherwise any run of whitespace separates columns.
+    tabbed = sum("\t" in line for line in sample) > len(sample) / 2
+    out: list[tuple[int, list[str] | None]] = []
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r")
+        fields = [f.strip() for f in line.split("\t")] if tabbed else line.split()
+        while len(fields) > 1 and not fields[-1]:
+            fields.pop()
+        out.append((lineno, None if not line.strip() or fields[0] == "-DOCSTART-" else fields))
+    return out
+
+
+def _looks_like_conll(text: str) -> bool:
+    rows = [fields for _, fields in _conll_lines(text[:65536]) if fields][:200]
+    tagged = sum(len(f) >= 2 and any(_parse(v) for v in f[1:]) for f in rows)
+    return bool(rows) and tagged >= 0.9 * len(rows)
+
+
+def _read_conll_file(path: Path, *, tags_column: str | None, raw: bytes) -> _File:
+    text, encoding, notices = _decode(raw, path)
+    if not text.strip():
+        raise DataError(f"{path.name} is empty (only whitespace); upload tagged sentences, one 'token TAG' per line")
+    column = _conll_column(tags_column)
+    sentences: list[tuple[int, list[str], list[str]]] = []  # (first line, tokens, tags)
+    current: tuple[int, list[str], list[str]] | None = None
+    for lineno, fields in _conll_lines(text):
+        if fields is None:
+            current = None
+            continue
+        if len(fields) < 2:
+            raise DataError(
+                f"{path.name} line {lineno} ({fields[0][:40]!r}) has no tag column; each token line needs the token "
+                "and its tag separated by a space or a tab, with a blank line between sentences"
+            )
+        index = len(fields) - 1 if column is None else column
+        if index >= len(fields):
+            raise DataError(
+                f"{path.name} line {lineno} has {len(fields)} columns but tags_column is {index + 1}; "
+                "set tags_column to the number of the column holding the tags, or 'last'"
+            )
+        if current is None:
+            current = (lineno, [], [])
+            sentences.append(current)
+        current[1].append(fields[0])
+        current[2].append(fields[index])
+    tokens, tags, starts = [s[1] for s in sentences], [s[2] for s in sentences], [s[0] for s in sentences]
+    if not tokens:
+        raise DataError(f"{path.name} holds no sentences (only -DOCSTART- or blank lines); add tagged sentences")
+    shown = "last" if column is None else str(column + 1)
+    return _File(path, "conll", encoding, tokens, tags, starts, ("1", shown), notices)
+
+
+def _guess_token_columns(frame: pd.DataFrame, tokens_column: str | None, tags_column: str | None) -> tuple[str, str]:
+    columns = [str(c) for c in frame.columns]
+    for kind, name in (("tokens", tokens_column), ("tags", tags_column)):
+        if name is not None and name not in columns:
+            raise DataError(_missing_column(kind, name, columns))
+
+    def by_name(names: tuple[str, ...], exclude: str | None) -> str | None:
+        lowered = {c.strip().lower(): c for c in columns if c != exclude}
+        return next((lowered[n] for n in names if n in lowered), None)
+
+    tokens = tokens_column or by_name(TOKENS_NAMES, tags_column)
+    tags = tags_column or by_name(TAGS_NAMES, tokens)
+    if tokens is None or tags is None or tokens == tags:
+        raise DataError(
+            f"could not tell which fields hold the tokens and the tags; fields are {columns}; set tokens_column and "
+            "tags_column (each record needs a list of tokens and a list of tags of the same length)"
+        )
+    return tokens, tags
+
+
+def _as_list(value: Any) -> list | str | None:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    if isinstance(value, str):
+        return value
+    return None if value is None or pd.isna(value) else [value]
+
+
+def _read_table_file(
+    path: Path, *, fmt: str | None, tokens_column: str | None, tags_column: str | None, limit: int
+) -> _File:
+    table = read_table(path, format=fmt, max_bytes=limit)
+    tokens_name, tags_name = _guess_token_columns(table.frame, tokens_column, tags_column)
+    file = _File(path, table.format, table.encoding, [], [], None, (tokens_name, tags_name), list(table.notices))
+    for i, (raw_tokens, raw_tags) in enumerate(zip(table.frame[tokens_name], table.frame[tags_name], strict=True)):
+        tokens, tags = _as_list(raw_tokens), _as_list(raw_tags)
+        tags = tags.split() if isinstance(tags, str) else tags or []
+        numbers = [t for t in tags if isinstance(t, Number)]
+        if numbers:
+            raise DataError(
+                f"{path.name}: tags field '{tags_name}' holds numbers (e.g. {tags[:5]} in {file.where(i)}), and "
+                "the file does not say which tag each number stands for; write the tags as strings such as "
+                "'B-PER', 'I-PER', 'O'"
+            )
+        if isinstance(tokens, str):
+            # A plain string: words when the tag count matches them, else characters (Chinese-style data).
+            tokens = tokens.split() if len(tokens.split()) == len(tags) else list(tokens)
+        tokens = tokens or []
+        if len(tokens) != len(tags):
+            raise DataError(
+                f"{path.name}: {file.where(i)} has {len(tokens)} tokens but {len(tags)} tags; "
+                f"each token in '{tokens_name}' needs exactly one tag in '{tags_name}'"
+            )
+        file.tokens.append(["" if t is None else str(t) for t in tokens])
+        file.tags.append([str(t).strip() for t in tags])
+    return file
+
+
+def _check_tags(file: _File) -> None:
+    unknown: dict[str, str] = {}
+    for i, tags in enumerate(file.tags):
+        for j, tag in enumerate(tags):
+            if tag not in unknown and _parse(tag) is None:
+                unknown[tag] = file.where(i, j)
+    if unknown:
+        shown = ", ".join(f"{tag!r} ({where})" for tag, where in list(unknown.items())[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise DataError(
+            f"{file.path.name}: unknown tag(s) {shown}{more}; tags must be {ALLOWED_TAGS}. Check the tag column "
+            f"(tags_column, now '{file.columns[1]}')"
+        )
+
+
+def read_conll(
+    path: str | Path, *, tags_column: str | None = None, max_bytes: int | None = None
+) -> tuple[list[list[str]], list[list[str]], list[str]]:
+    """Read a CoNLL file (`token ... TAG` per line, blank line between sentences): tokens, raw tags, notices."""
+    path = Path(path)
+    file = _read_conll_file(path, tags_column=tags_column, raw=_read_raw(path, max_bytes))
+    _check_tags(file)
+    return file.tokens, file.tags, file.notices
+
+
+def _read_raw(path: Path, max_bytes: int | None) -> bytes:
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path.name} is empty (0 bytes); upload tagged sentences (CoNLL, JSON or JSONL)")
+    return _read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
+
+
+def _read_file(path_name: str, data: DataSpec, limit: int) -> _File:
+    """Read CoNLL or a table (JSON/JSONL/Parquet/CSV) by declared format, extension, then content."""
+    path, declared = Path(path_name), data.format
+    tokens_column, tags_column = getattr(data, "tokens_column", None), getattr(data, "tags_column", None)
+    raw = _read_raw(path, limit)
+    conll = declared == "conll" or (declared is None and path.suffix.lower() in CONLL_EXTENSIONS)
+    binary = next((kind for magic, kind in _MAGIC if raw.startswith(magic)), None)
+    # Plain-text names (.txt, .tsv, none) may hold CoNLL or a table; the content decides.
+    if not conll and not binary and declared in (None, "csv", "tsv") and path.suffix.lower() not in TABLE_EXTENSIONS:
+        text = _decode(raw, path)[0]
+        conll = not _looks_like_json(text) and _looks_like_conll(text)
+    if conll:
+        if binary:
+            raise DataError(f"{path.name} is {binary}, not a CoNLL text file; upload one 'token TAG' per line")
+        if tokens_column not in (None, "1"):
+            raise DataError(f"tokens_column {tokens_column!r}: in CoNLL files the token is always column 1")
+        file = _read_conll_file(path, tags_column=tags_column, raw=raw)
+    else:
+        file = _read_table_file(path, fmt=declared, tokens_column=tokens_column, tags_column=tags_column, limit=limit)
+    _check_tags(file)
+    return file
+
+
+@dataclass
+class _Tagged:
+    """One file cleaned and normalised to IOB2."""
+
+    file: _File
+    tokens: list[list[str]]
+    tags: list[list[str]]
+    scheme: str
+    changes: Counter
+    blank_tokens: int
+    empty_sentences: int
+
+
+def _normalise(file: _File) -> _Tagged:
+    tokens, tags, blank, empty = [], [], 0, 0
+    for sentence_tokens, sentence_tags in zip(file.tokens, file.tags, strict=True):
+        # Blank tokens vanish in the tokenizer, leaving their tag with no sub-token to sit on.
+        kept = [(t, g) for t, g in zip(sentence_tokens, sentence_tags, strict=True) if t.strip()]
+        blank += len(sentence_tokens) - len(kept)
+        if not kept:
+            empty += 1
+            continue
+        tokens.append([t for t, _ in kept])
+        tags.append([g for _, g in kept])
+    scheme = detect_scheme(tags)
+    changes: Counter = Counter()
+    for i, sentence_tags in enumerate(tags):
+        tags[i], counts = normalize_tags(sentence_tags, scheme=scheme)
+        changes += counts
+    return _Tagged(file, tokens, tags, scheme, changes, blank, empty)
+
+
+def _entities(tags: list[list[str]]) -> Counter:
+    return Counter(tag[2:] for sentence in tags for tag in sentence if tag.startswith("B-"))
+
+
+def _check_training_tags(train: _Tagged) -> None:
+    name, column = train.file.path.name, train.file.columns[1]
+    if not train.tokens:
+        raise DataError(f"{name} has no sentences left once blank tokens are dropped; add tagged sentences")
+    distinct = {tag for sentence in train.file.tags for tag in sentence}  # as written, before IOB1 conversion
+    if len(distinct) == 1 and distinct != {"O"}:
+        raise DataError(
+            f"{name}: every token is tagged {distinct.pop()!r}, so there is nothing to tell apart; check the tag "
+            f"column (tags_column, now '{column}') and that non-entity tokens are tagged 'O'"
+        )
+    if not _entities(train.tags):
+        raise DataError(
+            f"{name} has no entities: every token is tagged 'O'; a model needs examples of entities such as "
+            f"B-PER/I-PER to learn from. Check the tag column (tags_column, now '{column}')"
+        )
+
+
+def _split_keys(tags: list[list[str]], min_group: int) -> list[str]:
+    """Stratify by each sentence's rarest entity type (or none), so rare types reach every split."""
+    counts = _entities(tags)
+    keys = []
+    for sentence in tags:
+        types = {tag[2:] for tag in sentence if tag.startswith("B-")}
+        keys.append(min(types, key=lambda t: (counts[t], t)) if types else _NO_ENTITY)
+    sizes = Counter(keys)
+    # Groups too small to give each split its share are pooled, so a rare type cannot block or skew the split.
+    small = {key for key, n in sizes.items() if n < min_group}
+    if small:
+        pooled = sum(sizes[key] for key in small)
+        big = [key for key in sizes if key not in small]
+        target = _POOLED if pooled >= min_group or not big else max(big, key=lambda k: (sizes[k], k))
+        keys = [target if key in small else key for key in keys]
+    return keys
+
+
+def _lengths(tokens: list[list[str]], tokenizer: Any, level: str) -> tuple[list[int], str]:
+    if tokenizer is None:
+        return [len(sentence) for sentence in tokens], "characters" if level == "character" else "words"
+    lengths: list[int] = []
+    for start in range(0, len(tokens), 1000):
+        batch = tokens[start : start + 1000]
+        ids = tokenizer(batch, is_split_into_words=True, add_special_tokens=True, verbose=False)["input_ids"]
+        lengths.extend(len(row) for row in ids)
+    return lengths, "tokens"
+
+
+def _dataset(tokens: list[list[str]], tags: list[list[str]], labels: list[str]) -> datasets.Dataset:
+    ids = {name: i for i, name in enumerate(labels)}
+    features = datasets.Features(
+        {
+            "tokens": datasets.List(datasets.Value("string")),
+            "tags": datasets.List(datasets.ClassLabel(names=labels)),
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {"tokens": tokens, "tags": [[ids[t] for t in sentence] for sentence in tags]}, features=features
+    )
+
+
+def _split_counts(tokens: list[list[str]], tags: list[list[str]], types: list[str], source: str) -> dict:
+    entities = _entities(tags)
+    return {
+        "sentences": len(tokens),
+        "tokens": sum(len(s) for s in tokens),
+        "entities": sum(entities.values()),
+        "entities_per_type": {t: entities.get(t, 0) for t in types},
+        "source": source,
+    }
+
+
+def load_token_classification_data(
+    data: DataSpec, *, tokenizer: Any = None, max_length: int = 128, seed: int = 42, max_bytes: int | None = None
+) -> TokenClassificationData:
+    """Read, normalise to IOB2, check and split the tagged files of `data`; summarise what training will see."""
+    limit = max_upload_bytes() if max_bytes is None else max_bytes
+    tagged = {"train": _normalise(_read_file(data.train, data, limit))}
+    for split in ("validation", "test"):
+        if getattr(data, split):
+            tagged[split] = _normalise(_read_file(getattr(data, split), data, limit))
+    _check_training_tags(tagged["train"])
+    train = tagged["train"]
+    counts = _entities(train.tags)
+    types = sorted(counts)
+    for split, found in tagged.items():
+        unseen = sorted(set(_entities(found.tags)) - set(types))
+        if unseen:
+            raise DataError(
+                f"entity type(s) {unseen[:10]} appear in the {split} file {found.file.path.name} but not in the "
+                f"training file {train.file.path.name}; a model cannot learn them; add training examples or remove "
+                "those entities"
+            )
+    labels = ["O", *(f"{prefix}-{t}" for t in types for prefix in ("B", "I"))]
+
+    held_out = {s: getattr(data, f"{s}_fraction") for s in ("validation", "test") if s not in tagged}
+    need = 1 + len(held_out)
+    if len(train.tokens) < need:
+        splits = " and ".join(["training", *held_out])
+        raise DataError(
+            f"too few sentences to split: {train.file.path.name} has {len(train.tokens)}, at least {need} are "
+            f"needed (one each for {splits}); add sentences or supply separate validation and test files"
+        )
+    min_group = max(need, math.ceil(1 / min(held_out.values()))) if held_out else 1
+    indices = _stratified_split(_split_keys(train.tags, min_group), held_out, seed)
+    parts = {s: ([train.tokens[i] for i in idx], [train.tags[i] for i in idx]) for s, idx in indices.items()}
+    parts.update({s: (found.tokens, found.tags) for s, found in tagged.items() if s != "train"})
+
+    all_tokens = [sentence for s in _SPLITS for sentence in parts[s][0]]
+    all_tags = [sentence for s in _SPLITS for sentence in parts[s][1]]
+    words = [token for sentence in all_tokens for token in sentence]
+    # Character-level data (Chinese, Japanese) must be split into characters again at prediction time.
+    level = "character" if sum(len(w) == 1 for w in words) >= 0.95 * len(words) else "word"
+    lengths, unit = _lengths(all_tokens, tokenizer, level)
+    entities = _entities(all_tags)
+    schemes = {found.scheme for found in tagged.values()}
+    split_source = "split from the training file, stratified by each sentence's rarest entity type"
+    summary = {
+        "files": [
+            {
+                "split": split,
+                "path": str(found.file.path),
+                "format": found.file.format,
+                "encoding": found.file.encoding,
+                "tag_scheme": found.scheme,
+                "sentences_read": len(found.file.tokens),
+                "sentences_kept": len(found.tokens),
+                "tokens": sum(len(s) for s in found.tokens),
+            }
+            for split, found in tagged.items()
+        ],
+        "tokens_column": train.file.columns[0],
+        "tags_column": train.file.columns[1],
+        "labels": labels,
+        "entity_types": types,
+        "token_level": level,
+        "sentences": len(all_tokens),
+        "tokens": len(words),
+        "entities": sum(entities.values()),
+        "entities_per_type": {t: entities.get(t, 0) for t in types},
+        "sentences_with_entities": sum(any(tag != "O" for tag in s) for s in all_tags),
+        "splits": {s: _split_counts(*parts[s], types, "file" if s in tagged else split_source) for s in _SPLITS},
+        "tag_scheme": {
+            "detected": schemes.pop()
+            if len(schemes) == 1
+            else ", ".join(f"{f.scheme} ({s})" for s, f in tagged.items()),
+            "converted_tags": sum(f.changes["iob1_to_iob2"] + f.changes["bioes_to_iob2"] for f in tagged.values()),
+        },
+        "repairs": {kind: sum(f.changes[kind] for f in tagged.values()) for kind in ("i_without_b", "type_switch")},
+        "length_tokens": _length_stats(lengths, unit),
+        "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
+        "dropped": {
+            "empty_sentences": sum(f.empty_sentences for f in tagged.values()),
+            "blank_tokens": sum(f.blank_tokens for f in tagged.values()),
+        },
+        "duplicates": _duplicates(parts),
+        "seed": seed,
+    }
+    notices = [notice for found in tagged.values() for notice in found.file.notices]
+    summary["notices"] = notices + _summary_notices(summary, tagged)
+    return TokenClassificationData(
+        train=_dataset(*parts["train"], labels),
+        validation=_dataset(*parts["validation"], labels),
+        test=_dataset(*parts["test"], labels),
+        labels=labels,
+        entity_types=types,
+        summary=summary,
+    )
+
+
+def inspect_token_data(data: DataSpec, *, tokenizer: Any = None, max_length: int = 128, seed: int = 42) -> dict:
+    """The validation summary shown before training: counts, entities, tag repairs, lengths, splits, notices."""
+    return load_token_classification_data(data, tokenizer=tokenizer, max_length=max_length, seed=seed).summary
+
+
+def _duplicates(parts: dict[str, tuple[list[list[str]], list[list[str]]]]) -> dict[str, int]:
+    pairs = [(tuple(t), tuple(g)) for s in _SPLITS for t, g in zip(*parts[s], strict=True)]
+    tags_of: dict[tuple, set] = {}
+    for tokens, tags in pairs:
+        tags_of.setdefault(tokens, set()).add(tags)
+    train = {tuple(t) for t in parts["train"][0]}
+    return {
+        "exact": len(pairs) - len(set(pairs)),
+        "conflicting_tags": sum(len(found) > 1 for found in tags_of.values()),
+        "across_splits": sum(tuple(t) in train for s in ("validation", "test") for t in parts[s][0]),
+    }
+
+
+def _summary_notices(summary: dict, tagged: dict[str, _Tagged]) -> list[str]:
+    """Plain-language warnings about conversions, repairs and what the counts mean for the scores."""
+    notices = []
+    for found in tagged.values():
+        name, changes = found.file.path.name, found.changes
+        converted = changes["iob1_to_iob2"] + changes["bioes_to_iob2"]
+        if converted:
+            notices.append(f"{name} uses the {found.scheme} tag scheme; {converted} tag(s) were converted to IOB2")
+        if changes["i_without_b"]:
+            notices.append(
+                f"{name}: {changes['i_without_b']} entity(ies) start with I- and no B- before it; "
+                "each was read as starting with B-"
+            )
+        if changes["type_switch"]:
+            notices.append(
+                f"{name}: {changes['type_switch']} I-X tag(s) directly follow an entity of another type; "
+                "each was read as B-X, the start of a new entity"
+            )
+    dropped, dup, truncated = summary["dropped"], summary["duplicates"], summary["truncated"]
+    if dropped["blank_tokens"]:
+        notices.append(f"dropped {dropped['blank_tokens']} blank token(s) (empty or only spaces)")
+    if dropped["empty_sentences"]:
+        notices.append(f"dropped {dropped['empty_sentences']} sentence(s) with no tokens")
+    if dup["exact"]:
+        notices.append(f"{dup['exact']} sentence(s) repeat an earlier one exactly (same tokens and tags); kept")
+    if dup["conflicting_tags"]:
+        notices.append(f"{dup['conflicting_tags']} sentence(s) appear with different tags; check and fix them")
+    if dup["across_splits"]:
+        notices.append(
+            f"{dup['across_splits']} validation/test sentence(s) also appear in the training split; "
+            "scores on them will look better than on new text"
+        )
+    train_counts = summary["splits"]["train"]["entities_per_type"]
+    rare = [f"'{t}' ({n})" for t, n in train_counts.items() if n < RARE_ENTITIES]
+    if rare:
+        notices.append(
+            f"entity type(s) {', '.join(rare)} have fewer than {RARE_ENTITIES} examples in the training split; "
+            "expect low scores for them, and add examples if you can"
+        )
+    for split in ("validation", "test"):
+        missing = [t for t, n in summary["splits"][split]["entities_per_type"].items() if not n]
+        if missing:
+            notices.append(
+                f"the {split} split has no entities of type(s) {missing[:10]}; their scores cannot be measured"
+            )
+    if truncated["count"]:
+        share = truncated["count"] / summary["sentences"]
+        notices.append(
+            f"{truncated['count']} sentence(s) ({share:.0%}) are longer than max_length={truncated['max_length']} "
+            f"{truncated['unit']}; their end is cut off and its entities are neither learned nor scored"
+        )
+    if summary["length_tokens"]["unit"] != "tokens":
+        notices.append(
+            f"lengths are counted in {summary['length_tokens']['unit']} (no tokenizer given); sub-word token counts "
+            "are usually higher"
+        )
+    return notices
