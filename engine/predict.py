@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -18,6 +20,7 @@ from transformers import (
 )
 
 from engine.errors import DataError
+from engine.generation import generate_reply, stream_reply
 from engine.metrics import softmax
 from engine.tagging import predict_word_tags, tag_spans
 
@@ -86,8 +89,9 @@ class Predictor:
 
     def _expect(self, task: str, method: str) -> None:
         if self.task != task:
-            other = "tag" if method == "classify" else "classify"
-            raise ValueError(f"{self.model_dir} is a {self.task} model; use {other}() for it, not {method}()")
+            raise ValueError(
+                f"{self.model_dir} is a {self.task} model; use {_METHODS[self.task]}() for it, not {method}()"
+            )
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, one row per text, columns in `self.labels` order."""
@@ -126,16 +130,43 @@ class Predictor:
         self._expect("token-classification", "tag")
         return predict_word_tags(self.model, self.tokenizer, sentences, labels=self.labels, max_length=self.max_length)
 
+    def chat(
+        self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0
+    ) -> str:
+        """The assistant's reply to a conversation (list of {role, content})."""
+        self._expect("chat", "chat")
+        reply = generate_reply(
+            self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+        )
+        return reply.text
+
+    def stream_chat(
+        self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.9
+    ) -> Iterator[str]:
+        """The reply piece by piece, as it is generated."""
+        self._expect("chat", "chat")
+        yield from stream_reply(
+            self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+        )
+
+
+_MODEL_CLASSES = {
+    "text-classification": AutoModelForSequenceClassification,
+    "token-classification": AutoModelForTokenClassification,
+    "chat": AutoModelForCausalLM,
+}
+_METHODS = {"text-classification": "classify", "token-classification": "tag", "chat": "chat"}
+
 
 def model_task(model_dir: str | Path) -> str:
-    """'token-classification' or 'text-classification', from the architecture in the model's config.json."""
+    """The task a model folder serves, from the architecture in its config.json."""
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     architectures = config.get("architectures") or []
-    return (
-        "token-classification"
-        if any(a.endswith("ForTokenClassification") for a in architectures)
-        else ("text-classification")
-    )
+    if any(a.endswith("ForTokenClassification") for a in architectures):
+        return "token-classification"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "chat"
+    return "text-classification"
 
 
 def predict_file(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -12,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Task = Literal["text-classification", "token-classification", "chat"]
 FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
 Method = Literal["lora", "full"]
+
+# Defaults that differ by task; every other default lives on the field itself.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "chat": {"base_model": "smollm2-135m-instruct", "params": {"max_length": 512, "batch_size": 8}},
+}
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
@@ -118,6 +123,18 @@ class JobSpec(_Frozen):
     )
     data: DataSpec
     params: TrainingParams = Field(default_factory=TrainingParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: object) -> object:
+        # Conversations need a longer window than one-line texts; an explicit max_length always wins.
+        if isinstance(raw, dict) and raw.get("task") in TASK_DEFAULTS:
+            defaults = TASK_DEFAULTS[raw["task"]]
+            raw = {"base_model": defaults["base_model"], **raw}
+            params = raw.get("params") or {}
+            if isinstance(params, dict):
+                raw["params"] = {**defaults["params"], **params}
+        return raw
 
     @model_validator(mode="after")
     def _columns_fit_the_task(self) -> JobSpec:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
-from engine.spec import DataSpec, JobSpec, TrainingParams
+from engine.spec import JobSpec, TrainingParams
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
@@ -23,7 +23,23 @@ TRAIN_PARAM_FLAGS = {
     "warmup_ratio": float,
     "weight_decay": float,
     "seed": int,
+    "lora_rank": int,
+    "lora_alpha": int,
+    "lora_dropout": float,
 }
+TASKS = ["text-classification", "token-classification", "chat"]
+FORMATS = ["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
+DATA_FILES = ("train", "validation", "test")
+DATA_COLUMNS = (
+    "text_column",
+    "label_column",
+    "tokens_column",
+    "tags_column",
+    "messages_column",
+    "instruction_column",
+    "input_column",
+    "output_column",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fine-tune a model on a labeled file and write model, report and spec")
     train.add_argument("--config", type=Path, help="YAML or JSON job spec; flags below override its values")
-    train.add_argument("--task", choices=["text-classification"], help="what the model learns (default: %(default)s)")
-    train.add_argument("--base-model", help="catalog name, local model folder or hub id (default: minilm-l6)")
+    train.add_argument("--task", choices=TASKS, help="what the model learns (default text-classification)")
+    train.add_argument(
+        "--base-model", help="catalog name, local folder or hub id (default minilm-l6; smollm2-135m-instruct for chat)"
+    )
     _add_data_flags(train, with_splits=True)
     for name, kind in TRAIN_PARAM_FLAGS.items():
         field = TrainingParams.model_fields[name]
         flag = f"--{name.replace('_', '-')}"
         train.add_argument(flag, type=kind, help=f"{field.description} (default {field.default})")
+    train.add_argument("--method", choices=["lora", "full"], help="chat: LoRA adapters or full fine-tuning")
     train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="numeric precision")
     train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -66,32 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_cmd_train)
 
     inspect = sub.add_parser("inspect", help="validate a data file and print its summary without training")
+    inspect.add_argument("--config", type=Path, help="YAML or JSON job spec; flags below override its values")
+    inspect.add_argument("--task", choices=TASKS, help="what the data is for (default text-classification)")
     _add_data_flags(inspect, with_splits=True)
-    inspect.add_argument("--base-model", default="minilm-l6", help="tokenizer used to count lengths in tokens")
-    inspect.add_argument("--max-length", type=int, default=TrainingParams.model_fields["max_length"].default)
-    inspect.add_argument("--seed", type=int, default=TrainingParams.model_fields["seed"].default)
+    inspect.add_argument("--base-model", help="its tokenizer counts lengths in tokens (default: the task's)")
+    inspect.add_argument("--max-length", type=int)
+    inspect.add_argument("--seed", type=int)
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.set_defaults(handler=_cmd_inspect)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a finished model on a labeled file")
     evaluate.add_argument("--model", type=Path, required=True, help="the model/ folder of a training output")
     evaluate.add_argument("--data", type=Path, required=True, help="labeled file (CSV, TSV, JSON, JSONL, Parquet)")
-    evaluate.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "parquet"])
+    evaluate.add_argument("--format", choices=FORMATS[:5])
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
     evaluate.add_argument("--output", type=Path, required=True, help="REPORT.json to write (a .md is written beside)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="classify a text or a file of texts with a finished model")
+    predict = sub.add_parser("predict", help="run a finished model on a text or a file: labels, entities or answers")
     predict.add_argument("--model", type=Path, required=True, help="the model/ folder of a training output")
     source = predict.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", help="a text to classify (repeatable)")
-    source.add_argument("--input", type=Path, help="file of texts (CSV, TSV, JSON, JSONL, Parquet)")
+    source.add_argument("--text", action="append", help="a text to classify or tag, or a prompt (repeatable)")
+    source.add_argument("--input", type=Path, help="file of texts (CSV, TSV, JSON, JSONL, Parquet) or prompts (JSONL)")
     predict.add_argument("--text-column", help="column of --input holding the texts (guessed when absent)")
-    predict.add_argument("--output", type=Path, help="where to write predictions for --input (.csv or .jsonl)")
+    predict.add_argument("--output", type=Path, help="where to write the results for --input (.csv or .jsonl)")
+    predict.add_argument("--max-new-tokens", type=int, default=256, help="chat: longest answer in tokens")
     predict.add_argument("--json", action="store_true", help="print predictions as JSON")
     predict.set_defaults(handler=_cmd_predict)
+
+    chat = sub.add_parser("chat", help="talk to a chat model in the terminal (answers stream as they are generated)")
+    chat.add_argument("--model", type=Path, required=True, help="the model/ folder of a chat training output")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--top-p", type=float, default=0.9)
+    chat.add_argument("--max-new-tokens", type=int, default=256)
+    chat.set_defaults(handler=_cmd_chat)
 
     models = sub.add_parser("models", help="list the model catalog and what is available offline")
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")
@@ -104,9 +134,17 @@ def _add_data_flags(parser: argparse.ArgumentParser, *, with_splits: bool) -> No
     if with_splits:
         parser.add_argument("--validation", help="optional validation file (else split from --train)")
         parser.add_argument("--test", help="optional test file (else split from --train)")
-    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "parquet"], help="override detection")
-    parser.add_argument("--text-column", help="column holding the text (guessed when absent)")
-    parser.add_argument("--label-column", help="column holding the label (guessed when absent)")
+    parser.add_argument(
+        "--format", choices=FORMATS, help="override detection (conll: tagged tokens; text: plain text)"
+    )
+    parser.add_argument("--text-column", help="classification: column holding the text (guessed when absent)")
+    parser.add_argument("--label-column", help="classification: column holding the label (guessed when absent)")
+    parser.add_argument("--tokens-column", help="token classification (JSON/JSONL): field with the token list")
+    parser.add_argument("--tags-column", help="token classification: tag list field, or CoNLL tag column number")
+    parser.add_argument("--messages-column", help="chat: field with the list of {role, content} messages")
+    parser.add_argument("--instruction-column", help="chat: column with the instruction")
+    parser.add_argument("--input-column", help="chat: optional column with extra input")
+    parser.add_argument("--output-column", help="chat: column with the reference answer")
 
 
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
@@ -118,14 +156,14 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     for key in ("train", "validation", "test"):
         if data.get(key):
             data[key] = str((config_dir / data[key]).resolve())
-    for key in ("train", "validation", "test", "format", "text_column", "label_column"):
+    for key in (*DATA_FILES, "format", *DATA_COLUMNS):
         value = getattr(args, key, None)
         if value is not None:
-            data[key] = str(Path(value).resolve()) if key in ("train", "validation", "test") else value
+            data[key] = str(Path(value).resolve()) if key in DATA_FILES else value
     if not data.get("train"):
         raise ValueError("no training file: pass --train FILE or a --config whose data.train names one")
     params = dict(raw.get("params") or {})
-    for key in [*TRAIN_PARAM_FLAGS, "precision"]:
+    for key in [*TRAIN_PARAM_FLAGS, "method", "precision"]:
         value = getattr(args, key, None)
         if value is not None:
             params[key] = value
@@ -139,11 +177,11 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)  # argument errors first, before torch takes seconds to import
+    from engine.tasks import inspect_job_data
     from engine.train import TrainingStopped, train
 
     if not args.json:
-        summary = _inspect(spec.data, spec.base_model, spec.params.max_length, spec.params.seed)
-        print(format_summary(summary))
+        print(format_summary(inspect_job_data(spec)))
     with _ProgressBar(enabled=not args.json) as bar:
         try:
             result = train(spec, args.output, on_event=bar.update, resume=args.resume)
@@ -158,23 +196,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(data: DataSpec, base_model: str, max_length: int, seed: int) -> dict:
-    from transformers import AutoTokenizer
-
-    from engine.catalog import resolve_model
-    from engine.data import inspect_data
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_model))
-    return inspect_data(data, tokenizer=tokenizer, max_length=max_length, seed=seed)
-
-
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    if not args.train:
-        raise ValueError("pass the file to check with --train FILE")
-    data = DataSpec.model_validate(
-        {k: getattr(args, k) for k in ("train", "validation", "test", "format", "text_column", "label_column")}
-    )
-    summary = _inspect(data, args.base_model, args.max_length, args.seed)
+    spec = spec_from_args(args)
+    from engine.tasks import inspect_job_data
+
+    summary = inspect_job_data(spec)
     print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_summary(summary))
     return 0
 
@@ -199,18 +225,86 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model)
     if args.text:
-        results = predictor.classify(args.text)
+        results = _predict_texts(predictor, args.text, args.max_new_tokens)
         if args.json:
             print(json.dumps(results, indent=2, ensure_ascii=False))
         else:
             for text, res in zip(args.text, results, strict=True):
-                print(f"{res['label']}\t{res['score']:.3f}\t{text}")
+                print(_one_line(predictor.task, text, res))
         return 0
     if not args.output:
-        raise ValueError("--input needs --output FILE (.csv or .jsonl) for the predictions")
-    count = predict_file(predictor, args.input, args.output, text_column=args.text_column)
+        raise ValueError("--input needs --output FILE for the results (.csv or .jsonl)")
+    if predictor.task == "chat":
+        count = _answer_prompts(predictor, args.input, args.output, args.max_new_tokens)
+    else:
+        count = predict_file(predictor, args.input, args.output, text_column=args.text_column)
     message = {"input": str(args.input), "output": str(args.output), "rows": count}
-    print(json.dumps(message) if args.json else f"wrote {count} predictions to {args.output}")
+    print(json.dumps(message) if args.json else f"wrote {count} results to {args.output}")
+    return 0
+
+
+def _predict_texts(predictor, texts: list[str], max_new_tokens: int) -> list[Any]:
+    if predictor.task == "token-classification":
+        return predictor.tag(texts)
+    if predictor.task == "chat":
+        return [predictor.chat([{"role": "user", "content": t}], max_new_tokens=max_new_tokens) for t in texts]
+    return predictor.classify(texts)
+
+
+def _one_line(task: str, text: str, result: Any) -> str:
+    if task == "token-classification":
+        spans = ", ".join(f"{s['text']} [{s['type']}]" for s in result) or "(no entities)"
+        return f"{text}\n  -> {spans}"
+    if task == "chat":
+        return f"> {text}\n{result}"
+    return f"{result['label']}\t{result['score']:.3f}\t{text}"
+
+
+def _answer_prompts(predictor, input_path: Path, output_path: Path, max_new_tokens: int) -> int:
+    """Answer each line of a JSONL file ({"messages": [...]} or {"prompt": "..."}) into answers JSONL."""
+    rows = []
+    for number, line in enumerate(input_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{input_path.name} line {number} is not valid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
+            raise DataError(f'{input_path.name} line {number}: give {{"messages": [...]}} or {{"prompt": "..."}}')
+        messages = record.get("messages") or [{"role": "user", "content": str(record["prompt"])}]
+        rows.append({**record, "answer": predictor.chat(messages, max_new_tokens=max_new_tokens)})
+    partial = output_path.with_name(f".{output_path.name}.partial")
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    partial.replace(output_path)
+    return len(rows)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from engine.predict import Predictor
+
+    predictor = Predictor(args.model)
+    if predictor.task != "chat":
+        raise ValueError(f"{args.model} is a {predictor.task} model; `playground predict` runs it")
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    print("Type a message and press Enter; an empty line or Ctrl-D ends the chat.", file=sys.stderr)
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        messages.append({"role": "user", "content": text})
+        print("model> ", end="", flush=True)
+        pieces = []
+        for piece in predictor.stream_chat(
+            messages, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p
+        ):
+            pieces.append(piece)
+            print(piece, end="", flush=True)
+        print()
+        messages.append({"role": "assistant", "content": "".join(pieces).strip()})
     return 0
 
 
@@ -223,15 +317,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: dict) -> str:
-    """A few readable lines about the data, shown before training starts."""
-    lines = [
-        f"data: {summary.get('rows')} rows, text column '{summary.get('text_column')}', "
-        f"label column '{summary.get('label_column')}'"
+    """A few readable lines about the data, shown before training starts (any task's summary)."""
+    counts = [
+        f"{summary[key]} {key}"
+        for key in ("rows", "sentences", "conversations", "examples", "tokens")
+        if key in summary
     ]
-    per_label = summary.get("rows_per_label") or {}
-    lines.append("labels: " + ", ".join(f"{label} ({n})" for label, n in per_label.items()))
+    lines = ["data: " + ", ".join(dict.fromkeys(counts))]
+    columns = summary.get("columns") or {
+        k: summary[k] for k in ("text_column", "label_column", "tokens_column", "tags_column") if summary.get(k)
+    }
+    if columns:
+        lines.append("columns: " + ", ".join(f"{k} = '{v}'" for k, v in columns.items()))
+    per_label = summary.get("rows_per_label") or summary.get("entities_per_type") or {}
+    if per_label:
+        lines.append("labels: " + ", ".join(f"{label} ({n})" for label, n in per_label.items()))
     for split, info in (summary.get("splits") or {}).items():
-        lines.append(f"  {split}: {info.get('rows')} rows")
+        size = next((info[k] for k in ("rows", "sentences", "examples") if k in info), "?")
+        lines.append(f"  {split}: {size}")
     lengths = summary.get("length_tokens") or {}
     if lengths:
         lines.append(
@@ -245,11 +348,20 @@ def format_summary(summary: dict) -> str:
 def format_report_summary(report: dict) -> str:
     """Headline numbers of a report for the terminal; the full version is report.md."""
     m = report["metrics"]
-    lines = [f"test accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   weighted-F1 {m['weighted_f1']:.3f}"]
+    if report.get("task") == "chat":
+        return (
+            f"held-out perplexity {m['base_perplexity']:.2f} (base) -> {m['perplexity']:.2f} (fine-tuned); "
+            f"loss {m['base_loss']:.4f} -> {m['loss']:.4f}"
+        )
+    main = "macro_f1" if "macro_f1" in m else "micro_f1"
+    lines = [
+        f"test accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   "
+        + (f"weighted-F1 {m['weighted_f1']:.3f}" if "weighted_f1" in m else f"micro-F1 {m.get('micro_f1', 0):.3f}")
+    ]
     base = report.get("baseline")
-    if base:
-        delta = m["macro_f1"] - base["macro_f1"]
-        lines.append(f"baseline ({base['name']}): macro-F1 {base['macro_f1']:.3f}  ({delta:+.3f} for fine-tuning)")
+    if base and main in base:
+        delta = m[main] - base[main]
+        lines.append(f"baseline ({base['name']}): {main} {base[main]:.3f}  ({delta:+.3f} for fine-tuning)")
     lines.append(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
     for label, row in report["per_class"].items():
         lines.append(

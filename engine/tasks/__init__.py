@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.spec import JobSpec
 from engine.tasks.base import Prepared, TaskRecipe
 
 
@@ -22,4 +23,14 @@ def recipe_for(task: str) -> TaskRecipe:
     raise ValueError(f"unknown task {task!r}; tasks are 'text-classification', 'token-classification' and 'chat'")
 
 
-__all__ = ["Prepared", "TaskRecipe", "recipe_for"]
+def inspect_job_data(spec: JobSpec) -> dict:
+    """The validation summary for a job's data, counted with its base model's tokenizer, before any training."""
+    from transformers import AutoTokenizer
+
+    from engine.catalog import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec.base_model, task=spec.task))
+    return recipe_for(spec.task).inspect(spec, tokenizer)
+
+
+__all__ = ["Prepared", "TaskRecipe", "inspect_job_data", "recipe_for"]

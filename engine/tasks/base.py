@@ -31,6 +31,10 @@ class TaskRecipe(Protocol):
     metric_for_best_model: str  # a key of compute_metrics' result, without the "eval_" prefix
     greater_is_better: bool
 
+    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
+        """The validation summary of the job's data, without tokenizing it for training."""
+        ...
+
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         """Load, validate, split and tokenize the data; raise DataError for unusable input."""
         ...

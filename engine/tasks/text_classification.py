@@ -13,7 +13,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from engine.data import ClassificationData, load_classification_data
+from engine.data import ClassificationData, inspect_data, load_classification_data
 from engine.metrics import softmax, trainer_compute_metrics
 from engine.predict import predict_logits
 from engine.report import build_classification_report, render_markdown, tfidf_baseline
@@ -27,6 +27,10 @@ class TextClassification:
     name = "text-classification"
     metric_for_best_model = "macro_f1"
     greater_is_better = True
+
+    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
+        params = spec.params
+        return inspect_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
 
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         params = spec.params

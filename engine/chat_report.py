@@ -1,0 +1,121 @@
+"""The chat report: held-out loss and perplexity before and after fine-tuning, and generations side by side."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.report import _cell as escape_cell
+from engine.report import _table as markdown_table
+
+_TRAIN_KEYS = (
+    "method",
+    "epochs",
+    "steps",
+    "train_samples",
+    "trainable_parameters",
+    "total_parameters",
+    "wall_seconds",
+    "train_tokens_per_second",
+    "precision",
+    "device",
+    "final_train_loss",
+)
+
+
+def build_chat_report(
+    *,
+    base_model: str,
+    loss: float,
+    perplexity: float,
+    base_loss: float,
+    base_perplexity: float,
+    n_held_out: int,
+    generations: list[dict],
+    generation_tokens_per_second: float | None,
+    data_summary: dict,
+    train_info: dict | None,
+) -> dict[str, Any]:
+    """report.json for a chat job; `baseline` is the base model on the same held-out conversations."""
+    return {
+        "task": "chat",
+        "base_model": base_model,
+        "labels": [],
+        "split": "test",
+        "n_test": n_held_out,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": {
+            "loss": round(loss, 4),
+            "perplexity": round(perplexity, 3),
+            "base_loss": round(base_loss, 4),
+            "base_perplexity": round(base_perplexity, 3),
+            "perplexity_change": round(perplexity - base_perplexity, 3),
+        },
+        "baseline": {
+            "name": "base model, not fine-tuned",
+            "loss": round(base_loss, 4),
+            "perplexity": round(base_perplexity, 3),
+        },
+        "generations": generations,
+        "generation": {"tokens_per_second": generation_tokens_per_second, "decoding": "greedy"},
+        "data": data_summary,
+        "train": train_info,
+    }
+
+
+def render_chat_markdown(report: dict) -> str:
+    """report.md for a chat job."""
+    m = report["metrics"]
+    lines = [
+        f"# chat report: {report['base_model']}",
+        "",
+        f"Held-out conversations: {report['n_test']} · created at {report['created_at']}",
+        "",
+        "## Loss on assistant tokens (held-out split)",
+        "",
+        *markdown_table(
+            ["Model", "Loss", "Perplexity"],
+            [
+                ["base", f"{m['base_loss']:.4f}", f"{m['base_perplexity']:.3f}"],
+                ["fine-tuned", f"{m['loss']:.4f}", f"{m['perplexity']:.3f}"],
+            ],
+        ),
+        "",
+    ]
+    change = m["perplexity_change"]
+    if change < 0:
+        lines.append(f"Fine-tuning lowered perplexity by **{-change:.3f}** ({-change / m['base_perplexity']:.0%}).")
+    else:
+        lines.append(
+            f"**Fine-tuning did not lower perplexity** (+{change:.3f}): try more data, more epochs, or a lower "
+            "learning rate if the training loss fell while this rose (overfitting)."
+        )
+    train = report.get("train") or {}
+    if train:
+        keys = [k for k in _TRAIN_KEYS if train.get(k) is not None]
+        lines += [
+            "",
+            "## Training",
+            "",
+            *markdown_table(["Setting", "Value"], [[k.replace("_", " "), str(train[k])] for k in keys]),
+        ]
+    speed = (report.get("generation") or {}).get("tokens_per_second")
+    if speed:
+        lines += ["", f"Generation speed (fine-tuned, greedy): {speed} tokens/s."]
+    if report.get("generations"):
+        lines += ["", "## Generations on held-out prompts", ""]
+        for i, row in enumerate(report["generations"], 1):
+            last_user = next((t["content"] for t in reversed(row["prompt"]) if t["role"] == "user"), "")
+            lines += [
+                f"### {i}. {escape_cell(last_user)[:200]}",
+                "",
+                *markdown_table(
+                    ["reference", "base", "fine-tuned"],
+                    [[escape_cell(row["reference"]), escape_cell(row["base"]), escape_cell(row["fine_tuned"])]],
+                ),
+                "",
+            ]
+    notices = (report.get("data") or {}).get("notices") or []
+    if notices:
+        lines += ["", "## Data notices", "", *[f"- {escape_cell(n)}" for n in notices]]
+    return "\n".join(lines) + "\n"

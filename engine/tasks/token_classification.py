@@ -1,0 +1,114 @@
+"""Token classification (named entities): a tag per word, first sub-token carries the label, seqeval metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import (
+    AutoModelForTokenClassification,
+    DataCollatorForTokenClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from engine.ner_data import TokenClassificationData, inspect_token_data, load_token_classification_data
+from engine.ner_metrics import most_frequent_tag_baseline, trainer_compute_metrics
+from engine.ner_report import build_token_classification_report, render_ner_markdown
+from engine.spec import JobSpec
+from engine.tagging import predict_word_tags
+from engine.tasks.base import Prepared, save_model_folder
+
+IGNORE = -100  # label of positions the loss skips
+
+
+def align_tags(word_ids: list[int | None], word_tags: list[int]) -> list[int]:
+    """Sub-token labels: a word's tag on its first sub-token, IGNORE on the rest and on special tokens."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(word_tags[word] if word is not None and word != previous else IGNORE)
+        previous = word
+    return labels
+
+
+class TokenClassification:
+    """Recipe for `token-classification`."""
+
+    name = "token-classification"
+    metric_for_best_model = "micro_f1"  # the headline number of NER benchmarks (CoNLL's F1 is micro over entities)
+    greater_is_better = True
+
+    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
+        params = spec.params
+        return inspect_token_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
+
+    def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
+        params = spec.params
+        data = load_token_classification_data(
+            spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed
+        )
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            enc = tokenizer(
+                [list(t) for t in batch["tokens"]],
+                is_split_into_words=True,
+                truncation=True,
+                max_length=params.max_length,
+            )
+            enc["labels"] = [align_tags(enc.word_ids(i), list(tags)) for i, tags in enumerate(batch["tags"])]
+            return enc
+
+        splits = datasets.DatasetDict(train=data.train, validation=data.validation)
+        tokenized = splits.map(encode, batched=True, remove_columns=["tokens", "tags"], desc="Tokenizing")
+        return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
+
+    def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
+        return AutoModelForTokenClassification.from_pretrained(
+            model_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+        )
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+    def compute_metrics(self, labels: list[str]) -> Any:
+        return trainer_compute_metrics(labels)
+
+    def report(
+        self,
+        spec: JobSpec,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prepared: Prepared,
+        train_info: dict,
+    ) -> dict:
+        data: TokenClassificationData = prepared.raw
+        names = data.labels
+
+        def as_tags(split: datasets.Dataset) -> tuple[list[list[str]], list[list[str]]]:
+            return [list(t) for t in split["tokens"]], [[names[i] for i in tags] for tags in split["tags"]]
+
+        train_tokens, train_tags = as_tags(data.train)
+        test_tokens, test_tags = as_tags(data.test)
+        predicted = predict_word_tags(model, tokenizer, test_tokens, labels=names, max_length=spec.params.max_length)
+        return build_token_classification_report(
+            base_model=spec.base_model,
+            labels=names,
+            entity_types=data.entity_types,
+            test_tokens=test_tokens,
+            y_true_tags=test_tags,
+            y_pred_tags=predicted,
+            baseline=most_frequent_tag_baseline(train_tokens, train_tags, test_tokens, test_tags),
+            data_summary=data.summary,
+            train_info=train_info,
+        )
+
+    def render_markdown(self, report: dict) -> str:
+        return render_ner_markdown(report)
+
+    def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
+        return save_model_folder(model, tokenizer, output_dir)
