@@ -66,15 +66,10 @@ class Predictor:
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.task = model_task(self.model_dir)
-        model_class = (
-            AutoModelForTokenClassification
-            if self.task == "token-classification"
-            else AutoModelForSequenceClassification
-        )
-        self.model = model_class.from_pretrained(self.model_dir).to(self.device)
+        self.model = _MODEL_CLASSES[self.task].from_pretrained(self.model_dir).to(self.device)
         self.model.eval()
         config = self.model.config
-        self.labels: list[str] = [config.id2label[i] for i in range(config.num_labels)]
+        self.labels: list[str] = [] if self.task == "chat" else [config.id2label[i] for i in range(config.num_labels)]
         self.max_length = self._trained_max_length()
 
     def _trained_max_length(self) -> int:
