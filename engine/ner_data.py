@@ -533,6 +533,35 @@ def inspect_token_data(data: DataSpec, *, tokenizer: Any = None, max_length: int
     return load_token_classification_data(data, tokenizer=tokenizer, max_length=max_length, seed=seed).summary
 
 
+def load_tagged_file(
+    path: str, *, format: str | None = None, tokens_column: str | None = None, tags_column: str | None = None
+) -> tuple[list[list[str]], list[list[str]], dict]:
+    """One tagged file, cleaned and normalised to IOB2 like training data: tokens, tags and a short summary."""
+    spec = DataSpec(train=path, format=format, tokens_column=tokens_column, tags_column=tags_column)
+    tagged = _normalise(_read_file(path, spec, max_upload_bytes()))
+    if not tagged.tokens:
+        raise DataError(f"no usable sentences in {Path(path).name}: every sentence is empty")
+    entities = _entities(tagged.tags)
+    summary = {
+        "files": [
+            {
+                "split": "test",
+                "path": str(tagged.file.path),
+                "format": tagged.file.format,
+                "encoding": tagged.file.encoding,
+                "tag_scheme": tagged.scheme,
+            }
+        ],
+        "sentences": len(tagged.tokens),
+        "tokens": sum(len(t) for t in tagged.tokens),
+        "entities": sum(entities.values()),
+        "entities_per_type": dict(sorted(entities.items())),
+        "repairs": {k: tagged.changes.get(k, 0) for k in ("i_without_b", "type_switch")},
+        "notices": list(tagged.file.notices),
+    }
+    return tagged.tokens, tagged.tags, summary
+
+
 def _duplicates(parts: dict[str, tuple[list[list[str]], list[list[str]]]]) -> dict[str, int]:
     pairs = [(tuple(t), tuple(g)) for s in _SPLITS for t, g in zip(*parts[s], strict=True)]
     tags_of: dict[tuple, set] = {}

@@ -167,7 +167,10 @@ def model_task(model_dir: str | Path) -> str:
 def predict_file(
     predictor: Predictor, input_path: str | Path, output_path: str | Path, *, text_column: str | None
 ) -> int:
-    """Classify every row of a data file; write the rows with `predicted`, `confidence` and per-label columns."""
+    """Run a classifier or tagger on every row of a file; write the rows with its predictions (.csv or .jsonl).
+
+    Classifiers add `predicted`, `confidence` and a `p_<label>` column per label; taggers add `entities`.
+    """
     from engine.data import read_table
 
     table = read_table(input_path)
@@ -176,12 +179,18 @@ def predict_file(
     if column not in frame.columns:
         raise DataError(f"text column {column!r} not found in {input_path}; columns are {list(frame.columns)}")
     texts = ["" if v is None else str(v) for v in frame[column].tolist()]
-    probs = predictor.predict_proba(texts)
     out = frame.copy()
-    out["predicted"] = [predictor.labels[i] for i in probs.argmax(axis=1)]
-    out["confidence"] = probs.max(axis=1).round(6)
-    for j, label in enumerate(predictor.labels):
-        out[f"p_{label}"] = probs[:, j].round(6)
+    if predictor.task == "token-classification":
+        spans = predictor.tag(texts)
+        # CSV cells hold the spans as JSON text; JSONL keeps them as lists.
+        as_json = Path(output_path).suffix == ".csv"
+        out["entities"] = [json.dumps(s, ensure_ascii=False) if as_json else s for s in spans]
+    else:
+        probs = predictor.predict_proba(texts)
+        out["predicted"] = [predictor.labels[i] for i in probs.argmax(axis=1)]
+        out["confidence"] = probs.max(axis=1).round(6)
+        for j, label in enumerate(predictor.labels):
+            out[f"p_{label}"] = probs[:, j].round(6)
     output_path = Path(output_path)
     partial = output_path.with_name(f".{output_path.name}.partial")
     if output_path.suffix in (".jsonl", ".ndjson"):

@@ -72,3 +72,16 @@ def test_tiny_ner_run_learns_and_tags_raw_text(tmp_path):
         assert 0 < span["score"] <= 1
     with pytest.raises(ValueError, match="use tag"):
         predictor.classify(text)
+
+    # The same model scored on a tagged file, and run over a file of raw texts.
+    from engine.evaluation import evaluate
+    from engine.predict import predict_file
+
+    scored = evaluate(result.model_dir, FIXTURES / "en.conll", output=tmp_path / "eval" / "report.json")
+    assert scored["task"] == "token-classification"
+    assert sum(row["support"] for row in scored["per_class"].values()) == scored["data"]["entities"]
+    assert (tmp_path / "eval" / "report.md").is_file()
+    (tmp_path / "in.csv").write_text(f"text\n{text}\nno names at all here\n", encoding="utf-8")
+    assert predict_file(predictor, tmp_path / "in.csv", tmp_path / "out.jsonl", text_column=None) == 2
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["entities"] == spans
