@@ -1,6 +1,6 @@
 """Training throughput of the engine in bf16 autocast against fp32, measured in the same run.
 
-Run by hand: `HF_HUB_OFFLINE=1 python bench/train_speed.py [--epochs 2] [--repeat 3]`.
+Run by hand: `HF_HUB_OFFLINE=1 python -m bench.train_speed [--epochs 2] [--repeat 3]`.
 Prints samples/s, wall time and test macro-F1 for each precision and the bf16/fp32 speed ratio.
 The fixture is repeated to get more steps, so near-copies land in every split: the F1 here only shows
 that bf16 learns as well as fp32, not how good the model is.

@@ -1,0 +1,1 @@
+"""Benchmarks, run by hand as modules (`python -m bench.NAME`) so bench/queue.py cannot shadow the stdlib queue."""
