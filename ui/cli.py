@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.spec import JobSpec, TrainingParams
+from ui.cli_jobs import add_job_commands
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-p", type=float, default=0.9)
     chat.add_argument("--max-new-tokens", type=int, default=256)
     chat.set_defaults(handler=_cmd_chat)
+
+    add_job_commands(sub)
 
     models = sub.add_parser("models", help="list the model catalog and what is available offline")
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")

@@ -1,0 +1,512 @@
+"""The job store: one SQL table of jobs and one of their events, the source of truth for every job.
+
+SQLite under the data dir by default, PostgreSQL by URL. Every state change is one conditional UPDATE whose
+WHERE clause names the state it expects (status, attempt), so two workers or two recovery sweeps racing for the
+same job cannot both win: exactly one UPDATE matches a row, the other sees rowcount 0 and backs off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from worker.records import CANCELLED, QUEUED, RUNNING, Job, JobEvent, utcnow
+
+_SCHEMA_LOCK_KEY = 0x706C6179  # "play": serialises CREATE TABLE between processes starting at once on PostgreSQL
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobRow(Base):
+    __tablename__ = "playground_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict] = mapped_column(JSON)
+    queue: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    hint: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict | None] = mapped_column(JSON)
+    artifact_dir: Mapped[str] = mapped_column(String(500))  # relative to the data dir, which hosts mount anywhere
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    worker_name: Mapped[str | None] = mapped_column(String(255))
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EventRow(Base):
+    __tablename__ = "playground_job_events"
+    __table_args__ = (Index("ix_playground_job_events_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("playground_jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    step: Mapped[int | None] = mapped_column(Integer)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    loss: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class JobStore:
+    """Reads and writes job records; safe to share between threads, re-connects after a fork."""
+
+    def __init__(self, url: str, home: Path):
+        self.url = url
+        self.home = home
+        self._engine: Engine | None = None
+        self._reader: Engine | None = None
+        self._pid = -1
+
+    @property
+    def engine(self) -> Engine:
+        # A pooled connection must never cross a fork (Celery's prefork children): each process opens its own.
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = _make_engine(self.url)
+            self._reader = self._engine.execution_options(playground_read_only=True)
+            self._pid = os.getpid()
+        return self._engine
+
+    def create_schema(self) -> None:
+        """Create the tables if they are missing; safe when several processes start at once."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            Base.metadata.create_all(conn)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = self._reader = None
+
+    @contextmanager
+    def _session(self, *, write: bool = True) -> Iterator[Session]:
+        engine = self.engine  # (re)connects first, which also sets up the reader
+        bind = engine if write else self._reader
+        with Session(bind, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # ---- reading -------------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        with self._session(write=False) as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                return None
+            position = self._position(s, row) if row.status == QUEUED else None
+            return self._job(row, position)
+
+    def find(self, id_or_prefix: str) -> list[str]:
+        """Ids equal to, or starting with, `id_or_prefix` (at most 10)."""
+        pattern = id_or_prefix.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        with self._session(write=False) as s:
+            rows = s.execute(select(JobRow.id).where(JobRow.id.like(pattern, escape="\\")).limit(10)).scalars()
+            return list(rows)
+
+    def list(self, owner: str | None = None, statuses: tuple[str, ...] = (), limit: int = 200) -> list[Job]:
+        """Jobs, newest first, optionally of one owner and some statuses."""
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
+        if owner is not None:
+            query = query.where(JobRow.owner == owner)
+        if statuses:
+            query = query.where(JobRow.status.in_(statuses))
+        with self._session(write=False) as s:
+            rows = list(s.execute(query).scalars())
+            positions = self._positions(s) if any(r.status == QUEUED for r in rows) else {}
+            return [self._job(row, positions.get(row.id)) for row in rows]
+
+    def events(self, job_id: str, since: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """Events of one job with an id above `since`, oldest first."""
+        query = (
+            select(EventRow).where(EventRow.job_id == job_id, EventRow.id > since).order_by(EventRow.id).limit(limit)
+        )
+        with self._session(write=False) as s:
+            return [_event(row) for row in s.execute(query).scalars()]
+
+    def running_with_stale_heartbeat(self, cutoff: datetime) -> list[Job]:
+        """Running jobs whose last heartbeat is older than `cutoff`: their worker is gone."""
+        query = select(JobRow).where(JobRow.status == RUNNING, JobRow.heartbeat_at < cutoff)
+        with self._session(write=False) as s:
+            return [self._job(row) for row in s.execute(query).scalars()]
+
+    def cancel_overdue(self, cutoff: datetime) -> list[Job]:
+        """Running jobs asked to cancel before `cutoff` that are still running."""
+        query = select(JobRow).where(
+            JobRow.status == RUNNING, JobRow.cancel_requested.is_(True), JobRow.cancel_requested_at < cutoff
+        )
+        with self._session(write=False) as s:
+            return [self._job(row) for row in s.execute(query).scalars()]
+
+    def queued_since_before(self, cutoff: datetime) -> list[Job]:
+        """Queued jobs last sent to the broker before `cutoff`."""
+        query = select(JobRow).where(JobRow.status == QUEUED, JobRow.queued_at < cutoff)
+        with self._session(write=False) as s:
+            return [self._job(row) for row in s.execute(query).scalars()]
+
+    # ---- writing -------------------------------------------------------------------------------------------------
+
+    def create(self, *, job_id: str, owner: str, kind: str, spec: dict, queue: str, max_attempts: int) -> Job:
+        """Record a new queued job; the caller sends its first message with task id `<job_id>.1`."""
+        now = utcnow()
+        row = JobRow(
+            id=job_id,
+            owner=owner,
+            kind=kind,
+            spec=spec,
+            queue=queue,
+            status=QUEUED,
+            created_at=now,
+            queued_at=now,
+            artifact_dir=f"jobs/{job_id}",
+            max_attempts=max_attempts,
+            sends=1,
+            task_id=task_id_for(job_id, 1),
+            step=0,
+            attempts=0,
+            cancel_requested=False,
+        )
+        with self._session() as s:
+            s.add(row)
+            s.flush()
+            s.add(_status_event(job_id, 0, f"queued on '{queue}' by {owner}"))
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def claim(self, job_id: str, *, task_id: str, host: str, name: str, pid: int) -> Job | None:
+        """Move a queued job to running for this worker; None when another worker has it or it is finished."""
+        now = utcnow()
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == QUEUED, JobRow.cancel_requested.is_(False))
+                .values(
+                    status=RUNNING,
+                    attempts=JobRow.attempts + 1,
+                    started_at=func.coalesce(JobRow.started_at, now),
+                    heartbeat_at=now,
+                    worker_host=host,
+                    worker_name=name,
+                    worker_pid=pid,
+                    task_id=task_id,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return None
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            s.add(_status_event(job_id, row.attempts, f"running on {host} (pid {pid}), attempt {row.attempts}"))
+            return self._job(row)
+
+    def heartbeat(self, job_id: str, attempt: int, *, beat: bool) -> tuple[bool, bool]:
+        """(still ours, cancel requested) for the running attempt; with `beat` also refresh its heartbeat."""
+        with self._session() as s:
+            if beat:
+                s.execute(
+                    _owned(update(JobRow), job_id, attempt)
+                    .values(heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            row = s.execute(
+                select(JobRow.status, JobRow.attempts, JobRow.cancel_requested).where(JobRow.id == job_id)
+            ).one_or_none()
+        if row is None:
+            return False, False
+        return row.status == RUNNING and row.attempts == attempt, bool(row.cancel_requested)
+
+    def record_progress(self, job_id: str, attempt: int, progress: dict[str, Any], events: list[dict]) -> bool:
+        """Write progress fields and new history events of the running attempt; False when it is no longer ours."""
+        now = utcnow()
+        with self._session() as s:
+            result = s.execute(
+                _owned(update(JobRow), job_id, attempt)
+                .values(heartbeat_at=now, **progress)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return False
+            s.add_all(EventRow(job_id=job_id, attempt=attempt, at=now, **ev) for ev in events)
+        return True
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        status: str,
+        *,
+        message: str,
+        error: str | None = None,
+        hint: str | None = None,
+        summary: dict | None = None,
+    ) -> bool:
+        """End the running attempt in a terminal status; False when the job is no longer this attempt's."""
+        with self._session() as s:
+            result = s.execute(
+                _owned(update(JobRow), job_id, attempt)
+                .values(status=status, finished_at=utcnow(), error=error, hint=hint, summary=summary or {})
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return False
+            s.add(_status_event(job_id, attempt, message))
+        return True
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Cancel a queued job at once, or flag a running one; False when the job is already finished."""
+        now = utcnow()
+        with self._session() as s:
+            queued = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == QUEUED)
+                .values(status=CANCELLED, cancel_requested=True, cancel_requested_at=now, finished_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if queued.rowcount == 1:
+                s.add(_status_event(job_id, None, "cancelled before it started"))
+                return True
+            running = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == RUNNING, JobRow.cancel_requested.is_(False))
+                .values(cancel_requested=True, cancel_requested_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if running.rowcount == 1:
+                s.add(_status_event(job_id, None, "cancel requested; stopping at the next training step"))
+                return True
+            status = s.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
+            return status == RUNNING  # already flagged: still on its way out
+
+    def requeue_stale(self, job: Job, cutoff: datetime, *, task_id: str, reason: str) -> bool:
+        """Put a running job silent since before `cutoff` back to queued, to be resumed; racing sweeps are safe."""
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job.id,
+                    JobRow.status == RUNNING,
+                    JobRow.attempts == job.attempts,
+                    JobRow.heartbeat_at < cutoff,
+                )
+                .values(status=QUEUED, queued_at=utcnow(), task_id=task_id, sends=JobRow.sends + 1, eta_seconds=None)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return False
+            s.add(_status_event(job.id, job.attempts, reason))
+        return True
+
+    def end_running(
+        self,
+        job: Job,
+        status: str,
+        *,
+        message: str,
+        error: str | None = None,
+        hint: str | None = None,
+        stale_before: datetime | None = None,
+    ) -> bool:
+        """End a running job from outside its worker (dead worker, overdue cancel), if it is still that attempt."""
+        conditions = [JobRow.id == job.id, JobRow.status == RUNNING, JobRow.attempts == job.attempts]
+        if stale_before is not None:
+            conditions.append(JobRow.heartbeat_at < stale_before)
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(*conditions)
+                .values(status=status, finished_at=utcnow(), error=error, hint=hint, eta_seconds=None)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return False
+            s.add(_status_event(job.id, job.attempts, message))
+        return True
+
+    def mark_resent(self, job: Job, *, task_id: str) -> bool:
+        """Record that a queued job's lost message is sent again as `task_id`; only one sweep wins."""
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.status == QUEUED, JobRow.task_id == job.task_id)
+                .values(task_id=task_id, queued_at=utcnow(), sends=JobRow.sends + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return False
+            s.add(_status_event(job.id, job.attempts, "its broker message was lost; sent again"))
+        return True
+
+    def add_event(self, job_id: str, attempt: int | None, message: str) -> None:
+        """Append a free-text status event (shown by `playground jobs follow`)."""
+        with self._session() as s:
+            s.add(_status_event(job_id, attempt, message))
+
+    # ---- helpers -------------------------------------------------------------------------------------------------
+
+    def _job(self, row: JobRow, position: int | None = None) -> Job:
+        return Job(
+            id=row.id,
+            owner=row.owner,
+            kind=row.kind,
+            spec=dict(row.spec or {}),
+            queue=row.queue,
+            status=row.status,
+            created_at=row.created_at,
+            queued_at=row.queued_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            heartbeat_at=row.heartbeat_at,
+            step=row.step or 0,
+            total_steps=row.total_steps,
+            epoch=row.epoch,
+            eta_seconds=row.eta_seconds,
+            error=row.error,
+            hint=row.hint,
+            summary=dict(row.summary or {}),
+            artifact_dir=self.home / row.artifact_dir,
+            worker_host=row.worker_host,
+            worker_name=row.worker_name,
+            worker_pid=row.worker_pid,
+            attempts=row.attempts or 0,
+            max_attempts=row.max_attempts,
+            sends=row.sends or 0,
+            task_id=row.task_id,
+            cancel_requested=bool(row.cancel_requested),
+            cancel_requested_at=row.cancel_requested_at,
+            position=position,
+        )
+
+    @staticmethod
+    def _position(s: Session, row: JobRow) -> int:
+        ahead = s.execute(
+            select(func.count())
+            .select_from(JobRow)
+            .where(JobRow.status == QUEUED, JobRow.queue == row.queue, JobRow.queued_at < row.queued_at)
+        ).scalar_one()
+        return int(ahead) + 1
+
+    @staticmethod
+    def _positions(s: Session) -> dict[str, int]:
+        rows = s.execute(
+            select(JobRow.id, JobRow.queue).where(JobRow.status == QUEUED).order_by(JobRow.queued_at, JobRow.id)
+        ).all()
+        seen: dict[str, int] = {}
+        positions = {}
+        for job_id, queue in rows:
+            seen[queue] = seen.get(queue, 0) + 1
+            positions[job_id] = seen[queue]
+        return positions
+
+
+def task_id_for(job_id: str, send: int) -> str:
+    """The broker task id of a job's n-th message; the job id can be read back from it."""
+    return f"{job_id}.{send}"
+
+
+def job_id_of(task_id: str) -> str:
+    """The job id inside a broker task id."""
+    return task_id.rsplit(".", 1)[0]
+
+
+def _owned(statement, job_id: str, attempt: int):
+    # The lease: only the attempt that claimed the job may write to it while it runs.
+    return statement.where(JobRow.id == job_id, JobRow.status == RUNNING, JobRow.attempts == attempt)
+
+
+def _status_event(job_id: str, attempt: int | None, message: str) -> EventRow:
+    return EventRow(job_id=job_id, attempt=attempt or 0, kind="status", at=utcnow(), message=message)
+
+
+def _event(row: EventRow) -> JobEvent:
+    return JobEvent(
+        id=row.id,
+        job_id=row.job_id,
+        attempt=row.attempt,
+        kind=row.kind,
+        at=row.at,
+        step=row.step,
+        total_steps=row.total_steps,
+        epoch=row.epoch,
+        loss=row.loss,
+        learning_rate=row.learning_rate,
+        metrics=dict(row.metrics or {}),
+        message=row.message,
+    )
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Driver-level autocommit, so that the "begin" hook below decides how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        # A writing transaction takes the write lock up front (IMMEDIATE): it can then never fail with "database is
+        # locked" halfway, as the writers of several processes queue on the busy timeout instead. A reading one
+        # takes no lock (DEFERRED): in WAL mode it reads a snapshot, so a UI polling job records never holds up
+        # a worker's claim or heartbeat.
+        read_only = conn.get_execution_options().get("playground_read_only", False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
