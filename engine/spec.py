@@ -15,7 +15,11 @@ Method = Literal["lora", "full"]
 
 # Defaults that differ by task; every other default lives on the field itself.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "chat": {"base_model": "smollm2-135m-instruct", "params": {"max_length": 512, "batch_size": 8}},
+    # LoRA adapters start at zero and need a larger step than full fine-tuning to move in a few epochs.
+    "chat": {
+        "base_model": "smollm2-135m-instruct",
+        "params": {"max_length": 512, "batch_size": 8, "learning_rate": 2e-4},
+    },
 }
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
