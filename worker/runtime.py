@@ -261,7 +261,7 @@ class JobRun:
             log.warning("job %s: could not write progress (%s); will retry", self.job.id, exc)
             return
         self._last_flush = time.monotonic()
-        if not owned:
+        if not owned and not self._finishing:  # after the outcome is recorded the job is no longer 'running'
             self._lose()
 
     def _finish(self, status: str, *, message: str, **fields: Any) -> None:
