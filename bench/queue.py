@@ -1,6 +1,6 @@
 """Queue latency: time from `submit()` to the job being `running` on an idle worker, with Redis and embedded brokers.
 
-    python bench/queue.py [--jobs 20] [--brokers redis,embedded] [--redis-url redis://127.0.0.1:6379/15]
+    python -m bench.queue [--jobs 20] [--brokers redis,embedded] [--redis-url redis://127.0.0.1:6379/15]
 
 Each job is a real training job (the packaged MiniLM on a tiny CSV) sent to a real `playground worker` process. The
 latency is the job record's `started_at - created_at`: the submitting process stamps created_at when it records the

@@ -12,6 +12,7 @@ from typing import Any
 from engine.errors import DataError, ModelNotFoundError
 from engine.spec import JobSpec, TrainingParams
 from ui.cli_jobs import add_job_commands
+from ui.serve import add_serve_command
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=_cmd_chat)
 
     add_job_commands(sub)
+    add_serve_command(sub)
 
     models = sub.add_parser("models", help="list the model catalog and what is available offline")
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")

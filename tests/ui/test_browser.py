@@ -1,0 +1,190 @@
+"""The whole path in a real browser: upload, map columns, train, watch, read the report, try the model, share it.
+
+Screenshots of every step go to test-artifacts/ui/ (git-ignored), for a person to look at when a step fails.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import FIXTURES, USERS, Server
+
+STEP_TIMEOUT_MS = 30_000
+TRAINING_TIMEOUT_MS = 240_000
+
+
+def log_in(page, server: Server, user: str) -> None:
+    page.goto(server.url)
+    page.locator("input[data-testid=textbox]").fill(user)
+    page.locator("input[type=password]").fill(USERS[user])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#tab-data").wait_for(state="attached", timeout=STEP_TIMEOUT_MS)
+
+
+def choose(page, component_id: str, option: str, *, prefix: bool = False) -> None:
+    """Pick an option of a Gradio dropdown the way a person does: open it, click the option (or the one starting
+    with `option` when `prefix`)."""
+    box = page.locator(f"#{component_id} input[role=combobox]")
+    box.click()
+    listbox = page.locator(f"#{box.get_attribute('aria-controls')}")
+    if prefix:
+        listbox.locator(f'[role=option][aria-label^="{option}"]').click()
+    else:
+        listbox.get_by_role("option", name=option, exact=True).click()
+
+
+def set_number(page, component_id: str, value: str) -> None:
+    """Type a number into a slider's or number field's box and leave it, so that Gradio takes the value.
+
+    Checked and typed again if needed: a widget in an accordion that has just opened can still be mounting, and
+    then resets itself to its default right after the first keystrokes.
+    """
+    box = page.locator(f"#{component_id} input[type=number]")
+    for _ in range(5):
+        box.fill(value)
+        box.press("Tab")
+        page.wait_for_timeout(400)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"{component_id} keeps the value {box.input_value()!r} instead of {value!r}")
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+@pytest.mark.slow
+def test_upload_train_report_playground_and_share(server: Server, browser, artifacts: Path):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+    log_in(page, server, "alice")
+
+    # 1. Data: upload a CSV whose columns are review_body / verdict, map them, read the checks.
+    page.locator("#data-upload input[type=file]").set_input_files(str(FIXTURES / "reviews.csv"))
+    summary = page.locator("#data-summary")
+    summary.get_by_text("Ready to train").wait_for()
+    choose(page, "data-label-column", "review_body")  # a wrong mapping first: the page says what is wrong
+    summary.get_by_text("can't be used for training yet").wait_for()
+    assert "both 'review_body'" in summary.inner_text()
+    choose(page, "data-text-column", "review_body")
+    choose(page, "data-label-column", "verdict")
+    summary.get_by_text("Ready to train").wait_for()
+    text = summary.inner_text()
+    assert "240 usable rows" in text and "review_body" in text and "verdict" in text
+    assert "fresh (120)" in text and "rotten (120)" in text
+    shot("1-data")
+
+    # 2. Train: one quick epoch; the settings come from sliders and number fields.
+    open_tab(page, "Train")
+    page.locator("#train-source").get_by_text("text from review_body").wait_for()
+    set_number(page, "train-epochs", "1")
+    set_number(page, "train-batch-size", "8")
+    set_number(page, "train-learning-rate", "0.0005")
+    page.locator("#train-advanced").get_by_text("Advanced settings").click()
+    set_number(page, "train-max-length", "64")
+    page.locator("#train-equivalent").get_by_text("The same job from the command line").click()
+    page.locator("#train-cli").get_by_text("--max-length").wait_for()
+    assert "--label-column verdict" in page.locator("#train-cli").inner_text()
+    shot("2-train")
+    page.locator("#train-submit").click()
+
+    # 3. Jobs: the page switches to the new job and follows it until it has finished.
+    detail = page.locator("#jobs-detail")
+    detail.get_by_text("train minilm-l6 on reviews.csv, 1 epoch").wait_for()
+    job_id = re.search(r"job ([0-9a-f]{16})", detail.inner_text()).group(1)
+    detail.get_by_text("finished").wait_for(timeout=TRAINING_TIMEOUT_MS)
+    page.locator("#jobs-progress").get_by_text("Finished.").wait_for()
+    assert "macro-F1" in detail.inner_text()
+    assert page.locator("#jobs-curve polyline").count() >= 2  # training loss, and validation scores per epoch
+    shot("3-jobs")
+
+    # A reload keeps everything: the job list and the job that was open come back from the store.
+    page.reload()
+    open_tab(page, "Jobs")
+    page.locator("#jobs-detail").get_by_text(job_id).wait_for()
+    assert job_id[:8] in page.locator("#jobs-table").inner_text()
+
+    # 4. Report: read the per-class F1 from the page and check it against report.json.
+    open_tab(page, "Jobs")
+    page.locator("#jobs-open-report").click()
+    page.locator("#report-headline").get_by_text(job_id[:8]).wait_for()
+    rows = page.locator("#report-per-class [role=row]:has([role=gridcell])")
+    rows.first.wait_for()
+    table = {}
+    for row in rows.all():
+        cells = [cell.inner_text().strip() for cell in row.locator("[role=gridcell]").all()]
+        table[cells[0]] = cells
+    assert set(table) == {"fresh", "rotten"}
+    f1_on_page = float(table["fresh"][3])  # Label, Precision, Recall, F1, ...
+    status, report = server.api("GET", f"/api/jobs/{job_id}/report")
+    assert status == 200
+    assert f1_on_page == pytest.approx(report["per_class"]["fresh"]["f1"], abs=5e-4)
+    assert page.locator("#report-confusion td").count() == 4
+    shot("4-report")
+
+    # 5. Playground: classify one sentence; every label gets a probability.
+    open_tab(page, "Jobs")
+    page.locator("#jobs-open-playground").click()
+    page.locator("#playground-text textarea").fill("A warm, witty and wonderful film; I loved every minute.")
+    page.locator("#playground-classify").click()
+    result = page.locator("#playground-result")
+    result.get_by_text("rotten").wait_for()
+    shown = result.inner_text()
+    assert "fresh" in shown and "%" in shown
+    shot("5-playground")
+
+    # 6. Share: the link opens without logging in (a fresh context has no cookies); revoked, it is gone.
+    page.locator("#playground-share-section").get_by_text("Share a demo of this model").click()
+    page.locator("#playground-share").click()
+    link = page.locator("#playground-share-message a").first
+    link.wait_for()
+    url = link.get_attribute("href")
+    assert re.fullmatch(rf"{re.escape(server.url)}/demo/[\w-]{{30,}}", url), url
+    shot("6-share")
+
+    stranger = browser.new_context()
+    demo = stranger.new_page()
+    response = demo.goto(url)
+    assert response.status == 200
+    demo.locator("#text").fill("Dreary, slow and painfully dull.")
+    demo.locator("#classify").click()
+    demo.locator("#result").wait_for()
+    assert "Prediction:" in demo.locator("#result").inner_text()
+    demo.screenshot(path=str(artifacts / "7-demo.png"), full_page=True)
+
+    token = url.rsplit("/", 1)[1]
+    choose(page, "playground-revoke-pick", token[:10], prefix=True)
+    page.locator("#playground-revoke").click()
+    page.locator("#playground-share-message").get_by_text("Link revoked").wait_for()
+    response = demo.goto(url)
+    assert response.status == 404
+    assert "Demo not found" in demo.content()
+    demo.screenshot(path=str(artifacts / "8-demo-revoked.png"), full_page=True)
+    stranger.close()
+    context.close()
+
+
+@pytest.mark.slow
+def test_another_user_sees_none_of_alices_work_in_the_browser(server: Server, browser, trained_job: dict):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    log_in(page, server, "bob")
+    page.locator("#pg-user").get_by_text("Signed in as bob").wait_for()
+    open_tab(page, "Jobs")
+    page.locator("#jobs-detail").wait_for()
+    page.wait_for_timeout(1500)  # a timer tick, in case anything arrives late
+    assert trained_job["id"][:8] not in page.locator("#jobs-table").inner_text()
+    open_tab(page, "Playground")
+    page.locator("#playground-text textarea").fill("A fine film.")
+    page.locator("#playground-classify").click()
+    page.get_by_text("no job selected; pick one from the list").wait_for()  # bob has no model to pick
+    context.close()

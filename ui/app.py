@@ -1,0 +1,138 @@
+"""The web app's Gradio Blocks: five tabs (Data, Train, Jobs, Report, Playground) assembled and wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ui.context import AppContext
+from ui.tabs import data, jobs, playground, report, train
+from ui.tabs.common import owner_of
+
+TITLE = "Finetune Playground"
+CSS = (Path(__file__).parent / "static" / "app.css").read_text(encoding="utf-8")
+THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
+STEPS = (
+    "**1 · Data**: upload labeled examples → **2 · Train**: pick a model and start → **3 · Jobs**: watch it learn → "
+    "**4 · Report**: see how good it is → **5 · Playground**: try it and share it"
+)
+
+
+def build_blocks(ctx: AppContext) -> gr.Blocks:
+    """The whole web app for one AppContext."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
+        with gr.Row(elem_classes=["pg-header"]):
+            gr.Markdown(f"## {TITLE}", elem_classes=["pg-title"])
+            user = gr.Markdown("", elem_id="pg-user", elem_classes=["pg-user"])
+        gr.Markdown(STEPS, elem_classes=["pg-steps"])
+        with gr.Tabs(selected="data") as tabs:
+            with gr.Tab("1 · Data", id="data", elem_id="tab-data"):
+                data_tab = data.build(ctx)
+            with gr.Tab("2 · Train", id="train", elem_id="tab-train") as train_page:
+                train_tab = train.build(ctx, data_tab)
+            with gr.Tab("3 · Jobs", id="jobs", elem_id="tab-jobs"):
+                jobs_tab = jobs.build(ctx)
+            with gr.Tab("4 · Report", id="report", elem_id="tab-report") as report_page:
+                report_tab = report.build(ctx)
+            with gr.Tab("5 · Playground", id="playground", elem_id="tab-playground") as playground_page:
+                playground_tab = playground.build(ctx)
+
+        def whoami(request: gr.Request) -> str:
+            owner = owner_of(ctx, request)
+            if ctx.users.enabled:
+                return f"Signed in as **{owner}** · [Log out](logout)"
+            return f"Single-user mode · jobs belong to **{owner}**"
+
+        def on_load(dataset_id, remembered_job, request: gr.Request):
+            # Everything the page shows comes from the store, so a reload (or a restarted server) shows it all again.
+            table, picker, job_ids = jobs_tab.list_jobs(request)
+            picked = remembered_job if remembered_job in job_ids else (job_ids[0] if job_ids else None)
+            return (
+                whoami(request),
+                *data_tab.on_load(dataset_id, request),
+                *train_tab.refresh_choices(request),
+                table,
+                gr.Dropdown(choices=picker.choices, value=picked),
+                job_ids,
+                *report_tab.refresh_choices(None, request),
+                *playground_tab.refresh_choices(None, request),
+            )
+
+        shown = [data_tab.preview, data_tab.text_column, data_tab.label_column, data_tab.summary, data_tab.chart]
+        blocks.load(
+            on_load,
+            [data_tab.dataset, jobs_tab.remembered_job],
+            [
+                user,
+                data_tab.dataset,
+                *shown,
+                train_tab.validation_dataset,
+                train_tab.test_dataset,
+                *jobs_tab.listing,
+                report_tab.job,
+                report_tab.compare,
+                playground_tab.model,
+                *playground_tab.shares,
+            ],
+            api_visibility="private",
+        )
+        data_tab.dataset.change(
+            train_tab.refresh_choices,
+            None,
+            [train_tab.validation_dataset, train_tab.test_dataset],
+            api_visibility="private",
+        )
+
+        def follow_new_job(job_id: str):
+            if not job_id:
+                return gr.skip(), gr.skip()
+            return gr.Tabs(selected="jobs"), job_id
+
+        train_tab.submitted_job.change(
+            follow_new_job, [train_tab.submitted_job], [tabs, jobs_tab.job], api_visibility="private"
+        )
+        jobs_tab.open_report.click(
+            lambda job_id: (gr.Tabs(selected="report"), job_id),
+            [jobs_tab.job],
+            [tabs, report_tab.job],
+            api_visibility="private",
+        ).then(
+            report_tab.refresh_choices,
+            [report_tab.job],
+            [report_tab.job, report_tab.compare],
+            api_visibility="private",
+        )
+        jobs_tab.open_playground.click(
+            lambda job_id: (gr.Tabs(selected="playground"), job_id),
+            [jobs_tab.job],
+            [tabs, playground_tab.model],
+            api_visibility="private",
+        ).then(
+            playground_tab.refresh_choices,
+            [playground_tab.model],
+            [playground_tab.model, *playground_tab.shares],
+            api_visibility="private",
+        )
+        report_page.select(
+            report_tab.refresh_choices,
+            [report_tab.job],
+            [report_tab.job, report_tab.compare],
+            api_visibility="private",
+        )
+        playground_page.select(
+            playground_tab.refresh_choices,
+            [playground_tab.model],
+            [playground_tab.model, *playground_tab.shares],
+            api_visibility="private",
+        )
+        train_page.select(
+            train_tab.refresh_choices,
+            None,
+            [train_tab.validation_dataset, train_tab.test_dataset],
+            api_visibility="private",
+        )
+    # Callbacks only read the store or run a cached model, so several may run at once (Gradio's default is one per
+    # event, which would make every user's timer tick wait for everyone else's).
+    blocks.queue(default_concurrency_limit=8)
+    return blocks

@@ -1,0 +1,126 @@
+"""Small inline SVG line charts for the live training curves.
+
+Drawn on the server as plain SVG inside gr.HTML: every refresh redraws the whole chart, so series that appear
+mid-training (validation scores arrive at the end of each epoch) and growing value ranges always show correctly.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from worker.records import JobEvent
+
+COLOURS = ("#2563eb", "#f59e0b", "#16a34a", "#db2777")
+Series = dict[str, list[tuple[float, float]]]
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high]."""
+    if high <= low:
+        high = low + 1
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = [math.floor(low / step) * step]
+    while ticks[-1] < high - step * 1e-9:  # the last tick is at or beyond `high`, so every point fits
+        ticks.append(ticks[-1] + step)
+    return [round(tick, 10) for tick in ticks]
+
+
+def _label(value: float) -> str:
+    return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.0e}"
+
+
+def line_chart(
+    series: Series,
+    *,
+    title: str,
+    x_label: str,
+    x_max: float | None = None,
+    y_range: tuple[float, float] | None = None,
+    empty: str = "",
+) -> str:
+    """An SVG chart of one or more named series of (x, y) points, with axes, ticks, dots and a legend."""
+    width, height = 520, 240
+    left, right, top, bottom = 52, 16, 30, 58
+    points = [(x, y) for values in series.values() for x, y in values if math.isfinite(y)]
+    head = f'<text x="{width / 2}" y="18" text-anchor="middle" class="pg-chart-title">{html.escape(title)}</text>'
+    if not points:
+        message = f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="pg-chart-empty">'
+        message += f"{html.escape(empty)}</text>"
+        return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{head}{message}</svg>'
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
+    x_ticks = _ticks(0.0, max([*xs, x_max or 0.0, 1.0]))
+    y_low, y_high = y_range if y_range else (0.0, max(ys) * 1.1 or 1.0)
+    y_ticks = _ticks(y_low, y_high)
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+
+    def px(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / ((y1 - y0) or 1) * (height - top - bottom)
+
+    parts = [head]
+    for tick in y_ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" class="pg-grid"/>'
+        )
+        parts.append(f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
+    for tick in x_ticks:
+        parts.append(f'<text x="{px(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle">{_label(tick)}</text>')
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - bottom + 32}" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>"
+    )
+    legend_x = left
+    lines: list[str] = []
+    for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+        finite = [(x, y) for x, y in values if math.isfinite(y)]
+        if finite:
+            path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in finite)
+            drawn = [f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>']
+            if len(finite) <= 30:
+                drawn += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in finite]
+            lines = drawn + lines  # the first series is drawn last, on top, where two series overlap
+        parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="12" height="4" fill="{colour}"/>')
+        parts.append(f'<text x="{legend_x + 16}" y="{height - 9}">{html.escape(name)}</text>')
+        legend_x += 24 + 7 * len(name)
+    parts += lines
+    return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'
+
+
+def training_curves_html(events: list[JobEvent], total_steps: int | None = None) -> str:
+    """Two charts side by side: loss (training and validation) and validation scores, by training step."""
+    loss: Series = {"training loss": [], "validation loss": []}
+    scores: Series = {"validation macro-F1": [], "validation accuracy": []}
+    for event in events:
+        step = float(event.step or 0)
+        if event.kind == "log" and event.loss is not None:
+            loss["training loss"].append((step, float(event.loss)))
+        elif event.kind == "eval":
+            if event.loss is not None:
+                loss["validation loss"].append((step, float(event.loss)))
+            for key, name in (("macro_f1", "validation macro-F1"), ("accuracy", "validation accuracy")):
+                if (event.metrics or {}).get(key) is not None:
+                    scores[name].append((step, float(event.metrics[key])))
+    charts = [
+        line_chart(
+            loss,
+            title="Loss (lower is better)",
+            x_label="training step",
+            x_max=total_steps,
+            empty="waiting for the first steps…",
+        ),
+        line_chart(
+            scores,
+            title="Validation score (higher is better)",
+            x_label="training step",
+            x_max=total_steps,
+            y_range=(0.0, 1.0),
+            empty="measured at the end of each epoch",
+        ),
+    ]
+    return f'<div class="pg-charts">{"".join(charts)}</div>'

@@ -1,0 +1,262 @@
+"""What the web app's callbacks and REST routes share: the stores, the users, and the few operations both need.
+
+One `AppContext` is created per web process and handed to every tab and route; it holds no per-user data (that lives
+in the job store, or in the browser's gr.State), only connections and a small cache of loaded models.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.catalog import CATALOG
+from engine.errors import DataError
+from engine.spec import JobSpec
+from worker.api import JobNotFoundError, Jobs
+from worker.records import SUCCEEDED, TRAIN, Job
+from worker.settings import Settings
+from worker.shares import ShareStore
+from worker.specs import EvaluateSpec, Spec, parse_spec
+from worker.uploads import DatasetStore, looks_like_dataset_id
+
+if TYPE_CHECKING:
+    from engine.predict import Predictor
+
+MODEL_FOLDER = "model"
+REPORT_FILE = "report.json"
+
+
+class AccessError(ValueError):
+    """A user named something (a file, a model folder) that is not theirs to use."""
+
+
+@dataclass(frozen=True)
+class Users:
+    """Who may log in; empty means single-user mode, where everything belongs to the local user."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.passwords)
+
+    def check(self, username: str | None, password: str | None) -> bool:
+        """True when the user exists and the password matches (compared in constant time)."""
+        expected = self.passwords.get(username or "")
+        if expected is None or password is None:
+            return False
+        return hmac.compare_digest(expected.encode(), password.encode())
+
+    @classmethod
+    def parse(cls, pairs: list[str] | None = None, auth_file: Path | None = None) -> Users:
+        """Users from `user:password` strings and from a file of such lines (blank lines and # comments skipped)."""
+        entries: list[tuple[str, str]] = []
+        if auth_file is not None:
+            try:
+                lines = Path(auth_file).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(f"cannot read --auth-file {auth_file}: {exc.strerror}") from exc
+            for number, line in enumerate(lines, start=1):
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    entries.append(_split_pair(line, f"{auth_file} line {number}"))
+        entries += [_split_pair(pair, "--auth") for pair in pairs or []]
+        passwords: dict[str, str] = {}
+        for user, password in entries:
+            if user in passwords and passwords[user] != password:
+                raise ValueError(f"user '{user}' is given twice with different passwords")
+            passwords[user] = password
+        return cls(passwords)
+
+
+def _split_pair(pair: str, source: str) -> tuple[str, str]:
+    user, sep, password = pair.partition(":")
+    user = user.strip()
+    if not sep or not user or not password:
+        raise ValueError(f"{source}: expected user:password, got {pair!r}")
+    if len(user) > 200:
+        raise ValueError(f"{source}: user name is longer than 200 characters")
+    return user, password
+
+
+def local_owner() -> str:
+    """The owner in single-user mode: PLAYGROUND_OWNER or the login name, as for `playground submit`."""
+    return os.environ.get("PLAYGROUND_OWNER") or getpass.getuser()
+
+
+class PredictorCache:
+    """The last few finished models loaded for the playground, so a second question does not reload the weights."""
+
+    def __init__(self, size: int = 3):
+        self.size = size
+        self._models: OrderedDict[tuple[str, float], Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model_dir: Path) -> Predictor:
+        """The Predictor for `model_dir`, loaded once; a model folder rewritten since is loaded again."""
+        from engine.predict import Predictor
+
+        config = model_dir / "config.json"
+        key = (str(model_dir.resolve()), config.stat().st_mtime if config.exists() else 0.0)
+        with self._lock:  # one load at a time: two users opening the same model must not load it twice
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            predictor = Predictor(model_dir)
+            self._models[key] = predictor
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+            return predictor
+
+
+class AppContext:
+    """Stores, users and shared operations of one web process."""
+
+    def __init__(self, settings: Settings | None = None, users: Users | None = None):
+        self.settings = settings or Settings.from_env()
+        self.users = users or Users()
+        self.jobs = Jobs(self.settings)
+        engine = self.jobs.store.engine
+        self.datasets = DatasetStore(engine, self.settings.home)
+        self.datasets.create_schema()
+        self.shares = ShareStore(engine)
+        self.shares.create_schema()
+        self.predictors = PredictorCache()
+        self.local_owner = local_owner()
+
+    def close(self) -> None:
+        """Release database and broker connections."""
+        self.jobs.close()
+
+    # ---- who is asking -------------------------------------------------------------------------------------------
+
+    def owner(self, username: str | None) -> str:
+        """The owner of everything a request touches: the logged-in user, or the local user without auth."""
+        if not self.users.enabled:
+            return self.local_owner
+        if not username or username not in self.users.passwords:
+            raise AccessError("you are not logged in; reload the page and log in again")
+        return username
+
+    # ---- jobs and models -----------------------------------------------------------------------------------------
+
+    def job(self, job_id: str | None, owner: str) -> Job:
+        """The owner's job; JobNotFoundError (a ValueError) for a missing id or someone else's job."""
+        if not job_id:
+            raise JobNotFoundError("no job selected; pick one from the list")
+        return self.jobs.get(job_id.strip(), owner=owner)
+
+    def finished_model(self, job_id: str | None, owner: str) -> Job:
+        """The owner's succeeded training job, whose model/ folder can be used."""
+        job = self.job(job_id, owner)
+        if job.kind != TRAIN:
+            raise ValueError(f"job {job.id} evaluates a model; pick a training job to use its model")
+        if job.status != SUCCEEDED:
+            raise ValueError(f"job {job.id} is {job.status}; only a finished (succeeded) training job has a model")
+        return job
+
+    def model_dir(self, job: Job) -> Path:
+        """Where a training job's model folder is."""
+        return Path(job.artifact_dir or "") / MODEL_FOLDER
+
+    def predictor(self, job_id: str | None, owner: str) -> Predictor:
+        """The loaded model of the owner's finished training job."""
+        job = self.finished_model(job_id, owner)
+        folder = self.model_dir(job)
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"the model files of job {job.id} are missing from {folder}; train it again")
+        return self.predictors.get(folder)
+
+    def report(self, job_id: str | None, owner: str) -> dict[str, Any]:
+        """The report.json of the owner's succeeded job (training or evaluation)."""
+        job = self.job(job_id, owner)
+        if job.status != SUCCEEDED:
+            raise ValueError(f"job {job.id} is {job.status}; a report exists once it has succeeded")
+        path = Path(job.artifact_dir or "") / REPORT_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ValueError(f"job {job.id} has no report.json in {path.parent}") from exc
+
+    def finished_jobs(self, owner: str, kind: str | None = None) -> list[Job]:
+        """The owner's succeeded jobs, newest first (of one kind when given)."""
+        jobs = self.jobs.list_jobs(owner, status=SUCCEEDED)
+        return [job for job in jobs if kind is None or job.kind == kind]
+
+    # ---- building and checking specs -----------------------------------------------------------------------------
+
+    def prepare_spec(self, raw: dict[str, Any] | Spec, owner: str) -> Spec:
+        """Validate a spec from a user, resolve dataset ids to their files, and refuse what is not theirs."""
+        spec = parse_spec(raw, source="job spec") if isinstance(raw, dict) else raw
+        if isinstance(spec, EvaluateSpec):
+            return self._prepare_evaluation(spec, owner)
+        data = spec.data
+        updates = {}
+        for split in ("train", "validation", "test"):
+            value = getattr(data, split)
+            if value:
+                updates[split] = self.data_file(value, owner, field=f"data.{split}")
+        base_model = self._base_model(spec.base_model, owner)
+        return spec.model_copy(update={"data": data.model_copy(update=updates), "base_model": base_model})
+
+    def data_file(self, value: str, owner: str, *, field: str = "data") -> str:
+        """The path of a data file named by dataset id (or, in single-user mode, by path), checked for access."""
+        if looks_like_dataset_id(value):
+            dataset = self.datasets.get(value, owner)
+            if dataset is not None:
+                return str(dataset.path)
+            if self.users.enabled:
+                raise AccessError(f"{field}: no dataset {value!r}; upload the file first (Data tab or /api/datasets)")
+        path = Path(value).expanduser()
+        if self.users.enabled and self.datasets.owner_of_path(path) != owner:
+            raise AccessError(
+                f"{field}: {value!r} is not one of your uploaded datasets; upload the file (Data tab or "
+                "POST /api/datasets) and pass its id"
+            )
+        if not path.is_file():
+            raise DataError(f"{field}: file {value!r} not found on the server")
+        return str(path.resolve())
+
+    def _base_model(self, name: str, owner: str) -> str:
+        if name in CATALOG:
+            return name
+        # A finished training job of this owner can be fine-tuned further, named by its id.
+        if self.jobs.store.get(name) is not None:
+            return str(self.model_dir(self.finished_model(name, owner)))
+        if self.users.enabled and Path(name).expanduser().exists():
+            raise AccessError(
+                f"base_model: local folders cannot be used when several users share the server; pick a catalog "
+                f"model ({', '.join(CATALOG)}) or the id of one of your finished jobs"
+            )
+        return name
+
+    def _prepare_evaluation(self, spec: EvaluateSpec, owner: str) -> EvaluateSpec:
+        model = spec.model
+        if self.jobs.store.get(model) is not None or self.users.enabled:
+            model = str(self.model_dir(self.finished_model(model, owner)))
+        data = self.data_file(spec.data, owner, field="data")
+        return spec.model_copy(update={"model": model, "data": data})
+
+    def check_data(self, spec: JobSpec) -> dict[str, Any]:
+        """The validation summary of a training spec's data; raises DataError with a readable message."""
+        from engine.data import inspect_data
+
+        # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
+        return inspect_data(spec.data, max_length=spec.params.max_length, seed=spec.params.seed)
+
+    def submit(self, raw: dict[str, Any] | Spec, owner: str) -> str:
+        """Check a spec (access, then data) and queue it; returns the job id. Nothing is queued on an error."""
+        from engine.catalog import resolve_model
+
+        spec = self.prepare_spec(raw, owner)
+        if isinstance(spec, JobSpec):
+            resolve_model(spec.base_model, task=spec.task)
+            self.check_data(spec)
+        return self.jobs.submit(spec, owner)

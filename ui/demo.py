@@ -1,0 +1,155 @@
+"""Share pages: `/demo/<token>`, a minimal read-only playground for one model that opens without logging in.
+
+Plain server-rendered HTML with a form, so it works in any browser, with or without JavaScript. An unknown or
+revoked token gets the same 404 page, so a link that was switched off tells nothing about what it pointed to.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from ui.context import AppContext
+from ui.views import file_name
+from worker.api import JobNotFoundError
+from worker.records import Job
+
+MAX_DEMO_CHARS = 5000
+_NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 720px; margin: 40px auto;
+  padding: 0 16px; color: #1f2937; line-height: 1.5; }}
+h1 {{ font-size: 1.6em; margin-bottom: 4px; }}
+.about {{ color: #4b5563; margin-top: 0; }}
+textarea {{ width: 100%; box-sizing: border-box; font: inherit; padding: 10px; border: 1px solid #cbd5e1;
+  border-radius: 8px; min-height: 110px; }}
+button {{ margin-top: 10px; background: #2563eb; color: #fff; border: 0; border-radius: 8px; padding: 10px 22px;
+  font: inherit; font-weight: 600; cursor: pointer; }}
+.result {{ margin-top: 24px; }}
+.row {{ display: flex; align-items: center; gap: 12px; margin: 6px 0; }}
+.name {{ width: 30%; overflow-wrap: anywhere; font-weight: 600; }}
+.bar {{ flex: 1; background: #e5e7eb; border-radius: 6px; height: 22px; overflow: hidden; }}
+.fill {{ background: #2563eb; height: 100%; }}
+.top .fill {{ background: #16a34a; }}
+.pct {{ width: 64px; text-align: right; font-variant-numeric: tabular-nums; }}
+footer {{ margin-top: 40px; font-size: 0.85em; color: #6b7280; }}
+.error {{ color: #b91c1c; }}
+</style></head>
+<body>{body}
+<footer>{footer}</footer>
+</body></html>
+"""
+
+
+class DemoRequest(BaseModel):
+    """JSON body of the demo's predict endpoint."""
+
+    text: str = Field(min_length=1, max_length=MAX_DEMO_CHARS)
+
+
+def demo_router(ctx: AppContext) -> APIRouter:
+    """Routes of the share pages."""
+    router = APIRouter()
+
+    def shared_job(token: str) -> Job | None:
+        share = ctx.shares.active(token)
+        if share is None:
+            return None
+        try:
+            job = ctx.finished_model(share.job_id, share.owner)
+        except (JobNotFoundError, ValueError):
+            return None
+        return job if (ctx.model_dir(job) / "config.json").is_file() else None
+
+    @router.get("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def demo_page(token: str) -> HTMLResponse:
+        job = shared_job(token)
+        if job is None:
+            return _not_found()
+        return _page(job, ctx, text="", scores=None)
+
+    @router.post("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def demo_classify(token: str, text: Annotated[str, Form(max_length=MAX_DEMO_CHARS)] = "") -> HTMLResponse:
+        job = shared_job(token)
+        if job is None:
+            return _not_found()
+        if not text.strip():
+            return _page(job, ctx, text="", scores=None, error="Type a text first.")
+        result = ctx.predictors.get(ctx.model_dir(job)).classify([text])[0]
+        return _page(job, ctx, text=text, scores=result["scores"])
+
+    @router.post("/demo/{token}/predict", include_in_schema=False)
+    def demo_predict(token: str, body: DemoRequest) -> JSONResponse:
+        job = shared_job(token)
+        if job is None:
+            return JSONResponse({"detail": "this demo link does not exist or was revoked"}, 404, headers=_NO_STORE)
+        result = ctx.predictors.get(ctx.model_dir(job)).classify([body.text])[0]
+        return JSONResponse(result, headers=_NO_STORE)
+
+    return router
+
+
+def _about(job: Job, ctx: AppContext) -> str:
+    spec = job.spec or {}
+    predictor_labels = _labels(job, ctx)
+    labels = ", ".join(html.escape(label) for label in predictor_labels)
+    data = file_name((spec.get("data") or {}).get("train"))
+    base = html.escape(str(spec.get("base_model", "")).split("/")[-1])
+    trained = f" on <em>{html.escape(data)}</em>" if data else ""
+    return f"A text classifier fine-tuned from <strong>{base}</strong>{trained}. It answers one of: {labels}."
+
+
+def _labels(job: Job, ctx: AppContext) -> list[str]:
+    config = ctx.model_dir(job) / "config.json"
+    id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+    return [id2label[key] for key in sorted(id2label, key=int)]
+
+
+def _page(job: Job, ctx: AppContext, *, text: str, scores: dict[str, float] | None, error: str = "") -> HTMLResponse:
+    parts = [
+        "<h1>Try this model</h1>",
+        f'<p class="about">{_about(job, ctx)}</p>',
+        '<form method="post">',
+        '<label for="text">Type or paste a text:</label>',
+        f'<textarea id="text" name="text" maxlength="{MAX_DEMO_CHARS}" required>{html.escape(text)}</textarea>',
+        '<button type="submit" id="classify">Classify</button>',
+        "</form>",
+    ]
+    if error:
+        parts.append(f'<p class="error">{html.escape(error)}</p>')
+    if scores:
+        ranked = sorted(scores.items(), key=lambda item: -item[1])
+        rows = []
+        for rank, (label, share) in enumerate(ranked):
+            rows.append(
+                f'<div class="row{" top" if rank == 0 else ""}" data-label="{html.escape(label)}">'
+                f'<span class="name">{html.escape(label)}</span>'
+                f'<span class="bar"><span class="fill" style="display:block;width:{share * 100:.1f}%"></span></span>'
+                f'<span class="pct">{share:.1%}</span></div>'
+            )
+        top = html.escape(ranked[0][0])
+        parts.append(
+            f'<section class="result" id="result"><h2>Prediction: {top}</h2>'
+            f"<p>Probability of each label:</p>{''.join(rows)}</section>"
+        )
+    footer = "A read-only demo made with Finetune Playground. What you type is classified and not stored."
+    page = _PAGE.format(title="Try this model · Finetune Playground", body="\n".join(parts), footer=footer)
+    return HTMLResponse(page, headers=_NO_STORE)
+
+
+def _not_found() -> HTMLResponse:
+    body = (
+        "<h1>Demo not found</h1><p>This demo link does not exist or was switched off by its owner. "
+        "Ask them for a new link.</p>"
+    )
+    page = _PAGE.format(title="Demo not found", body=body, footer="Finetune Playground")
+    return HTMLResponse(page, status_code=404, headers=_NO_STORE)

@@ -1,0 +1,199 @@
+"""The web process: a FastAPI app with the REST API under /api, share pages under /demo, and the Gradio app at /.
+
+REST routes take HTTP basic auth with the same users as the login page (none needed in single-user mode). Every
+route reads and writes only the caller's own jobs, datasets, models and share links; someone else's job answers 404,
+exactly like a job that does not exist.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import gradio as gr
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, Field, model_validator
+
+from engine.errors import DataError, ModelNotFoundError
+from engine.paths import max_upload_bytes
+from ui.app import CSS, THEME, build_blocks
+from ui.context import AccessError, AppContext, Users
+from ui.demo import demo_router
+from worker.api import JobNotFoundError
+from worker.records import STATUSES
+
+MAX_PREDICT_TEXTS = 1000
+_basic = HTTPBasic(auto_error=False, realm="Finetune Playground")
+
+
+class PredictRequest(BaseModel):
+    """Body of POST /api/models/{id}/predict: one text or a list of texts."""
+
+    text: str | None = Field(default=None, description="One text to classify.")
+    texts: list[str] | None = Field(default=None, max_length=MAX_PREDICT_TEXTS, description="Several texts.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("send either 'text' (one string) or 'texts' (a list of strings)")
+        return self
+
+
+def _caller(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
+    """The owner a REST call acts for: the HTTP basic user, or the local user in single-user mode."""
+    ctx: AppContext = request.app.state.ctx
+    if not ctx.users.enabled:
+        return ctx.local_owner
+    if credentials is None or not ctx.users.check(credentials.username, credentials.password):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "log in with HTTP basic auth (curl -u user:password)",
+            headers={"WWW-Authenticate": 'Basic realm="Finetune Playground"'},
+        )
+    return credentials.username
+
+
+Owner = Annotated[str, Depends(_caller)]
+
+
+def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> FastAPI:
+    """The whole web app: REST API, share pages and the Gradio UI, on one AppContext."""
+    ctx = ctx or AppContext(users=users)
+    app = FastAPI(
+        title="Finetune Playground API",
+        description="Submit, follow and cancel fine-tuning jobs, and classify with finished models.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.include_router(api_router(ctx))
+    app.include_router(demo_router(ctx))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    blocks = build_blocks(ctx)
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        auth=ctx.users.check if ctx.users.enabled else None,
+        auth_message="Log in to your Finetune Playground account." if ctx.users.enabled else None,
+        theme=THEME,
+        css=CSS,
+        ssr_mode=False,
+        show_error=True,
+        max_file_size=max_upload_bytes(),
+        footer_links=["api"],
+    )
+    return app
+
+
+def api_router(ctx: AppContext) -> APIRouter:
+    """The REST API; every route is scoped to the caller."""
+    router = APIRouter(prefix="/api", tags=["jobs"])
+
+    def job_or_404(job_id: str, owner: str):
+        try:
+            return ctx.jobs.get(job_id, owner=owner)
+        except JobNotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}") from exc
+
+    @router.get("/jobs")
+    def list_jobs(owner: Owner, status_: Annotated[str | None, Query(alias="status")] = None, limit: int = 100):
+        """Your jobs, newest first (optionally of one status)."""
+        if status_ is not None and status_ not in STATUSES:
+            raise HTTPException(422, f"unknown status {status_!r}; statuses are {', '.join(STATUSES)}")
+        jobs = ctx.jobs.list_jobs(owner, status=status_, limit=max(1, min(limit, 1000)))
+        return {"jobs": [job.to_dict() for job in jobs]}
+
+    @router.post("/jobs", status_code=status.HTTP_201_CREATED)
+    def submit_job(owner: Owner, spec: dict[str, Any]):
+        """Queue a job. A training spec as in `playground train --config`, with `data.train` an uploaded dataset's
+        id (POST /api/datasets); a mapping with `model` (a finished job id) and `data` evaluates that model."""
+        try:
+            job_id = ctx.submit(spec, owner)
+        except AccessError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        except (DataError, ModelNotFoundError, ValueError) as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        return ctx.jobs.get(job_id, owner=owner).to_dict()
+
+    @router.get("/jobs/{job_id}")
+    def get_job(job_id: str, owner: Owner, history: bool = False):
+        """One job: status, queue position, progress, ETA, error and hint; with ?history=true its metric history."""
+        job = job_or_404(job_id, owner)
+        body = job.to_dict()
+        if history:
+            body["history"] = [event.to_dict() for event in ctx.jobs.history(job.id, owner=owner)]
+        return body
+
+    @router.get("/jobs/{job_id}/report")
+    def get_report(job_id: str, owner: Owner):
+        """The report.json of a succeeded job."""
+        job = job_or_404(job_id, owner)
+        try:
+            return ctx.report(job.id, owner)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+    @router.get("/jobs/{job_id}/log")
+    def get_log(job_id: str, owner: Owner, lines: int = 200):
+        """The end of the job's log."""
+        job = job_or_404(job_id, owner)
+        return {"job_id": job.id, "log": ctx.jobs.log_tail(job.id, max(1, min(lines, 5000)), owner=owner)}
+
+    @router.post("/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str, owner: Owner):
+        """Cancel a job: a queued one at once, a running one at its next training step."""
+        job_or_404(job_id, owner)
+        return ctx.jobs.cancel(job_id, owner=owner).to_dict()
+
+    @router.post("/models/{job_id}/predict")
+    def predict(job_id: str, body: PredictRequest, owner: Owner):
+        """Classify texts with the model of a succeeded training job: label, score and every label's probability."""
+        job_or_404(job_id, owner)
+        try:
+            predictor = ctx.predictor(job_id, owner)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        texts = [body.text] if body.text is not None else list(body.texts or [])
+        return {"model": job_id, "labels": predictor.labels, "predictions": predictor.classify(texts)}
+
+    @router.get("/datasets", tags=["datasets"])
+    def list_datasets(owner: Owner):
+        """Your uploaded datasets, newest first."""
+        return {"datasets": [dataset.to_dict() for dataset in ctx.datasets.list(owner)]}
+
+    @router.post("/datasets", status_code=status.HTTP_201_CREATED, tags=["datasets"])
+    def upload_dataset(
+        owner: Owner, file: Annotated[UploadFile, File(description="CSV, TSV, JSON, JSONL or Parquet")]
+    ):
+        """Upload a labeled file; its id goes into a job spec's data.train (or validation / test)."""
+        from engine.tabular import read_table
+
+        limit = max_upload_bytes()
+        name = Path(file.filename or "data.csv").name
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            with path.open("wb") as out:
+                shutil.copyfileobj(file.file, out, length=1 << 20)
+            if path.stat().st_size > limit:
+                raise HTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE, f"{name} is larger than the {limit // 2**20} MB limit"
+                )
+            try:
+                table = read_table(path)
+            except DataError as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+            columns = [str(c) for c in table.frame.columns]
+            dataset = ctx.datasets.add(owner, path, name, format=table.format, rows=len(table.frame), columns=columns)
+        return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)
+
+    return router

@@ -1,0 +1,68 @@
+"""Helpers every tab uses: who is asking, temporary download files, and field bounds from the spec."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+from pydantic.fields import FieldInfo
+
+from ui.context import AppContext
+
+# Files handed to the browser are copied here first (Gradio then serves its own copy); old ones are swept.
+_DOWNLOADS = "playground-downloads"
+_DOWNLOAD_TTL_SECONDS = 3600
+
+
+def user_error(message: str) -> gr.Error:
+    """An error the user can fix: shown on the page, not logged with a traceback on the server."""
+    return gr.Error(message, print_exception=False, title="Can't do that yet")
+
+
+def owner_of(ctx: AppContext, request: gr.Request | None) -> str:
+    """The owner behind a Gradio request; an error when nobody is logged in but logins are required."""
+    try:
+        return ctx.owner(getattr(request, "username", None) if request is not None else None)
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+
+
+def download_dir() -> Path:
+    """A fresh folder for one download, in the system temp dir (which Gradio may serve from)."""
+    root = Path(tempfile.gettempdir()) / _DOWNLOADS
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - _DOWNLOAD_TTL_SECONDS
+    for old in root.iterdir():
+        if old.is_dir() and old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def copy_for_download(source: Path, name: str | None = None) -> str:
+    """Copy a file into a fresh download folder and return the copy's path."""
+    target = download_dir() / (name or source.name)
+    shutil.copyfile(source, target)
+    return str(target)
+
+
+def bounds(field: FieldInfo, step: float) -> tuple[float | None, float | None]:
+    """(minimum, maximum) a widget may offer for a pydantic field: ge/le as they are, gt/lt one step inside."""
+    low = high = None
+    for rule in field.metadata:
+        if getattr(rule, "ge", None) is not None:
+            low = rule.ge
+        if getattr(rule, "gt", None) is not None:
+            low = rule.gt + step
+        if getattr(rule, "le", None) is not None:
+            high = rule.le
+        if getattr(rule, "lt", None) is not None:
+            high = rule.lt - step
+    return low, high
+
+
+def help_text(field: FieldInfo) -> str:
+    """A field's description, the help text shown under its widget."""
+    return field.description or ""

@@ -1,0 +1,336 @@
+"""Train tab: pick the task and base model, set the training knobs (bounds and help from the spec), and submit."""
+
+from __future__ import annotations
+
+import shlex
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import yaml
+
+from engine.catalog import list_models
+from engine.errors import DataError, ModelNotFoundError
+from engine.spec import DataSpec, JobSpec, TrainingParams
+from ui.context import AppContext
+from ui.tabs.common import bounds, help_text, owner_of
+from ui.tabs.data import DataTab, dataset_choices
+from ui.views import error_markdown
+
+# (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
+BASIC = (("epochs", "slider", 1), ("batch_size", "slider", 1), ("learning_rate", "number", 1e-5))
+ADVANCED = (
+    ("max_length", "slider", 8),
+    ("warmup_ratio", "slider", 0.01),
+    ("weight_decay", "slider", 0.01),
+    ("seed", "number", 1),
+)
+SPLITS = (("validation_fraction", 0.01), ("test_fraction", 0.01))
+LABELS = {
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "learning_rate": "Learning rate",
+    "max_length": "Max length (tokens)",
+    "warmup_ratio": "Warm-up share",
+    "weight_decay": "Weight decay",
+    "seed": "Seed",
+    "precision": "Precision",
+    "validation_fraction": "Validation share",
+    "test_fraction": "Test share",
+}
+# Sliders over a huge allowed range are unusable; these are the ranges offered, always inside the spec's bounds.
+SLIDER_CAPS = {"epochs": 20, "batch_size": 128, "max_length": 512}
+
+
+@dataclass
+class TrainTab:
+    """The Submit button and the id of the job it queued (empty when the last try failed)."""
+
+    submit: gr.Button
+    status: gr.Markdown
+    submitted_job: gr.Textbox
+    base_model: gr.Dropdown
+    validation_dataset: gr.Dropdown
+    test_dataset: gr.Dropdown
+    refresh_choices: Callable[..., tuple]  # (request) -> (validation, test) dataset pickers
+
+
+def human_count(count: int) -> str:
+    """22713216 -> '22.7M'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
+
+
+def model_choices(task: str) -> list[tuple[str, str]]:
+    """Catalog models that can learn `task`, labelled with what they are and how big."""
+    choices = []
+    for row in list_models():
+        if task not in row["tasks"]:
+            continue
+        size = f"{row['disk_bytes'] / 2**20:.0f} MB on disk" if row["available_offline"] else "not installed"
+        choices.append((f"{row['name']} · {human_count(row['parameters'])} parameters · {size}", row["name"]))
+    return choices
+
+
+# Tasks this page can map columns for; token classification and chat get their own views with their issues.
+WEB_TASKS = ("text-classification",)
+
+
+def tasks() -> list[str]:
+    """The tasks a job spec accepts that the web app can set up."""
+    return [task for task in typing.get_args(JobSpec.model_fields["task"].annotation) if task in WEB_TASKS]
+
+
+def _widget(name: str, kind: str, step: float, model: type = TrainingParams) -> gr.components.Component:
+    field = model.model_fields[name]
+    low, high = bounds(field, step)
+    if kind == "slider":
+        high = min(high, SLIDER_CAPS[name]) if name in SLIDER_CAPS and high is not None else high
+        return gr.Slider(
+            minimum=low,
+            maximum=high,
+            value=field.default,
+            step=step,
+            label=LABELS[name],
+            info=help_text(field),
+            elem_id=f"train-{name.replace('_', '-')}",
+        )
+    return gr.Number(
+        value=field.default,
+        minimum=low,
+        maximum=high,
+        step=step,
+        precision=0 if field.annotation is int else None,
+        label=LABELS[name],
+        info=help_text(field),
+        elem_id=f"train-{name.replace('_', '-')}",
+    )
+
+
+def build_spec(
+    dataset_path: str,
+    text_column: str | None,
+    label_column: str | None,
+    task: str,
+    base_model: str,
+    params: dict[str, Any],
+    splits: dict[str, Any],
+) -> dict[str, Any]:
+    """The job spec as a plain dict, as the CLI's YAML would hold it."""
+    data = {"train": dataset_path, "text_column": text_column or None, "label_column": label_column or None}
+    data.update({k: v for k, v in splits.items() if v not in (None, "")})
+    return {"task": task, "base_model": base_model, "data": data, "params": params}
+
+
+def cli_command(spec: dict[str, Any]) -> str:
+    """`playground train ...` doing the same job on this machine, flags only where they differ from the defaults."""
+    data = spec["data"]
+    parts = [["playground", "train"], ["--task", spec["task"]], ["--base-model", spec["base_model"]]]
+    for key in ("train", "validation", "test", "text_column", "label_column"):
+        if data.get(key):
+            parts.append([f"--{key.replace('_', '-')}", str(data[key])])
+    for key, value in spec["params"].items():
+        if value != TrainingParams.model_fields[key].default:
+            parts.append([f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)])
+    name = Path(str(data.get("train", "data"))).stem or "run"
+    parts.append(["--output", f"runs/{name}"])
+    return " \\\n    ".join(shlex.join(part) for part in parts)
+
+
+def build(ctx: AppContext, data: DataTab) -> TrainTab:
+    """Lay out the Train tab and wire Submit."""
+    source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
+    with gr.Row():
+        task = gr.Radio(
+            choices=tasks(),
+            value=JobSpec.model_fields["task"].default,
+            label="Task",
+            info=JobSpec.model_fields["task"].description,
+            elem_id="train-task",
+        )
+        base_model = gr.Dropdown(
+            choices=model_choices(JobSpec.model_fields["task"].default),
+            value=JobSpec.model_fields["base_model"].default,
+            label="Base model",
+            info=JobSpec.model_fields["base_model"].description,
+            allow_custom_value=True,
+            elem_id="train-base-model",
+        )
+    with gr.Row():
+        basic = [_widget(name, kind, step) for name, kind, step in BASIC]
+    with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
+        with gr.Row():
+            advanced = [_widget(name, kind, step) for name, kind, step in ADVANCED]
+        with gr.Row():
+            precision_field = TrainingParams.model_fields["precision"]
+            precision = gr.Radio(
+                choices=list(typing.get_args(precision_field.annotation)),
+                value=precision_field.default,
+                label=LABELS["precision"],
+                info=help_text(precision_field),
+                elem_id="train-precision",
+            )
+            fractions = [_widget(name, "slider", step, DataSpec) for name, step in SPLITS]
+        with gr.Row():
+            validation_dataset = gr.Dropdown(
+                label="Separate validation file (optional)",
+                info=DataSpec.model_fields["validation"].description,
+                choices=[],
+                value="",
+                allow_custom_value=True,
+                elem_id="train-validation-file",
+            )
+            test_dataset = gr.Dropdown(
+                label="Separate test file (optional)",
+                info=DataSpec.model_fields["test"].description,
+                choices=[],
+                value="",
+                allow_custom_value=True,
+                elem_id="train-test-file",
+            )
+    with gr.Row():
+        submit = gr.Button("Start training", variant="primary", scale=0, min_width=220, elem_id="train-submit")
+        status = gr.Markdown(elem_id="train-status")
+    submitted_job = gr.Textbox(visible=False, elem_id="train-job-id")
+    with gr.Accordion("The same job from the command line", open=False, elem_id="train-equivalent"):
+        command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-cli")
+        spec_yaml = gr.Code(label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12)
+
+    knobs = [*basic, *advanced, precision]
+    # The order of `inputs` is the order of preview_spec's and submit_job's parameters.
+    param_names = [name for name, _, _ in BASIC] + [name for name, _, _ in ADVANCED] + ["precision"]
+    inputs = [
+        data.dataset,
+        data.text_column,
+        data.label_column,
+        task,
+        base_model,
+        *knobs,
+        *fractions,
+        validation_dataset,
+        test_dataset,
+    ]
+
+    def spec_from(owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        dataset_id = values["dataset_id"]
+        if not dataset_id:
+            raise DataError("no training data picked: upload a file or pick one in the Data tab")
+        dataset = ctx.datasets.get(dataset_id, owner)
+        if dataset is None:
+            raise DataError(f"no uploaded file {dataset_id!r}: pick one in the Data tab")
+        params = {}
+        for name in param_names:
+            value = values[name]
+            annotation = TrainingParams.model_fields[name].annotation
+            params[name] = int(value) if annotation is int and value is not None else value
+        splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
+        for split in ("validation", "test"):
+            picked = values[f"{split}_dataset"]
+            if picked:
+                other = ctx.datasets.get(picked, owner)
+                if other is None:
+                    raise DataError(f"no uploaded file {picked!r} for the {split} split: pick one from the list")
+                splits[split] = str(other.path)
+        spec = build_spec(
+            str(dataset.path),
+            values["text_column"],
+            values["label_column"],
+            values["task"],
+            values["base_model"] or "",
+            params,
+            splits,
+        )
+        return spec, dataset.name
+
+    # Explicit parameters (not *args) so that API clients see named inputs; their order is the order of `inputs`.
+    def preview_spec(
+        dataset_id: str | None,
+        text_column: str | None,
+        label_column: str | None,
+        task: str,
+        base_model: str,
+        epochs: float,
+        batch_size: int,
+        learning_rate: float,
+        max_length: int,
+        warmup_ratio: float,
+        weight_decay: float,
+        seed: int,
+        precision: str,
+        validation_fraction: float,
+        test_fraction: float,
+        validation_dataset: str | None,
+        test_dataset: str | None,
+        request: gr.Request,
+    ):
+        """The equivalent `playground train` command and YAML spec of the current settings."""
+        values = {k: v for k, v in locals().items() if k != "request"}
+        owner = owner_of(ctx, request)
+        try:
+            spec, name = spec_from(owner, values)
+        except DataError:
+            return "Pick a file in the **Data** tab first.", "", ""
+        data_ = spec["data"]
+        line = (
+            f"Training data: **{name}** · text from `{data_['text_column']}` · labels from `{data_['label_column']}`"
+        )
+        return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+
+    def submit_job(
+        dataset_id: str | None,
+        text_column: str | None,
+        label_column: str | None,
+        task: str,
+        base_model: str,
+        epochs: float,
+        batch_size: int,
+        learning_rate: float,
+        max_length: int,
+        warmup_ratio: float,
+        weight_decay: float,
+        seed: int,
+        precision: str,
+        validation_fraction: float,
+        test_fraction: float,
+        validation_dataset: str | None,
+        test_dataset: str | None,
+        request: gr.Request,
+    ):
+        """Check the data and settings, then queue the training job; returns a message and the new job id."""
+        values = {k: v for k, v in locals().items() if k != "request"}
+        owner = owner_of(ctx, request)
+        try:
+            spec, _ = spec_from(owner, values)
+            job_id = ctx.submit(spec, owner)
+        except (DataError, ModelNotFoundError) as exc:
+            return error_markdown(str(exc), "Not started: the data needs fixing"), ""
+        except ValueError as exc:
+            return error_markdown(str(exc), "Not started: a setting needs fixing"), ""
+        return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.", job_id
+
+    def models_for(task_name: str):
+        choices = model_choices(task_name)
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    def refresh_choices(request: gr.Request):
+        owner = owner_of(ctx, request)
+        choices = dataset_choices(ctx.datasets.list(owner))
+        return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices)
+
+    task.input(models_for, [task], [base_model], api_visibility="private")
+    gr.on(
+        [component.change for component in inputs],
+        preview_spec,
+        inputs,
+        [source, command, spec_yaml],
+        api_name="preview_spec",
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+    submit.click(submit_job, inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
+    return TrainTab(submit, status, submitted_job, base_model, validation_dataset, test_dataset, refresh_choices)

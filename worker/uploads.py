@@ -1,0 +1,203 @@
+"""Uploaded datasets, kept per owner: the file under the data dir, its record (and column mapping) in the job store.
+
+Files live in `<data dir>/uploads/<dataset id>/<file name>`, so every worker that mounts the data dir can read them;
+the record says who owns the file, so nobody can list, pick or train on another owner's upload.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import JSON, DateTime, Integer, String, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from worker.records import utcnow
+
+UPLOADS = "uploads"
+_SCHEMA_LOCK_KEY = 0x706C6175  # "plau": serialises CREATE TABLE between processes starting at once on PostgreSQL
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(_Base):
+    __tablename__ = "playground_datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data dir, like a job's artifact folder
+    format: Mapped[str | None] = mapped_column(String(20))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    columns: Mapped[list | None] = mapped_column(JSON)
+    text_column: Mapped[str | None] = mapped_column(String(255))
+    label_column: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One uploaded file as its owner sees it."""
+
+    id: str
+    owner: str
+    name: str
+    path: Path
+    format: str | None
+    rows: int | None
+    size_bytes: int
+    created_at: datetime
+    columns: list[str] = field(default_factory=list)
+    text_column: str | None = None
+    label_column: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict for the REST API."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "format": self.format,
+            "rows": self.rows,
+            "size_bytes": self.size_bytes,
+            "columns": list(self.columns),
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "created_at": self.created_at.isoformat(timespec="seconds") + "Z",
+        }
+
+
+def looks_like_dataset_id(value: str | None) -> bool:
+    """True for strings shaped like a dataset id (16 hex digits)."""
+    return bool(value) and bool(_ID.match(value))
+
+
+class DatasetStore:
+    """Owner-scoped uploaded datasets on a SQLAlchemy engine (the job store's, so SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, home: Path):
+        self.engine = engine
+        self.home = home
+
+    def create_schema(self) -> None:
+        """Create the table if it is missing; safe when several processes start at once."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            _Base.metadata.create_all(conn)
+
+    @contextmanager
+    def _session(self, *, write: bool = True) -> Iterator[Session]:
+        # Reads go through the job store's read-only option: on SQLite they then take no write lock (see store.py).
+        bind = self.engine if write else self.engine.execution_options(playground_read_only=True)
+        with Session(bind, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def add(
+        self,
+        owner: str,
+        source: str | Path,
+        name: str,
+        *,
+        format: str | None,
+        rows: int | None,
+        columns: list[str],
+        text_column: str | None = None,
+        label_column: str | None = None,
+    ) -> Dataset:
+        """Copy `source` into the data dir under a new id and record it as `owner`'s dataset named `name`."""
+        dataset_id = secrets.token_hex(8)
+        safe_name = _safe_file_name(name)
+        relative = Path(UPLOADS) / dataset_id / safe_name
+        target = self.home / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        row = DatasetRow(
+            id=dataset_id,
+            owner=owner,
+            name=safe_name,
+            path=str(relative),
+            format=format,
+            rows=rows,
+            size_bytes=target.stat().st_size,
+            columns=[str(c) for c in columns],
+            text_column=text_column,
+            label_column=label_column,
+            created_at=utcnow(),
+        )
+        try:
+            with self._session() as s:
+                s.add(row)
+        except BaseException:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            raise
+        return self._dataset(row)
+
+    def get(self, dataset_id: str, owner: str) -> Dataset | None:
+        """The owner's dataset with this id, or None (also when it belongs to someone else)."""
+        with self._session(write=False) as s:
+            row = s.get(DatasetRow, dataset_id)
+            return self._dataset(row) if row is not None and row.owner == owner else None
+
+    def list(self, owner: str, limit: int = 200) -> list[Dataset]:
+        """The owner's datasets, newest first."""
+        query = (
+            select(DatasetRow)
+            .where(DatasetRow.owner == owner)
+            .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+            .limit(limit)
+        )
+        with self._session(write=False) as s:
+            return [self._dataset(row) for row in s.execute(query).scalars()]
+
+    def owner_of_path(self, path: str | Path) -> str | None:
+        """Who uploaded the file at `path` (None if it is not an upload under the data dir)."""
+        try:
+            relative = Path(path).resolve().relative_to(self.home.resolve())
+        except ValueError:
+            return None
+        with self._session(write=False) as s:
+            return s.execute(select(DatasetRow.owner).where(DatasetRow.path == str(relative))).scalar_one_or_none()
+
+    def remember_columns(self, dataset_id: str, owner: str, text_column: str | None, label_column: str | None) -> None:
+        """Keep the column mapping the owner picked, so the dataset opens with it next time."""
+        with self._session() as s:
+            s.execute(
+                update(DatasetRow)
+                .where(DatasetRow.id == dataset_id, DatasetRow.owner == owner)
+                .values(text_column=text_column, label_column=label_column)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _dataset(self, row: DatasetRow) -> Dataset:
+        return Dataset(
+            id=row.id,
+            owner=row.owner,
+            name=row.name,
+            path=self.home / row.path,
+            format=row.format,
+            rows=row.rows,
+            size_bytes=row.size_bytes or 0,
+            created_at=row.created_at,
+            columns=list(row.columns or []),
+            text_column=row.text_column,
+            label_column=row.label_column,
+        )
+
+
+def _safe_file_name(name: str) -> str:
+    # Only the last part of what the browser sent, without characters that mean something to a shell or a path.
+    base = Path(name.replace("\\", "/")).name.strip()
+    cleaned = _UNSAFE.sub("_", base).strip(" .")
+    return cleaned[:200] or "data.csv"
