@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.ner_metrics import BASELINE_NAME, ERROR_KINDS, entity_metrics, error_examples, repair_predictions
-from engine.report import ERROR_TEXT_CHARS, LOW_F1_MARGIN, _cell, _lengths_line, _num, _table, _train_section
+from engine.report import (
+    ERROR_TEXT_CHARS,
+    _cell,
+    _lengths_line,
+    _num,
+    _table,
+    _train_section,
+    confusion_section,
+    per_class_section,
+)
 
 TASK = "token-classification"
 _HEADLINE_ROWS = (
@@ -100,43 +109,11 @@ def _comparison_line(report: dict) -> str:
     )
 
 
-def _per_type_section(report: dict) -> list[str]:
-    macro_f1 = report["metrics"]["macro_f1"]
-    baseline_f1 = (report.get("baseline") or {}).get("per_class_f1")
-    header = ["Entity type", "Precision", "Recall", "F1", "Support", *(["Baseline F1"] if baseline_f1 else []), "Note"]
-    rows, flagged = [], []
-    for name, row in report["per_class"].items():
-        low = row["support"] > 0 and row["f1"] < macro_f1 - LOW_F1_MARGIN
-        cells = [_cell(name), *(_num(row[key]) for key in ("precision", "recall", "f1", "support"))]
-        if baseline_f1:
-            cells.append(_num(baseline_f1.get(name)))
-        note = "**well below average**" if low else ("no test entities" if not row["support"] else "")
-        rows.append([*cells, note])
-        flagged += [name] if low else []
-    lines = ["## Per entity type", "", *_table(header, rows), ""]
-    if flagged:
-        lines += [
-            f"F1 at least {LOW_F1_MARGIN:.2f} below the macro average ({macro_f1:.3f}): "
-            f"{', '.join(_cell(name) for name in flagged)}. More or cleaner examples of these types usually help.",
-            "",
-        ]
-    return lines
-
-
-def _confusion_section(report: dict) -> list[str]:
-    matrix = report["confusion_matrix"]
-    names = [_cell(name) for name in matrix["labels"]]
-    rows = [[f"**{names[i]}**", *(str(count) for count in counts)] for i, counts in enumerate(matrix["matrix"])]
-    return [
-        "## Confusion matrix",
-        "",
-        "Entities, matched by exact span. Rows are the gold type, columns the type predicted for the same span; "
-        "column O counts gold entities with no prediction of exactly their span, row O predicted entities with no "
-        "gold entity of exactly their span.",
-        "",
-        *_table(["gold \\ predicted", *names], rows),
-        "",
-    ]
+_CONFUSION_EXPLANATION = (
+    "Entities, matched by exact span. Rows are the gold type, columns the type predicted for the same span; "
+    "column O counts gold entities with no prediction of exactly their span, row O predicted entities with no "
+    "gold entity of exactly their span."
+)
 
 
 def _short(text: str) -> str:
@@ -283,8 +260,8 @@ def render_ner_markdown(report: dict) -> str:
         "",
     ]
     lines += ["## Fine-tuned vs baseline", "", _comparison_line(report), ""]
-    lines += _per_type_section(report)
-    lines += _confusion_section(report)
+    lines += per_class_section(report, title="Per entity type", column="Entity type", noun="types")
+    lines += confusion_section(report, explanation=_CONFUSION_EXPLANATION, corner="gold")
     lines += _errors_section(report)
     lines += _data_section(report.get("data"))
     lines += _train_section(report.get("train"))

@@ -210,45 +210,41 @@ def _comparison_line(report: dict) -> str:
     )
 
 
-def _per_class_section(report: dict) -> list[str]:
+def per_class_section(
+    report: dict, *, title: str = "Per class", column: str = "Label", noun: str = "labels"
+) -> list[str]:
+    """The per-class (or per-type) table; classes well below the macro F1 are flagged."""
     macro_f1 = report["metrics"]["macro_f1"]
     baseline_f1 = (report.get("baseline") or {}).get("per_class_f1")
-    header = ["Label", "Precision", "Recall", "F1", "Support"]
-    if baseline_f1:
-        header.append("Baseline F1")
-    header.append("Note")
+    header = [column, "Precision", "Recall", "F1", "Support", *(["Baseline F1"] if baseline_f1 else []), "Note"]
     rows, flagged = [], []
     for name, row in report["per_class"].items():
-        low = row["f1"] < macro_f1 - LOW_F1_MARGIN
-        cells = [_cell(name), _num(row["precision"]), _num(row["recall"]), _num(row["f1"]), _num(row["support"])]
+        # A class absent from the test split has F1 0 by convention; that says nothing about the model.
+        low = row["support"] > 0 and row["f1"] < macro_f1 - LOW_F1_MARGIN
+        cells = [_cell(name), *(_num(row[key]) for key in ("precision", "recall", "f1", "support"))]
         if baseline_f1:
             cells.append(_num(baseline_f1.get(name)))
-        cells.append("**well below average**" if low else "")
-        rows.append(cells)
-        if low:
-            flagged.append(name)
-    lines = ["## Per class", "", *_table(header, rows), ""]
+        note = "**well below average**" if low else ("no test examples" if not row["support"] else "")
+        rows.append([*cells, note])
+        flagged += [name] if low else []
+    lines = [f"## {title}", "", *_table(header, rows), ""]
     if flagged:
         lines += [
             f"F1 at least {LOW_F1_MARGIN:.2f} below the macro average ({macro_f1:.3f}): "
-            f"{', '.join(_cell(name) for name in flagged)}. More or cleaner examples of these labels usually help.",
+            f"{', '.join(_cell(name) for name in flagged)}. More or cleaner examples of these {noun} usually help.",
             "",
         ]
     return lines
 
 
-def _confusion_section(report: dict) -> list[str]:
+def confusion_section(
+    report: dict, *, explanation: str = "Rows are the true label, columns the predicted label.", corner: str = "true"
+) -> list[str]:
+    """The confusion matrix as a markdown table."""
     matrix = report["confusion_matrix"]
     names = [_cell(name) for name in matrix["labels"]]
     rows = [[f"**{names[i]}**", *(str(count) for count in counts)] for i, counts in enumerate(matrix["matrix"])]
-    return [
-        "## Confusion matrix",
-        "",
-        "Rows are the true label, columns the predicted label.",
-        "",
-        *_table(["true \\ predicted", *names], rows),
-        "",
-    ]
+    return ["## Confusion matrix", "", explanation, "", *_table([f"{corner} \\ predicted", *names], rows), ""]
 
 
 def _count(value: Any) -> int:
@@ -441,8 +437,8 @@ def render_markdown(report: dict) -> str:
     headline_rows = [[title, _num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
     lines += ["## Headline metrics", "", *_table(["Metric", "Value"], headline_rows), ""]
     lines += ["## Fine-tuned vs baseline", "", _comparison_line(report), ""]
-    lines += _per_class_section(report)
-    lines += _confusion_section(report)
+    lines += per_class_section(report)
+    lines += confusion_section(report)
     lines += _data_section(report.get("data"))
     lines += _train_section(report.get("train"))
     lines += _errors_section(report.get("errors") or [])
