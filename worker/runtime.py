@@ -227,10 +227,11 @@ class JobRun:
         if kind == "start":
             log.info("training from step %d of %d", step, total)
         elif kind == "eval":
-            numbers = ", ".join(f"{k} {v:.4f}" for k, v in sorted(data["metrics"].items()) if k != "loss")
-            log.info(
-                "epoch %.2f (step %d/%d): validation loss %s, %s", data["epoch"], step, total, data["loss"], numbers
-            )
+            # Timing figures (runtime, samples per second) are the Trainer's bookkeeping, not scores.
+            skip = {"loss", "epoch", "runtime", "samples_per_second", "steps_per_second"}
+            numbers = ", ".join(f"{k} {v:.4f}" for k, v in sorted(data["metrics"].items()) if k not in skip)
+            loss = f"{data['loss']:.4f}" if data["loss"] is not None else "n/a"
+            log.info("epoch %.2f (step %d/%d): validation loss %s, %s", data["epoch"], step, total, loss, numbers)
         elif kind == "log" and time.monotonic() - self._last_log_line >= 10:
             self._last_log_line = time.monotonic()
             log.info(
