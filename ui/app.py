@@ -76,7 +76,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                 *playground_tab.shares,
             ],
             api_visibility="private",
-        )
+        ).then(data_tab.task_view, [data_tab.dataset], data_tab.task_outputs, api_visibility="private")
         data_tab.dataset.change(
             train_tab.refresh_choices,
             None,

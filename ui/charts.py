@@ -92,10 +92,18 @@ def line_chart(
     return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'
 
 
-def training_curves_html(events: list[JobEvent], total_steps: int | None = None) -> str:
-    """Two charts side by side: loss (training and validation) and validation scores, by training step."""
+# Validation metrics drawn on the score chart: (key in the eval event, legend name).
+_SCORES = (
+    ("macro_f1", "validation macro-F1"),
+    ("micro_f1", "validation micro-F1"),
+    ("accuracy", "validation accuracy"),
+)
+
+
+def training_curves_html(events: list[JobEvent], total_steps: int | None = None, task: str | None = None) -> str:
+    """Loss (training and validation) and validation scores by training step; chat jobs have the loss only."""
     loss: Series = {"training loss": [], "validation loss": []}
-    scores: Series = {"validation macro-F1": [], "validation accuracy": []}
+    scores: Series = {name: [] for _, name in _SCORES}
     for event in events:
         step = float(event.step or 0)
         if event.kind == "log" and event.loss is not None:
@@ -103,9 +111,13 @@ def training_curves_html(events: list[JobEvent], total_steps: int | None = None)
         elif event.kind == "eval":
             if event.loss is not None:
                 loss["validation loss"].append((step, float(event.loss)))
-            for key, name in (("macro_f1", "validation macro-F1"), ("accuracy", "validation accuracy")):
+            for key, name in _SCORES:
                 if (event.metrics or {}).get(key) is not None:
                     scores[name].append((step, float(event.metrics[key])))
+    if task == "token-classification":
+        scores.pop("validation accuracy")  # token accuracy: high from the first step, since most tokens are O
+    else:
+        scores.pop("validation micro-F1")
     charts = [
         line_chart(
             loss,
@@ -123,4 +135,6 @@ def training_curves_html(events: list[JobEvent], total_steps: int | None = None)
             empty="measured at the end of each epoch",
         ),
     ]
+    if task == "chat":  # a language model has no validation score beyond its loss
+        charts = charts[:1]
     return f'<div class="pg-charts">{"".join(charts)}</div>'

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import JobSpec
+from engine.spec import DataSpec, JobSpec
 from worker.api import JobNotFoundError, Jobs
 from worker.records import SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
@@ -84,6 +84,22 @@ def _split_pair(pair: str, source: str) -> tuple[str, str]:
     if len(user) > 200:
         raise ValueError(f"{source}: user name is longer than 200 characters")
     return user, password
+
+
+def inspect_task_data(task: str, data: DataSpec, *, max_length: int = 128, seed: int = 42) -> dict[str, Any]:
+    """The validation summary of a data mapping for one task; raises DataError with a readable message."""
+    # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
+    if task == "token-classification":
+        from engine.ner_data import inspect_token_data
+
+        return inspect_token_data(data, max_length=max_length, seed=seed)
+    if task == "chat":
+        from engine.chat_data import inspect_chat_data
+
+        return inspect_chat_data(data, max_length=max_length, seed=seed)
+    from engine.data import inspect_data
+
+    return inspect_data(data, max_length=max_length, seed=seed)
 
 
 def local_owner() -> str:
@@ -246,10 +262,17 @@ class AppContext:
 
     def check_data(self, spec: JobSpec) -> dict[str, Any]:
         """The validation summary of a training spec's data; raises DataError with a readable message."""
-        from engine.data import inspect_data
+        return inspect_task_data(spec.task, spec.data, max_length=spec.params.max_length, seed=spec.params.seed)
 
-        # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
-        return inspect_data(spec.data, max_length=spec.params.max_length, seed=spec.params.seed)
+    def base_predictor(self, job: Job) -> Predictor:
+        """The loaded base model a chat job was fine-tuned from, to answer the same message for comparison."""
+        from engine.catalog import resolve_model
+
+        spec = job.spec or {}
+        folder = Path(resolve_model(str(spec.get("base_model", "")), task=spec.get("task")))
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"the base model of job {job.id} ({spec.get('base_model')}) is not a model folder")
+        return self.predictors.get(folder)
 
     def submit(self, raw: dict[str, Any] | Spec, owner: str) -> str:
         """Check a spec (access, then data) and queue it; returns the job id. Nothing is queued on an error."""

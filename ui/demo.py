@@ -15,11 +15,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from ui.context import AppContext
+from ui.task_views import spans_html
 from ui.views import file_name
 from worker.api import JobNotFoundError
 from worker.records import Job
 
 MAX_DEMO_CHARS = 5000
+DEMO_NEW_TOKENS = 200
 _NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
 _PAGE = """<!doctype html>
@@ -43,6 +45,10 @@ button {{ margin-top: 10px; background: #2563eb; color: #fff; border: 0; border-
 .pct {{ width: 64px; text-align: right; font-variant-numeric: tabular-nums; }}
 footer {{ margin-top: 40px; font-size: 0.85em; color: #6b7280; }}
 .error {{ color: #b91c1c; }}
+.tagged {{ font-size: 1.1em; line-height: 2.2; white-space: pre-wrap; }}
+mark.entity {{ border-radius: 6px; padding: 2px 4px; }}
+mark.entity .type {{ font-size: 0.7em; font-weight: 700; margin-left: 4px; color: #374151; }}
+.reply {{ white-space: pre-wrap; background: #f3f4f6; border-radius: 8px; padding: 12px; }}
 </style></head>
 <body>{body}
 <footer>{footer}</footer>
@@ -84,7 +90,14 @@ def demo_router(ctx: AppContext) -> APIRouter:
             return _not_found()
         if not text.strip():
             return _page(job, ctx, text="", scores=None, error="Type a text first.")
-        result = ctx.predictors.get(ctx.model_dir(job)).classify([text])[0]
+        predictor = ctx.predictors.get(ctx.model_dir(job))
+        task = _task(job)
+        if task == "token-classification":
+            return _page(job, ctx, text=text, scores=None, spans=predictor.tag([text])[0])
+        if task == "chat":
+            reply = predictor.chat([{"role": "user", "content": text}], max_new_tokens=DEMO_NEW_TOKENS)
+            return _page(job, ctx, text=text, scores=None, reply=reply)
+        result = predictor.classify([text])[0]
         return _page(job, ctx, text=text, scores=result["scores"])
 
     @router.post("/demo/{token}/predict", include_in_schema=False)
@@ -92,40 +105,86 @@ def demo_router(ctx: AppContext) -> APIRouter:
         job = shared_job(token)
         if job is None:
             return JSONResponse({"detail": "this demo link does not exist or was revoked"}, 404, headers=_NO_STORE)
-        result = ctx.predictors.get(ctx.model_dir(job)).classify([body.text])[0]
+        predictor = ctx.predictors.get(ctx.model_dir(job))
+        task = _task(job)
+        if task == "token-classification":
+            return JSONResponse({"entities": predictor.tag([body.text])[0]}, headers=_NO_STORE)
+        if task == "chat":
+            messages = [{"role": "user", "content": body.text}]
+            return JSONResponse({"reply": predictor.chat(messages, max_new_tokens=DEMO_NEW_TOKENS)}, headers=_NO_STORE)
+        result = predictor.classify([body.text])[0]
         return JSONResponse(result, headers=_NO_STORE)
 
     return router
 
 
+def _task(job: Job) -> str:
+    return str((job.spec or {}).get("task") or "text-classification")
+
+
 def _about(job: Job, ctx: AppContext) -> str:
     spec = job.spec or {}
-    predictor_labels = _labels(job, ctx)
-    labels = ", ".join(html.escape(label) for label in predictor_labels)
+    labels = ", ".join(html.escape(label) for label in _labels(job, ctx))
     data = file_name((spec.get("data") or {}).get("train"))
     base = html.escape(str(spec.get("base_model", "")).split("/")[-1])
     trained = f" on <em>{html.escape(data)}</em>" if data else ""
+    task = _task(job)
+    if task == "token-classification":
+        return f"An entity tagger fine-tuned from <strong>{base}</strong>{trained}. It finds: {labels}."
+    if task == "chat":
+        return f"A chat model fine-tuned from <strong>{base}</strong>{trained}. It answers one message at a time."
     return f"A text classifier fine-tuned from <strong>{base}</strong>{trained}. It answers one of: {labels}."
 
 
 def _labels(job: Job, ctx: AppContext) -> list[str]:
     config = ctx.model_dir(job) / "config.json"
     id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
-    return [id2label[key] for key in sorted(id2label, key=int)]
+    labels = [id2label[key] for key in sorted(id2label, key=int)]
+    if _task(job) == "token-classification":  # IOB tags -> entity types
+        return sorted({label.split("-", 1)[1] for label in labels if "-" in label})
+    return [] if _task(job) == "chat" else labels
 
 
-def _page(job: Job, ctx: AppContext, *, text: str, scores: dict[str, float] | None, error: str = "") -> HTMLResponse:
+_PROMPTS = {
+    "text-classification": ("Type or paste a text:", "Classify", "classify"),
+    "token-classification": ("Type or paste a text to find its entities:", "Find entities", "tag"),
+    "chat": ("Your message:", "Send", "send"),
+}
+
+
+def _page(
+    job: Job,
+    ctx: AppContext,
+    *,
+    text: str,
+    scores: dict[str, float] | None,
+    error: str = "",
+    spans: list[dict] | None = None,
+    reply: str | None = None,
+) -> HTMLResponse:
+    prompt, action, button_id = _PROMPTS.get(_task(job), _PROMPTS["text-classification"])
     parts = [
         "<h1>Try this model</h1>",
         f'<p class="about">{_about(job, ctx)}</p>',
         '<form method="post">',
-        '<label for="text">Type or paste a text:</label>',
+        f'<label for="text">{prompt}</label>',
         f'<textarea id="text" name="text" maxlength="{MAX_DEMO_CHARS}" required>{html.escape(text)}</textarea>',
-        '<button type="submit" id="classify">Classify</button>',
+        f'<button type="submit" id="{button_id}">{action}</button>',
         "</form>",
     ]
     if error:
         parts.append(f'<p class="error">{html.escape(error)}</p>')
+    if spans is not None:
+        found = f"{len(spans)} entit{'y' if len(spans) == 1 else 'ies'} found" if spans else "No entity found"
+        parts.append(
+            f'<section class="result" id="result"><h2>{found}</h2>'
+            f'<p class="tagged">{spans_html(text, spans, _labels(job, ctx))}</p></section>'
+        )
+    if reply is not None:
+        parts.append(
+            '<section class="result" id="result"><h2>Reply</h2>'
+            f'<div class="reply">{html.escape(reply)}</div></section>'
+        )
     if scores:
         ranked = sorted(scores.items(), key=lambda item: -item[1])
         rows = []
@@ -141,7 +200,7 @@ def _page(job: Job, ctx: AppContext, *, text: str, scores: dict[str, float] | No
             f'<section class="result" id="result"><h2>Prediction: {top}</h2>'
             f"<p>Probability of each label:</p>{''.join(rows)}</section>"
         )
-    footer = "A read-only demo made with Finetune Playground. What you type is classified and not stored."
+    footer = "A read-only demo made with Finetune Playground. What you type is used for this answer and not stored."
     page = _PAGE.format(title="Try this model · Finetune Playground", body="\n".join(parts), footer=footer)
     return HTMLResponse(page, headers=_NO_STORE)
 

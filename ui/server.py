@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import gradio as gr
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, status
@@ -23,23 +23,43 @@ from engine.paths import max_upload_bytes
 from ui.app import CSS, THEME, build_blocks
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
+from ui.tabs.data import CONLL_SUFFIXES
 from worker.api import JobNotFoundError
 from worker.records import STATUSES
 
 MAX_PREDICT_TEXTS = 1000
+MAX_CHAT_TURNS = 100
+MAX_CHAT_CHARS = 20_000
 _basic = HTTPBasic(auto_error=False, realm="Finetune Playground")
 
 
-class PredictRequest(BaseModel):
-    """Body of POST /api/models/{id}/predict: one text or a list of texts."""
+class ChatMessage(BaseModel):
+    """One turn of a conversation."""
 
-    text: str | None = Field(default=None, description="One text to classify.")
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=MAX_CHAT_CHARS)
+
+
+class PredictRequest(BaseModel):
+    """Body of POST /api/models/{id}/predict: texts for classifiers and taggers, messages for chat models."""
+
+    text: str | None = Field(default=None, description="One text to classify or tag.")
     texts: list[str] | None = Field(default=None, max_length=MAX_PREDICT_TEXTS, description="Several texts.")
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1, max_length=MAX_CHAT_TURNS, description="Chat models: the conversation so far."
+    )
+    max_new_tokens: int = Field(default=256, ge=1, le=1024, description="Chat models: longest reply, in tokens.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Chat models: 0 answers greedily.")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Chat models: nucleus sampling share.")
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("send either 'text' (one string) or 'texts' (a list of strings)")
+        given = [name for name in ("text", "texts", "messages") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "send one of 'text' (one string), 'texts' (a list of strings) or, for chat models, 'messages' "
+                "(a list of {role, content})"
+            )
         return self
 
 
@@ -157,14 +177,41 @@ def api_router(ctx: AppContext) -> APIRouter:
 
     @router.post("/models/{job_id}/predict")
     def predict(job_id: str, body: PredictRequest, owner: Owner):
-        """Classify texts with the model of a succeeded training job: label, score and every label's probability."""
+        """Use the model of a succeeded training job. Classifiers: label, score and every label's probability per
+        text. Taggers: entity spans (text, type, start, end, score) per text. Chat models: the reply to `messages`."""
         job_or_404(job_id, owner)
         try:
             predictor = ctx.predictor(job_id, owner)
         except ValueError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if predictor.task == "chat":
+            if body.messages is None:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"job {job_id} is a chat model: send 'messages', a list of {{role, content}}, not texts",
+                )
+            messages = [message.model_dump() for message in body.messages]
+            options = {"max_new_tokens": body.max_new_tokens, "temperature": body.temperature, "top_p": body.top_p}
+            return {"model": job_id, "task": predictor.task, "reply": predictor.chat(messages, **options)}
+        if body.messages is not None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"job {job_id} is a {predictor.task} model: send 'text' or 'texts', not messages",
+            )
         texts = [body.text] if body.text is not None else list(body.texts or [])
-        return {"model": job_id, "labels": predictor.labels, "predictions": predictor.classify(texts)}
+        if predictor.task == "token-classification":
+            return {
+                "model": job_id,
+                "task": predictor.task,
+                "labels": predictor.labels,
+                "entities": predictor.tag(texts),
+            }
+        return {
+            "model": job_id,
+            "task": predictor.task,
+            "labels": predictor.labels,
+            "predictions": predictor.classify(texts),
+        }
 
     @router.get("/datasets", tags=["datasets"])
     def list_datasets(owner: Owner):
@@ -193,7 +240,8 @@ def api_router(ctx: AppContext) -> APIRouter:
             except DataError as exc:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
             columns = [str(c) for c in table.frame.columns]
-            dataset = ctx.datasets.add(owner, path, name, format=table.format, rows=len(table.frame), columns=columns)
+            file_format = "conll" if path.suffix.lower() in CONLL_SUFFIXES else table.format
+            dataset = ctx.datasets.add(owner, path, name, format=file_format, rows=len(table.frame), columns=columns)
         return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)
 
     return router

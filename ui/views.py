@@ -85,8 +85,13 @@ def job_choice(job: Job) -> tuple[str, str]:
 def result_text(job: Job) -> str:
     """The headline number of a finished job, or why it ended."""
     summary = job.summary or {}
-    if job.status == SUCCEEDED and "macro_f1" in summary:
-        return f"macro-F1 {summary['macro_f1']:.3f}"
+    if job.status == SUCCEEDED:
+        if "perplexity" in summary:  # chat
+            return f"perplexity {summary['perplexity']:.2f} (base {summary.get('base_perplexity', float('nan')):.2f})"
+        if "token_accuracy" in summary:  # a tagger: micro-F1 over entity spans is the headline
+            return f"entity micro-F1 {summary['micro_f1']:.3f}"
+        if "macro_f1" in summary:
+            return f"macro-F1 {summary['macro_f1']:.3f}"
     if job.status == FAILED and job.error:
         return job.error.splitlines()[0][:80]
     return ""
@@ -169,7 +174,8 @@ def job_markdown(job: Job) -> str:
     result = result_text(job) if job.status == SUCCEEDED else ""
     if result:
         summary = job.summary or {}
-        extra = f" (baseline {summary['baseline_macro_f1']:.3f})" if "baseline_macro_f1" in summary else ""
+        key = "baseline_micro_f1" if result.startswith("entity") else "baseline_macro_f1"
+        extra = f" (baseline {summary[key]:.3f})" if key in summary else ""
         lines += ["", f"Result on the test split: **{result}**{extra}. Open the **Report** tab for the details."]
     if job.status == FAILED:
         lines += ["", f"**What went wrong:** {job.error or 'the job failed without a message'}"]

@@ -353,10 +353,22 @@ def _complete_checkpoint(folder: Path) -> bool:
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a report, for job lists."""
     metrics = report.get("metrics") or {}
-    summary = {k: float(metrics[k]) for k in ("accuracy", "macro_f1", "weighted_f1") if _is_number(metrics.get(k))}
+    # Classifiers lead with macro-F1, taggers with entity micro-F1, chat models with held-out perplexity.
+    keys = (
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "micro_f1",
+        "token_accuracy",
+        "loss",
+        "perplexity",
+        "base_perplexity",
+    )
+    summary = {k: float(metrics[k]) for k in keys if _is_number(metrics.get(k))}
     baseline = report.get("baseline") or {}
-    if _is_number(baseline.get("macro_f1")):
-        summary["baseline_macro_f1"] = float(baseline["macro_f1"])
+    for key in ("macro_f1", "micro_f1"):
+        if _is_number(baseline.get(key)):
+            summary[f"baseline_{key}"] = float(baseline[key])
     return {k: v for k, v in summary.items() if math.isfinite(v)}
 
 

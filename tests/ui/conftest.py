@@ -250,3 +250,37 @@ def browser(artifacts: Path) -> Iterator:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+# Two epochs of MiniLM on tests/fixtures/ner/en.conll: enough for the tagger to find most entities.
+NER_PARAMS = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-4, "max_length": 64}
+# Chat training on a CPU is slow: one epoch of LoRA on a handful of short conversations.
+CHAT_PARAMS = {"epochs": 1, "batch_size": 4, "max_length": 128}
+CHAT_CONVERSATIONS = 20
+
+
+@pytest.fixture(scope="session")
+def ner_job(server: Server) -> dict:
+    """Alice's succeeded token-classification job on tests/fixtures/ner/en.conll, submitted through REST."""
+    dataset = upload(server, "alice", FIXTURES / "ner" / "en.conll")
+    spec = {"task": "token-classification", "base_model": "minilm-l6", "data": {"train": dataset["id"]}}
+    status, job = server.api("POST", "/api/jobs", body={**spec, "params": NER_PARAMS})
+    assert status == 201, job
+    job = wait_finished(server, job["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    return job
+
+
+@pytest.fixture(scope="session")
+def chat_job(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Alice's succeeded chat (LoRA) job on the first conversations of tests/fixtures/chat/support.jsonl."""
+    lines = (FIXTURES / "chat" / "support.jsonl").read_text(encoding="utf-8").splitlines()[:CHAT_CONVERSATIONS]
+    path = tmp_path_factory.mktemp("chat") / "support-small.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = upload(server, "alice", path)
+    spec = {"task": "chat", "data": {"train": dataset["id"]}, "params": CHAT_PARAMS}
+    status, job = server.api("POST", "/api/jobs", body=spec)
+    assert status == 201, job
+    job = wait_finished(server, job["id"], timeout=600)
+    assert job["status"] == "succeeded", job
+    return job

@@ -188,3 +188,71 @@ def test_another_user_sees_none_of_alices_work_in_the_browser(server: Server, br
     page.locator("#playground-classify").click()
     page.get_by_text("no job selected; pick one from the list").wait_for()  # bob has no model to pick
     context.close()
+
+
+@pytest.mark.slow
+def test_ner_upload_train_and_see_entities_in_the_playground(server: Server, browser, artifacts: Path):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(artifacts / f"ner-{name}.png"), full_page=True)
+
+    log_in(page, server, "alice")
+
+    # 1. Data: a CoNLL file is recognised as token classification and summarised by entity type.
+    page.locator("#data-upload input[type=file]").set_input_files(str(FIXTURES / "ner" / "en.conll"))
+    summary = page.locator("#data-summary")
+    summary.get_by_text("Ready to train a tagger").wait_for()
+    assert "283 entities of 4 types" in summary.inner_text()
+    page.locator("#data-tokens-column").wait_for(state="visible")  # the task's own column pickers
+    assert page.locator("#data-task input[value=token-classification]").is_checked()
+    shot("1-data")
+
+    # 2. Train: the task follows the data; the base model list only has models that can tag.
+    open_tab(page, "Train")
+    page.locator("#train-source").get_by_text("Token classification").wait_for()
+    assert page.locator("#train-task input[value=token-classification]").is_checked()
+    set_number(page, "train-epochs", "2")
+    set_number(page, "train-batch-size", "8")
+    set_number(page, "train-learning-rate", "0.0003")
+    page.locator("#train-advanced").get_by_text("Advanced settings").click()
+    set_number(page, "train-max-length", "64")
+    page.locator("#train-equivalent").get_by_text("The same job from the command line").click()
+    page.locator("#train-cli").get_by_text("--task token-classification").wait_for()
+    shot("2-train")
+    page.locator("#train-submit").click()
+
+    # 3. Jobs: follow it to the end.
+    detail = page.locator("#jobs-detail")
+    detail.get_by_text("train minilm-l6 on en.conll, 2 epochs").wait_for()
+    job_id = re.search(r"job ([0-9a-f]{16})", detail.inner_text()).group(1)
+    detail.get_by_text("finished").wait_for(timeout=TRAINING_TIMEOUT_MS)
+    shot("3-jobs")
+
+    # 4. Report: entity types in the per-class table, error kinds below.
+    page.locator("#jobs-open-report").click()
+    page.locator("#report-headline").get_by_text(job_id[:8]).wait_for()
+    page.locator("#report-headline").get_by_text("Micro F1 (entities)").wait_for()
+    page.locator("#report-error-kinds").wait_for(state="visible")
+    shot("4-report")
+
+    # 5. Playground: the tagger marks entities in typed text.
+    open_tab(page, "Jobs")
+    page.locator("#jobs-open-playground").click()
+    page.locator("#playground-tag-text textarea").fill("Maria Schmidt flew from Berlin to Madrid with Lufthansa.")
+    page.locator("#playground-tag").click()
+    entities = page.locator("#playground-entities")
+    entities.get_by_text("Berlin").wait_for()
+    page.wait_for_timeout(500)
+    status, body = server.api(
+        "POST",
+        f"/api/models/{job_id}/predict",
+        body={"text": "Maria Schmidt flew from Berlin to Madrid with Lufthansa."},
+    )
+    assert status == 200
+    for span in body["entities"][0]:
+        assert span["type"] in entities.inner_text()  # every entity type the model finds is shown as a label
+    shot("5-playground")
+    context.close()

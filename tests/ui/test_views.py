@@ -162,3 +162,25 @@ def test_training_curves_draw_every_series_that_has_points():
     assert ">10</text>" in html  # the step axis spans the whole run, not just the steps done so far
     assert "waiting for the first steps" in training_curves_html([])
     assert "<polyline" not in line_chart({"a": []}, title="t", x_label="x", empty="nothing yet")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "baseline", "headline"),
+    [
+        ({"accuracy": 0.9, "macro_f1": 0.8, "weighted_f1": 0.8, "micro_f1": 0.9}, {"macro_f1": 0.7}, "macro-F1 0.800"),
+        (
+            {"accuracy": 0.99, "macro_f1": 0.8, "weighted_f1": 0.8, "micro_f1": 0.85, "token_accuracy": 0.99},
+            {"micro_f1": 0.7},
+            "entity micro-F1 0.850",
+        ),
+        ({"loss": 3.1, "perplexity": 22.2, "base_perplexity": 45.0}, None, "perplexity 22.20 (base 45.00)"),
+    ],
+)
+def test_job_headline_fits_the_task(metrics, baseline, headline):
+    from types import SimpleNamespace
+
+    from ui.views import result_text
+    from worker.runtime import report_summary
+
+    summary = report_summary({"metrics": metrics, "baseline": baseline})
+    assert result_text(SimpleNamespace(status="succeeded", summary=summary, error=None)) == headline

@@ -95,7 +95,9 @@ def build(ctx: AppContext) -> JobsTab:
             record = ctx.job(job_id, owner)
         except JobNotFoundError as exc:
             raise user_error(str(exc)) from exc
-        curve_data = training_curves_html(ctx.jobs.history(record.id, owner=owner), record.total_steps)
+        curve_data = training_curves_html(
+            ctx.jobs.history(record.id, owner=owner), record.total_steps, (record.spec or {}).get("task")
+        )
         tail = ctx.jobs.log_tail(record.id, LOG_LINES, owner=owner)
         can_cancel = not record.finished and not record.cancel_requested
         return (

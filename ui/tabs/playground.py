@@ -14,6 +14,7 @@ from engine.tabular import read_table
 from ui.context import AppContext
 from ui.tabs.common import download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
+from ui.task_views import chat_messages, highlighted
 from ui.views import job_choice, job_title, when
 
 MAX_TEXT_CHARS = 20_000
@@ -49,7 +50,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
             elem_id="playground-model",
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="playground-refresh")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_id="playground-classify-section") as classify_section:
         with gr.Column(scale=3):
             text = gr.Textbox(
                 label="Type or paste a text",
@@ -61,7 +62,47 @@ def build(ctx: AppContext) -> PlaygroundTab:
             classify_button = gr.Button("Classify", variant="primary", elem_id="playground-classify")
         with gr.Column(scale=2):
             result = gr.Label(label="Probability of each label", elem_id="playground-result")
-    with gr.Accordion("Classify a whole file", open=False, elem_id="playground-file-section"):
+    with gr.Row(equal_height=False, visible=False, elem_id="playground-tag-section") as tag_section:
+        with gr.Column(scale=3):
+            tag_text = gr.Textbox(
+                label="Type or paste a text to find its entities",
+                lines=4,
+                max_length=MAX_TEXT_CHARS,
+                placeholder="Maria Schmidt flew from Berlin to Madrid with Lufthansa.",
+                elem_id="playground-tag-text",
+            )
+            tag_button = gr.Button("Find entities", variant="primary", elem_id="playground-tag")
+        with gr.Column(scale=3):
+            entities = gr.HighlightedText(
+                label="Entities found", combine_adjacent=False, show_legend=True, elem_id="playground-entities"
+            )
+    with gr.Column(visible=False, elem_id="playground-chat-section") as chat_section, gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            with gr.Row():
+                conversation = gr.Chatbot(label="Fine-tuned model", height=420, elem_id="playground-chat")
+                base_conversation = gr.Chatbot(
+                    label="Base model (not fine-tuned)", height=420, visible=False, elem_id="playground-chat-base"
+                )
+            message = gr.Textbox(
+                label="Your message",
+                placeholder="Ask something and press Enter",
+                max_length=MAX_TEXT_CHARS,
+                elem_id="playground-chat-message",
+            )
+            with gr.Row():
+                send = gr.Button("Send", variant="primary", elem_id="playground-chat-send")
+                clear = gr.Button("New conversation", elem_id="playground-chat-clear")
+        with gr.Column(scale=1, min_width=240):
+            system_prompt = gr.Textbox(label="System prompt (optional)", lines=3, elem_id="playground-chat-system")
+            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature", info="0 answers greedily.")
+            top_p = gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p", info="Share of likely words kept.")
+            max_new_tokens = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
+            compare = gr.Checkbox(
+                label="Compare with the base model",
+                info="The base model answers the same messages beside it.",
+                elem_id="playground-chat-compare",
+            )
+    with gr.Accordion("Classify or tag a whole file", open=False, elem_id="playground-file-section") as file_section:
         with gr.Row():
             file_in = gr.File(label="File of texts", file_types=FILE_TYPES, height=110, elem_id="playground-file")
             with gr.Column():
@@ -69,7 +110,11 @@ def build(ctx: AppContext) -> PlaygroundTab:
                     label="Column with the texts (guessed when empty)", choices=[], allow_custom_value=True
                 )
                 predict_button = gr.Button("Predict every row", elem_id="playground-predict-file")
-            file_out = gr.File(label="Predictions (CSV)", interactive=False, elem_id="playground-predictions")
+            file_out = gr.File(
+                label="Predictions (CSV; JSONL with an entities list per row for taggers)",
+                interactive=False,
+                elem_id="playground-predictions",
+            )
         predictions_preview = gr.Dataframe(label="First predictions", interactive=False, wrap=True, max_height=260)
     with gr.Accordion("Share a demo of this model", open=False, elem_id="playground-share-section"):
         gr.Markdown(
@@ -141,11 +186,84 @@ def build(ctx: AppContext) -> PlaygroundTab:
             raise user_error("Upload a file of texts first.")
         try:
             predictor = ctx.predictor(job_id, owner)
-            output = download_dir() / f"{Path(path).stem}-predictions.csv"
+            if predictor.task == "chat":
+                raise ValueError("a chat model answers conversations; use the chat above, not a file of texts")
+            tagger = predictor.task == "token-classification"
+            output = download_dir() / f"{Path(path).stem}-predictions.{'jsonl' if tagger else 'csv'}"
             predict_rows(predictor, path, output, text_column=text_column or None)
         except (DataError, ValueError) as exc:
             raise user_error(str(exc)) from exc
-        return str(output), pd.read_csv(output).head(20)
+        if not tagger:
+            return str(output), pd.read_csv(output).head(20)
+        preview = pd.read_json(output, lines=True, nrows=20)
+        preview["entities"] = [
+            ", ".join(f"{span['text']} ({span['type']})" for span in spans) for spans in preview["entities"]
+        ]
+        return str(output), preview
+
+    def model_task(job_id: str | None, request: gr.Request):
+        """Show the part of the page that fits the picked model's task: classify, tag or chat."""
+        owner = owner_of(ctx, request)
+        task = "text-classification"
+        if job_id:
+            try:
+                task = (ctx.job(job_id, owner).spec or {}).get("task") or task
+            except ValueError:
+                task = "text-classification"
+        return (
+            gr.Row(visible=task == "text-classification"),
+            gr.Row(visible=task == "token-classification"),
+            gr.Column(visible=task == "chat"),
+            gr.Accordion(visible=task != "chat"),
+            [],
+            [],
+        )
+
+    def tag(job_id: str | None, sentence: str, request: gr.Request):
+        """The entities the picked tagger finds in one text, as highlighted spans."""
+        owner = owner_of(ctx, request)
+        if not (sentence or "").strip():
+            raise user_error("Type a text to tag first.")
+        try:
+            predictor = ctx.predictor(job_id, owner)
+            spans = predictor.tag([sentence[:MAX_TEXT_CHARS]])[0]
+        except ValueError as exc:
+            raise user_error(str(exc)) from exc
+        return highlighted(sentence[:MAX_TEXT_CHARS], spans)
+
+    def chat(
+        job_id: str | None,
+        text: str,
+        history: list,
+        base_history: list,
+        system: str,
+        temperature_: float,
+        top_p_: float,
+        max_new: int,
+        with_base: bool,
+        request: gr.Request,
+    ):
+        """Answer the message with the fine-tuned model, token by token; with the base model too when comparing."""
+        owner = owner_of(ctx, request)
+        if not (text or "").strip():
+            raise user_error("Type a message first.")
+        try:
+            record = ctx.finished_model(job_id, owner)
+            predictors = [ctx.predictor(record.id, owner)]
+            if with_base:
+                predictors.append(ctx.base_predictor(record))
+        except ValueError as exc:
+            raise user_error(str(exc)) from exc
+        text = text[:MAX_TEXT_CHARS]
+        options = {"max_new_tokens": int(max_new), "temperature": float(temperature_), "top_p": float(top_p_)}
+        chats = [list(history or []), list(base_history or [])]
+        for chat_history, predictor in zip(chats, predictors, strict=False):
+            messages = [*chat_messages(chat_history, system), {"role": "user", "content": text}]
+            chat_history += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+            for piece in predictor.stream_chat(messages, **options):
+                chat_history[-1]["content"] += piece
+                yield "", chats[0], chats[1]
+        yield "", chats[0], chats[1]
 
     def create_share(job_id: str | None, request: gr.Request):
         """A new share link for the picked model; returns the link and the updated list."""
@@ -177,6 +295,23 @@ def build(ctx: AppContext) -> PlaygroundTab:
         api_name="classify",
         concurrency_limit=2,
     )
+    model.change(
+        model_task,
+        [model],
+        [classify_section, tag_section, chat_section, file_section, conversation, base_conversation],
+        api_visibility="private",
+    )
+    gr.on([tag_button.click, tag_text.submit], tag, [model, tag_text], [entities], api_name="tag", concurrency_limit=2)
+    gr.on(
+        [send.click, message.submit],
+        chat,
+        [model, message, conversation, base_conversation, system_prompt, temperature, top_p, max_new_tokens, compare],
+        [message, conversation, base_conversation],
+        api_name="chat",
+        concurrency_limit=2,
+    )
+    clear.click(lambda: ([], []), None, [conversation, base_conversation], api_visibility="private")
+    compare.change(lambda on: gr.Chatbot(visible=on), [compare], [base_conversation], api_visibility="private")
     file_in.upload(file_columns, [file_in], [column], api_visibility="private")
     predict_button.click(
         predict_file, [model, file_in, column], [file_out, predictions_preview], api_name="predict_file"

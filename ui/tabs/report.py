@@ -12,9 +12,41 @@ import pandas as pd
 
 from ui.context import AppContext
 from ui.tabs.common import copy_for_download, download_dir, owner_of, user_error
+from ui.task_views import (
+    chat_headline_markdown,
+    error_kinds_markdown,
+    generations_frame,
+    ner_errors_frame,
+    ner_headline_markdown,
+    report_score,
+)
 from ui.views import comparison_frame, confusion_html, errors_frame, headline_markdown, job_choice, per_class_frame
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
+ERRORS_LABEL = {
+    "text-classification": "Most confident mistakes (what the model got wrong while being sure)",
+    "token-classification": "Entity errors on the test split, with the sentence they come from",
+}
+HOW_TO_READ = {
+    "text-classification": (
+        "**How to read this.** *Precision*: when the model says a label, how often it is right. *Recall*: of the "
+        "test rows that really have the label, how many it finds. *F1* combines both (1.0 is perfect). *Support*: "
+        "test rows with that label. The *baseline* is a simple word-counting model (TF-IDF + logistic regression) "
+        "trained on the same rows: a fine-tuned model should beat it."
+    ),
+    "token-classification": (
+        "**How to read this.** Scores are per *entity*: a name counts as found only with exactly its words and its "
+        "type. *Micro F1* pools all entities; *macro F1* averages the types, so rare types weigh as much as common "
+        "ones. *Token accuracy* counts single words (easy to get high: most words are no entity). *Support*: test "
+        "entities of that type. In the matrix, column O is a missed entity and row O a spurious one. The *baseline* "
+        "tags each word with the tag it had most often in training."
+    ),
+    "chat": (
+        "**How to read this.** *Loss* and *perplexity* measure how well the model predicts the real answers of "
+        "held-out conversations (lower is better). Compare the fine-tuned model with the base model it started "
+        "from, then read the answers side by side: numbers say little about tone and facts."
+    ),
+}
 
 
 @dataclass
@@ -44,7 +76,7 @@ def build(ctx: AppContext) -> ReportTab:
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="report-refresh")
     headline = gr.Markdown(NO_REPORT, elem_id="report-headline")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False) as scores_row:
         per_class = gr.Dataframe(
             label="Per label: precision, recall, F1 and support (number of test rows)",
             interactive=False,
@@ -52,13 +84,18 @@ def build(ctx: AppContext) -> ReportTab:
             scale=3,
         )
         confusion = gr.HTML(label="Confusion matrix", elem_id="report-confusion")
-    gr.Markdown(
-        "**How to read this.** *Precision*: when the model says a label, how often it is right. *Recall*: of the "
-        "test rows that really have the label, how many it finds. *F1* combines both (1.0 is perfect). *Support*: "
-        "test rows with that label. The *baseline* is a simple word-counting model (TF-IDF + logistic regression) "
-        "trained on the same rows: a fine-tuned model should beat it.",
-        elem_classes=["pg-help"],
-    )
+    how_to_read = gr.Markdown(HOW_TO_READ["text-classification"], elem_classes=["pg-help"], elem_id="report-help")
+    with gr.Group(visible=False, elem_id="report-ner") as ner_section:
+        error_kinds = gr.Markdown(elem_id="report-error-kinds")
+    with gr.Group(visible=False, elem_id="report-chat") as chat_section:
+        generations = gr.Dataframe(
+            label="Held-out prompts: the reference answer, the base model's and the fine-tuned model's",
+            interactive=False,
+            wrap=True,
+            max_height=520,
+            column_widths=["25%", "25%", "25%", "25%"],
+            elem_id="report-generations",
+        )
     errors = gr.Dataframe(
         label="Most confident mistakes (what the model got wrong while being sure)",
         interactive=False,
@@ -86,7 +123,11 @@ def build(ctx: AppContext) -> ReportTab:
             compare_button = gr.Button("Compare", scale=0, min_width=120, elem_id="report-compare")
         comparison = gr.Dataframe(interactive=False, wrap=True, elem_id="report-comparison")
         comparison_chart = gr.BarPlot(
-            value=_chart([]), x="run", y="macro F1", title="Macro F1 by run", y_lim=[0, 1], height=220
+            value=_chart([]),
+            x="run",
+            y="score",
+            title="Headline score by run: macro F1 (classifiers), micro F1 (taggers), perplexity (chat)",
+            height=220,
         )
 
     def refresh_choices(current: str | None, request: gr.Request):
@@ -112,13 +153,35 @@ def build(ctx: AppContext) -> ReportTab:
             for name in ("report.json", "report.md")
             if (folder / name).is_file()
         ]
+        task = report.get("task")
+        if task == "token-classification":
+            views = ner_headline_markdown(report, record), ner_errors_frame(report)
+        elif task == "chat":
+            views = chat_headline_markdown(report, record), pd.DataFrame()
+        else:
+            views = headline_markdown(report, record), errors_frame(report)
+        per_class = per_class_frame(report) if task != "chat" else pd.DataFrame()
+        confusion = confusion_html(report) if task != "chat" else ""
+        return views[0], per_class, confusion, views[1], downloads, None
+
+    def show_task_parts(job_id: str | None, request: gr.Request):
+        """What only some tasks have: error kinds (taggers), generations side by side (chat), and the help text."""
+        owner = owner_of(ctx, request)
+        task, report = "text-classification", {}
+        if job_id:
+            try:
+                report = ctx.report(job_id, owner)
+                task = report.get("task") or task
+            except ValueError:
+                report = {}
         return (
-            headline_markdown(report, record),
-            per_class_frame(report),
-            confusion_html(report),
-            errors_frame(report),
-            downloads,
-            None,
+            gr.Row(visible=task != "chat"),
+            HOW_TO_READ.get(task, ""),
+            gr.Group(visible=task == "token-classification"),
+            error_kinds_markdown(report) if task == "token-classification" else "",
+            gr.Group(visible=task == "chat"),
+            generations_frame(report) if task == "chat" else pd.DataFrame(),
+            gr.Dataframe(visible=task != "chat", label=ERRORS_LABEL.get(task, ERRORS_LABEL["text-classification"])),
         )
 
     def download_model(job_id: str | None, request: gr.Request):
@@ -149,15 +212,22 @@ def build(ctx: AppContext) -> ReportTab:
 
     refresh.click(refresh_choices, [job], [job, compare], api_name="list_reports")
     job.change(show_report, [job], [headline, per_class, confusion, errors, files, model_zip], api_name="show_report")
+    job.change(
+        show_task_parts,
+        [job],
+        [scores_row, how_to_read, ner_section, error_kinds, chat_section, generations, errors],
+        api_name="show_report_parts",
+    )
     zip_button.click(download_model, [job], [model_zip], api_name="download_model")
     compare_button.click(compare_runs, [compare], [comparison, comparison_chart], api_name="compare_runs")
     return ReportTab(job, compare, refresh_choices)
 
 
 def _chart(runs: list) -> pd.DataFrame:
+    scores = [report_score(report)[1] for _, report in runs]
     return pd.DataFrame(
         {
             "run": pd.Series([job.id[:8] for job, _ in runs], dtype="str"),
-            "macro F1": pd.Series([round(rep["metrics"]["macro_f1"], 3) for _, rep in runs], dtype="float64"),
+            "score": pd.Series([float("nan") if v is None else v for v in scores], dtype="float64"),
         }
     )

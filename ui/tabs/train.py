@@ -14,10 +14,11 @@ import yaml
 
 from engine.catalog import list_models
 from engine.errors import DataError, ModelNotFoundError
-from engine.spec import DataSpec, JobSpec, TrainingParams
+from engine.spec import TASK_DEFAULTS, DataSpec, JobSpec, TrainingParams
 from ui.context import AppContext
 from ui.tabs.common import bounds, help_text, owner_of
 from ui.tabs.data import DataTab, dataset_choices
+from ui.task_views import TASK_WORDS
 from ui.views import error_markdown
 
 # (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
@@ -29,6 +30,21 @@ ADVANCED = (
     ("seed", "number", 1),
 )
 SPLITS = (("validation_fraction", 0.01), ("test_fraction", 0.01))
+LORA = (("lora_rank", "slider", 1), ("lora_alpha", "slider", 1), ("lora_dropout", "slider", 0.01))
+# The data-spec fields each task maps its columns with, in the order of the Data tab's pickers.
+TASK_COLUMN_FIELDS = (
+    "tokens_column",
+    "tags_column",
+    "messages_column",
+    "instruction_column",
+    "input_column",
+    "output_column",
+)
+COLUMNS_OF_TASK = {
+    "text-classification": ("text_column", "label_column"),
+    "token-classification": ("tokens_column", "tags_column"),
+    "chat": ("messages_column", "instruction_column", "input_column", "output_column"),
+}
 LABELS = {
     "epochs": "Epochs",
     "batch_size": "Batch size",
@@ -40,9 +56,13 @@ LABELS = {
     "precision": "Precision",
     "validation_fraction": "Validation share",
     "test_fraction": "Test share",
+    "method": "Fine-tuning method",
+    "lora_rank": "LoRA rank",
+    "lora_alpha": "LoRA alpha",
+    "lora_dropout": "LoRA dropout",
 }
 # Sliders over a huge allowed range are unusable; these are the ranges offered, always inside the spec's bounds.
-SLIDER_CAPS = {"epochs": 20, "batch_size": 128, "max_length": 512}
+SLIDER_CAPS = {"epochs": 20, "batch_size": 128, "max_length": 1024, "lora_rank": 128, "lora_alpha": 256}
 
 
 @dataclass
@@ -77,13 +97,17 @@ def model_choices(task: str) -> list[tuple[str, str]]:
     return choices
 
 
-# Tasks this page can map columns for; token classification and chat get their own views with their issues.
-WEB_TASKS = ("text-classification",)
-
-
 def tasks() -> list[str]:
-    """The tasks a job spec accepts that the web app can set up."""
-    return [task for task in typing.get_args(JobSpec.model_fields["task"].annotation) if task in WEB_TASKS]
+    """The tasks a job spec accepts."""
+    return list(typing.get_args(JobSpec.model_fields["task"].annotation))
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """The base model and the training knobs a new job of `task` starts with (the spec's task defaults)."""
+    defaults = TASK_DEFAULTS.get(task, {})
+    params = {name: field.default for name, field in TrainingParams.model_fields.items()}
+    base = defaults.get("base_model", JobSpec.model_fields["base_model"].default)
+    return {"base_model": base, **params, **defaults.get("params", {})}
 
 
 def _widget(name: str, kind: str, step: float, model: type = TrainingParams) -> gr.components.Component:
@@ -120,22 +144,28 @@ def build_spec(
     base_model: str,
     params: dict[str, Any],
     splits: dict[str, Any],
+    columns: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The job spec as a plain dict, as the CLI's YAML would hold it."""
-    data = {"train": dataset_path, "text_column": text_column or None, "label_column": label_column or None}
+    """The job spec as a plain dict, as the CLI's YAML would hold it: only the task's own columns and knobs."""
+    given = {"text_column": text_column, "label_column": label_column, **(columns or {})}
+    data: dict[str, Any] = {"train": dataset_path}
+    data.update({name: given.get(name) or None for name in COLUMNS_OF_TASK.get(task, COLUMNS_OF_TASK[tasks()[0]])})
     data.update({k: v for k, v in splits.items() if v not in (None, "")})
+    if task != "chat":
+        params = {k: v for k, v in params.items() if k not in ("method", *(name for name, _, _ in LORA))}
     return {"task": task, "base_model": base_model, "data": data, "params": params}
 
 
 def cli_command(spec: dict[str, Any]) -> str:
     """`playground train ...` doing the same job on this machine, flags only where they differ from the defaults."""
     data = spec["data"]
+    defaults = task_defaults(spec["task"])
     parts = [["playground", "train"], ["--task", spec["task"]], ["--base-model", spec["base_model"]]]
-    for key in ("train", "validation", "test", "text_column", "label_column"):
+    for key in ("train", "validation", "test", *COLUMNS_OF_TASK.get(spec["task"], ())):
         if data.get(key):
             parts.append([f"--{key.replace('_', '-')}", str(data[key])])
     for key, value in spec["params"].items():
-        if value != TrainingParams.model_fields[key].default:
+        if value != defaults.get(key):
             parts.append([f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)])
     name = Path(str(data.get("train", "data"))).stem or "run"
     parts.append(["--output", f"runs/{name}"])
@@ -147,7 +177,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
     with gr.Row():
         task = gr.Radio(
-            choices=tasks(),
+            choices=[(TASK_WORDS.get(name, name).split(":")[0], name) for name in tasks()],
             value=JobSpec.model_fields["task"].default,
             label="Task",
             info=JobSpec.model_fields["task"].description,
@@ -176,6 +206,17 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
                 elem_id="train-precision",
             )
             fractions = [_widget(name, "slider", step, DataSpec) for name, step in SPLITS]
+    with gr.Accordion("Chat: fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
+        with gr.Row():
+            method_field = TrainingParams.model_fields["method"]
+            method = gr.Radio(
+                choices=[("LoRA adapters", "lora"), ("Full fine-tuning", "full")],
+                value=method_field.default,
+                label=LABELS["method"],
+                info=help_text(method_field),
+                elem_id="train-method",
+            )
+            lora = [_widget(name, kind, step) for name, kind, step in LORA]
         with gr.Row():
             validation_dataset = gr.Dropdown(
                 label="Separate validation file (optional)",
@@ -202,8 +243,10 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         spec_yaml = gr.Code(label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12)
 
     knobs = [*basic, *advanced, precision]
+    chat_knobs = [method, *lora]
     # The order of `inputs` is the order of preview_spec's and submit_job's parameters.
     param_names = [name for name, _, _ in BASIC] + [name for name, _, _ in ADVANCED] + ["precision"]
+    param_names += ["method", *(name for name, _, _ in LORA)]
     inputs = [
         data.dataset,
         data.text_column,
@@ -214,6 +257,8 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         *fractions,
         validation_dataset,
         test_dataset,
+        *(data.task_columns[name] for name in TASK_COLUMN_FIELDS),
+        *chat_knobs,
     ]
 
     def spec_from(owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -227,7 +272,9 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         for name in param_names:
             value = values[name]
             annotation = TrainingParams.model_fields[name].annotation
-            params[name] = int(value) if annotation is int and value is not None else value
+            if value is None:
+                value = task_defaults(values["task"])[name]  # a client that left a knob out gets the default
+            params[name] = int(value) if annotation is int else value
         splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
         for split in ("validation", "test"):
             picked = values[f"{split}_dataset"]
@@ -244,6 +291,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
             values["base_model"] or "",
             params,
             splits,
+            {name: values.get(name) for name in TASK_COLUMN_FIELDS},
         )
         return spec, dataset.name
 
@@ -266,7 +314,17 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         test_fraction: float,
         validation_dataset: str | None,
         test_dataset: str | None,
-        request: gr.Request,
+        tokens_column: str | None = None,
+        tags_column: str | None = None,
+        messages_column: str | None = None,
+        instruction_column: str | None = None,
+        input_column: str | None = None,
+        output_column: str | None = None,
+        method: str | None = None,
+        lora_rank: int | None = None,
+        lora_alpha: int | None = None,
+        lora_dropout: float | None = None,
+        request: gr.Request = None,
     ):
         """The equivalent `playground train` command and YAML spec of the current settings."""
         values = {k: v for k, v in locals().items() if k != "request"}
@@ -276,8 +334,11 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         except DataError:
             return "Pick a file in the **Data** tab first.", "", ""
         data_ = spec["data"]
-        line = (
-            f"Training data: **{name}** · text from `{data_['text_column']}` · labels from `{data_['label_column']}`"
+        mapped = " · ".join(
+            f"{key.removesuffix('_column')} from `{data_[key]}`" for key in COLUMNS_OF_TASK[task] if data_.get(key)
+        )
+        line = f"Training data: **{name}** · {TASK_WORDS.get(task, task).split(':')[0]}" + (
+            f" · {mapped}" if mapped else " · columns guessed"
         )
         return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
 
@@ -299,7 +360,17 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         test_fraction: float,
         validation_dataset: str | None,
         test_dataset: str | None,
-        request: gr.Request,
+        tokens_column: str | None = None,
+        tags_column: str | None = None,
+        messages_column: str | None = None,
+        instruction_column: str | None = None,
+        input_column: str | None = None,
+        output_column: str | None = None,
+        method: str | None = None,
+        lora_rank: int | None = None,
+        lora_alpha: int | None = None,
+        lora_dropout: float | None = None,
+        request: gr.Request = None,
     ):
         """Check the data and settings, then queue the training job; returns a message and the new job id."""
         values = {k: v for k, v in locals().items() if k != "request"}
@@ -314,15 +385,28 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.", job_id
 
     def models_for(task_name: str):
+        """Base models that can learn the task, its default knobs, and the chat settings shown only for chat."""
         choices = model_choices(task_name)
-        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+        defaults = task_defaults(task_name)
+        names = {c[1] for c in choices}
+        picked = defaults["base_model"] if defaults["base_model"] in names else (choices[0][1] if choices else None)
+        values = [gr.update(value=defaults[name]) for name in ("batch_size", "learning_rate", "max_length")]
+        return (
+            gr.Radio(value=task_name),
+            gr.Dropdown(choices=choices, value=picked),
+            *values,
+            gr.Accordion(visible=task_name == "chat"),
+        )
 
     def refresh_choices(request: gr.Request):
         owner = owner_of(ctx, request)
         choices = dataset_choices(ctx.datasets.list(owner))
         return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices)
 
-    task.input(models_for, [task], [base_model], api_visibility="private")
+    by_name = dict(zip([name for name, _, _ in BASIC + ADVANCED], [*basic, *advanced], strict=True))
+    task_outputs = [task, base_model, by_name["batch_size"], by_name["learning_rate"], by_name["max_length"], chat_box]
+    task.input(models_for, [task], task_outputs, api_visibility="private")
+    data.task.change(models_for, [data.task], task_outputs, api_visibility="private")
     gr.on(
         [component.change for component in inputs],
         preview_spec,
