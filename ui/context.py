@@ -6,11 +6,13 @@ in the job store, or in the browser's gr.State), only connections and a small ca
 
 from __future__ import annotations
 
+import gc
 import getpass
 import hmac
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,11 +110,19 @@ def local_owner() -> str:
 
 
 class PredictorCache:
-    """The last few finished models loaded for the playground, so a second question does not reload the weights."""
+    """The last few finished models loaded for the playground, so a second question does not reload the weights.
 
-    def __init__(self, size: int = 3):
+    At most `size` models stay loaded, and one unused for `idle_seconds` is dropped at the next lookup, so a chat
+    model tried once does not hold its memory for the life of the web process.
+    """
+
+    def __init__(self, size: int = 3, idle_seconds: float | None = None):
         self.size = size
+        self.idle_seconds = (
+            float(os.environ.get("PLAYGROUND_MODEL_IDLE_SECONDS", "600")) if idle_seconds is None else idle_seconds
+        )
         self._models: OrderedDict[tuple[str, float], Predictor] = OrderedDict()
+        self._used: dict[tuple[str, float], float] = {}
         self._lock = threading.Lock()
 
     def get(self, model_dir: Path) -> Predictor:
@@ -122,14 +132,26 @@ class PredictorCache:
         config = model_dir / "config.json"
         key = (str(model_dir.resolve()), config.stat().st_mtime if config.exists() else 0.0)
         with self._lock:  # one load at a time: two users opening the same model must not load it twice
+            now = time.monotonic()
+            for stale in [k for k, used in self._used.items() if now - used > self.idle_seconds and k != key]:
+                self._forget(stale)
+            self._used[key] = now
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
             predictor = Predictor(model_dir)
             self._models[key] = predictor
             while len(self._models) > self.size:
-                self._models.popitem(last=False)
+                self._forget(next(iter(self._models)))
             return predictor
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def _forget(self, key: tuple[str, float]) -> None:
+        self._models.pop(key, None)
+        self._used.pop(key, None)
+        gc.collect()  # weights are large; hand the memory back now rather than at some later collection
 
 
 class AppContext:
