@@ -7,16 +7,14 @@ like one that never existed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, select, text, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import DateTime, String, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from worker.records import utcnow
+from worker.sidetables import SideTableStore
 
 _SCHEMA_LOCK_KEY = 0x706C6173  # "plas"
 TOKEN_BYTES = 24  # 192 bits: 32 URL-safe characters
@@ -56,25 +54,11 @@ class Share:
         return f"/demo/{self.token}"
 
 
-class ShareStore:
+class ShareStore(SideTableStore):
     """Create, look up, list and revoke share tokens on the job store's database."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def create_schema(self) -> None:
-        """Create the table if it is missing; safe when several processes start at once."""
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            _Base.metadata.create_all(conn)
-
-    @contextmanager
-    def _session(self, *, write: bool = True) -> Iterator[Session]:
-        # Reads go through the job store's read-only option: on SQLite they then take no write lock (see store.py).
-        bind = self.engine if write else self.engine.execution_options(playground_read_only=True)
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+    metadata = _Base.metadata
+    schema_lock_key = _SCHEMA_LOCK_KEY
 
     def create(self, owner: str, job_id: str) -> Share:
         """A new token for `job_id`; the caller has checked that `owner` owns a finished model there."""

@@ -9,17 +9,16 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Integer, String, select, text, update
+from sqlalchemy import JSON, DateTime, Integer, String, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from worker.records import utcnow
+from worker.sidetables import SideTableStore
 
 UPLOADS = "uploads"
 _SCHEMA_LOCK_KEY = 0x706C6175  # "plau": serialises CREATE TABLE between processes starting at once on PostgreSQL
@@ -83,26 +82,15 @@ def looks_like_dataset_id(value: str | None) -> bool:
     return bool(value) and bool(_ID.match(value))
 
 
-class DatasetStore:
+class DatasetStore(SideTableStore):
     """Owner-scoped uploaded datasets on a SQLAlchemy engine (the job store's, so SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine, home: Path):
-        self.engine = engine
+        super().__init__(engine)
         self.home = home
 
-    def create_schema(self) -> None:
-        """Create the table if it is missing; safe when several processes start at once."""
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            _Base.metadata.create_all(conn)
-
-    @contextmanager
-    def _session(self, *, write: bool = True) -> Iterator[Session]:
-        # Reads go through the job store's read-only option: on SQLite they then take no write lock (see store.py).
-        bind = self.engine if write else self.engine.execution_options(playground_read_only=True)
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+    metadata = _Base.metadata
+    schema_lock_key = _SCHEMA_LOCK_KEY
 
     def add(
         self,
