@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ui.views import _WORDS_NOTICE, _round, _short_model, duration, job_title
+from ui.views import _WORDS_NOTICE, _round, _short_model, baseline_sentence, duration, job_title
 from worker.records import Job
 
 TASK_WORDS = {
@@ -164,22 +164,8 @@ def ner_headline_markdown(report: dict[str, Any], job: Job | None = None) -> str
 
 
 def ner_baseline_sentence(report: dict[str, Any]) -> str:
-    """How the tagger compares with the baseline (most frequent tag per word), in one sentence."""
-    baseline = report.get("baseline") or {}
-    ours = (report.get("metrics") or {}).get("micro_f1")
-    theirs = baseline.get("micro_f1")
-    if ours is None or theirs is None:
-        return "No baseline was computed for this report."
-    name = baseline.get("name", "the baseline")
-    diff = ours - theirs
-    if round(diff, 3) > 0:
-        return f"✓ **Better than the simple baseline** ({name}): micro-F1 {ours:.3f} vs {theirs:.3f} ({diff:+.3f})."
-    if round(diff, 3) == 0:
-        return f"= **Same as the simple baseline** ({name}): micro-F1 {ours:.3f}. Fine-tuning bought nothing here."
-    return (
-        f"⚠ **Worse than the simple baseline** ({name}): micro-F1 {ours:.3f} vs {theirs:.3f} ({diff:+.3f}). "
-        "Try more epochs, another learning rate or more training data."
-    )
+    """How the tagger compares with the baseline (most frequent tag per word), on entity micro-F1."""
+    return baseline_sentence(report, "micro_f1")
 
 
 def error_kinds_markdown(report: dict[str, Any]) -> str:

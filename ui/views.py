@@ -269,21 +269,22 @@ def headline_markdown(report: dict[str, Any], job: Job | None = None) -> str:
     return "\n\n".join(part for part in (title, scope, table, baseline_sentence(report)) if part)
 
 
-def baseline_sentence(report: dict[str, Any]) -> str:
-    """How the fine-tuned model compares with the TF-IDF baseline, in one sentence."""
+def baseline_sentence(report: dict[str, Any], metric: str = "macro_f1") -> str:
+    """How the fine-tuned model compares with the report's baseline on `metric`, in one sentence."""
     baseline = report.get("baseline") or {}
-    ours = (report.get("metrics") or {}).get("macro_f1")
-    theirs = baseline.get("macro_f1")
+    ours = (report.get("metrics") or {}).get(metric)
+    theirs = baseline.get(metric)
     if ours is None or theirs is None:
         return "No baseline was computed for this report."
     name = baseline.get("name", "the baseline")
+    label = metric.replace("_f1", "-F1")
     diff = ours - theirs
     if round(diff, 3) > 0:
-        return f"✓ **Better than the simple baseline** ({name}): macro-F1 {ours:.3f} vs {theirs:.3f} ({diff:+.3f})."
+        return f"✓ **Better than the simple baseline** ({name}): {label} {ours:.3f} vs {theirs:.3f} ({diff:+.3f})."
     if round(diff, 3) == 0:
-        return f"= **Same as the simple baseline** ({name}): macro-F1 {ours:.3f}. Fine-tuning bought nothing here."
+        return f"= **Same as the simple baseline** ({name}): {label} {ours:.3f}. Fine-tuning bought nothing here."
     return (
-        f"⚠ **Worse than the simple baseline** ({name}): macro-F1 {ours:.3f} vs {theirs:.3f} ({diff:+.3f}). "
+        f"⚠ **Worse than the simple baseline** ({name}): {label} {ours:.3f} vs {theirs:.3f} ({diff:+.3f}). "
         "Try more epochs, another learning rate or more training data."
     )
 
