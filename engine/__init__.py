@@ -18,7 +18,7 @@ _LAZY = {
     "TrainingStopped": "engine.train",
     "evaluate": "engine.evaluation",
     "Predictor": "engine.predict",
-    "inspect_data": "engine.data",
+    "inspect_data": "engine.tasks.text_classification.data",
     "list_models": "engine.catalog",
     "resolve_model": "engine.catalog",
 }

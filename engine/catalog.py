@@ -22,11 +22,9 @@ from pathlib import Path
 
 from engine.errors import ModelNotFoundError
 from engine.paths import model_cache
+from engine.tasks import get_task, tasks_for_architecture
 
 logger = logging.getLogger(__name__)
-
-TASKS = ("text-classification", "token-classification", "chat")
-_ENCODER_TASKS = ("text-classification", "token-classification")
 
 
 @dataclass(frozen=True)
@@ -35,9 +33,13 @@ class CatalogEntry:
 
     name: str
     description: str
-    tasks: tuple[str, ...]
     parameters: int
     architecture: str  # "encoder" | "causal-lm"
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The registered tasks a model of this architecture can be fine-tuned for."""
+        return tuple(tasks_for_architecture(self.architecture))
 
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -46,14 +48,12 @@ CATALOG: dict[str, CatalogEntry] = {
         CatalogEntry(
             name="minilm-l6",
             description="English MiniLM-L6 BERT encoder (uncased, 6 layers, 384 wide); fast on a CPU",
-            tasks=_ENCODER_TASKS,
             parameters=22_713_216,
             architecture="encoder",
         ),
         CatalogEntry(
             name="smollm2-135m-instruct",
             description="SmolLM2-135M-Instruct chat model (Llama architecture, ChatML template), from a Q4_1 GGUF",
-            tasks=("chat",),
             parameters=134_515_008,
             architecture="causal-lm",
         ),
@@ -106,8 +106,8 @@ _CLASSIFIER_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification")
 
 def resolve_model(name: str, *, task: str | None = None) -> str:
     """Turn a catalog name, local model folder or hub id into what `from_pretrained` loads; check the task."""
-    if task is not None and task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
+    if task is not None:
+        get_task(task)  # ValueError naming the known tasks
     if name in CATALOG:
         entry = CATALOG[name]
         # Checked before converting, so a wrong task does not cost a conversion.
@@ -243,8 +243,9 @@ def _check_task(name: str, supported: list[str], task: str | None) -> None:
         return
     if not supported:
         raise ModelNotFoundError(
-            f"model {name!r} is neither an encoder ({', '.join(_ENCODER_TASKS)}) nor a causal language model "
-            f"(chat), so it cannot be fine-tuned for {task!r}"
+            f"model {name!r} is neither an encoder ({', '.join(tasks_for_architecture('encoder'))}) nor a causal "
+            f"language model ({', '.join(tasks_for_architecture('causal-lm'))}), so it cannot be fine-tuned for "
+            f"{task!r}"
         )
     raise ModelNotFoundError(f"model {name!r} supports {', '.join(supported)}, not {task!r}")
 
@@ -253,15 +254,15 @@ def _tasks_from_config(config: dict) -> list[str]:
     architectures = config.get("architectures") or []
     model_type = config.get("model_type", "")
     if any(arch.endswith(_CAUSAL_SUFFIXES) for arch in architectures):
-        return ["chat"]
+        return tasks_for_architecture("causal-lm")
     if model_type in _ENCODER_TYPES or any(arch.endswith(_CLASSIFIER_SUFFIXES) for arch in architectures):
-        return list(_ENCODER_TASKS)
+        return tasks_for_architecture("encoder")
     # A config without architectures (hand-written, or an old export): ask transformers whether the type has a
     # causal-LM class. Imported here because it pulls in torch, which listing and resolving should not pay for.
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return ["chat"]
+        return tasks_for_architecture("causal-lm")
     return []
 
 

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.errors import DataError
-from engine.generation import generate_reply, stream_reply
 from engine.metrics import softmax
-from engine.tagging import predict_word_tags, tag_spans
+from engine.tasks import Task, task_of_model
+from engine.tasks.chat.generation import generate_reply, stream_reply
+from engine.tasks.token_classification.predict import predict_word_tags, tag_spans
 
 DEFAULT_MAX_LENGTH = 512
 
@@ -53,7 +47,7 @@ def predict_logits(
 
 
 class Predictor:
-    """A fine-tuned model loaded once from its folder: `classify` for text classifiers, `tag` for entity taggers."""
+    """A fine-tuned model loaded once from its folder: `classify`, `tag` or `chat`, as its task offers."""
 
     def __init__(self, model_dir: str | Path, *, device: str | None = None, batch_size: int = 32):
         self.model_dir = Path(model_dir)
@@ -65,11 +59,10 @@ class Predictor:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.task = model_task(self.model_dir)
-        self.model = _MODEL_CLASSES[self.task].from_pretrained(self.model_dir).to(self.device)
-        self.model.eval()
-        config = self.model.config
-        self.labels: list[str] = [] if self.task == "chat" else [config.id2label[i] for i in range(config.num_labels)]
+        self.task_info: Task = task_of_model(_config(self.model_dir))
+        self.task = self.task_info.name
+        self.model = self.task_info.load_model(self.model_dir, self.device)
+        self.labels: list[str] = self.task_info.labels_of(self.model)
         self.max_length = self._trained_max_length()
 
     def _trained_max_length(self) -> int:
@@ -82,15 +75,21 @@ class Predictor:
                 pass  # a hand-edited spec: fall back to the tokenizer's own limit
         return min(int(getattr(self.tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
 
-    def _expect(self, task: str, method: str) -> None:
-        if self.task != task:
+    def _expect(self, method: Callable) -> None:
+        # The task's playground interaction names the one method (classify, tag or chat) its models answer.
+        if self.task_info.playground != method.__name__:
             raise ValueError(
-                f"{self.model_dir} is a {self.task} model; use {_METHODS[self.task]}() for it, not {method}()"
+                f"{self.model_dir} is a {self.task} model; use {self.task_info.playground}() for it, "
+                f"not {method.__name__}()"
             )
+
+    def serve(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer a REST-style request ({text | texts | messages, options}) the way the model's task does."""
+        return {"task": self.task, **self.task_info.serve(self, request)}
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, one row per text, columns in `self.labels` order."""
-        self._expect("text-classification", "classify")
+        self._expect(self.classify)
         logits = predict_logits(
             self.model, self.tokenizer, list(texts), max_length=self.max_length, batch_size=self.batch_size
         )
@@ -115,21 +114,24 @@ class Predictor:
 
     def tag(self, texts: list[str] | str) -> list[list[dict[str, Any]]]:
         """Entity spans for each raw text: text, type, start and end character offsets, score."""
-        self._expect("token-classification", "tag")
+        self._expect(self.tag)
         if isinstance(texts, str):
             texts = [texts]
+
         return tag_spans(self.model, self.tokenizer, list(texts), labels=self.labels, max_length=self.max_length)
 
     def tag_words(self, sentences: list[list[str]]) -> list[list[str]]:
         """A tag for every word of pre-tokenized sentences."""
-        self._expect("token-classification", "tag")
+        self._expect(self.tag)
+
         return predict_word_tags(self.model, self.tokenizer, sentences, labels=self.labels, max_length=self.max_length)
 
     def chat(
         self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0
     ) -> str:
         """The assistant's reply to a conversation (list of {role, content})."""
-        self._expect("chat", "chat")
+        self._expect(self.chat)
+
         reply = generate_reply(
             self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
         )
@@ -139,66 +141,59 @@ class Predictor:
         self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.9
     ) -> Iterator[str]:
         """The reply piece by piece, as it is generated."""
-        self._expect("chat", "chat")
+        self._expect(self.chat)
+
         yield from stream_reply(
             self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
         )
 
 
-_MODEL_CLASSES = {
-    "text-classification": AutoModelForSequenceClassification,
-    "token-classification": AutoModelForTokenClassification,
-    "chat": AutoModelForCausalLM,
-}
-_METHODS = {"text-classification": "classify", "token-classification": "tag", "chat": "chat"}
+def _config(model_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
 
 
 def model_task(model_dir: str | Path) -> str:
     """The task a model folder serves, from the architecture in its config.json."""
-    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    architectures = config.get("architectures") or []
-    if any(a.endswith("ForTokenClassification") for a in architectures):
-        return "token-classification"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
-        return "chat"
-    return "text-classification"
+    return task_of_model(_config(Path(model_dir))).name
 
 
 def predict_file(
-    predictor: Predictor, input_path: str | Path, output_path: str | Path, *, text_column: str | None
+    predictor: Predictor, input_path: str | Path, output_path: str | Path, *, text_column: str | None = None
 ) -> int:
-    """Run a classifier or tagger on every row of a file; write the rows with its predictions (.csv or .jsonl).
+    """Run a model on every row of a file and write the rows with its predictions (.csv or .jsonl), as its task does.
 
-    Classifiers add `predicted`, `confidence` and a `p_<label>` column per label; taggers add `entities`.
+    Classifiers add `predicted`, `confidence` and a `p_<label>` column per label; taggers add `entities`; chat
+    models answer each line of a JSONL file of prompts.
     """
-    from engine.data import read_table
+    return predictor.task_info.predict_file(predictor, Path(input_path), Path(output_path), text_column=text_column)
 
-    table = read_table(input_path)
-    frame = table.frame
+
+def predict_table(
+    input_path: Path,
+    output_path: Path,
+    columns: Callable[[list[str], bool], dict[str, list]],
+    *,
+    text_column: str | None,
+) -> int:
+    """Read a table of texts, add the prediction columns `columns(texts, as_json)` makes, write it atomically."""
+    from engine.tabular import read_table
+
+    output_path = Path(output_path)
+    if output_path.suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ValueError(f"cannot write predictions to {output_path.name}: use a .csv or .jsonl file name")
+    frame = read_table(input_path).frame
     column = text_column or _likely_text_column(list(frame.columns), frame)
     if column not in frame.columns:
         raise DataError(f"text column {column!r} not found in {input_path}; columns are {list(frame.columns)}")
     texts = ["" if v is None else str(v) for v in frame[column].tolist()]
     out = frame.copy()
-    if predictor.task == "token-classification":
-        spans = predictor.tag(texts)
-        # CSV cells hold the spans as JSON text; JSONL keeps them as lists.
-        as_json = Path(output_path).suffix == ".csv"
-        out["entities"] = [json.dumps(s, ensure_ascii=False) if as_json else s for s in spans]
-    else:
-        probs = predictor.predict_proba(texts)
-        out["predicted"] = [predictor.labels[i] for i in probs.argmax(axis=1)]
-        out["confidence"] = probs.max(axis=1).round(6)
-        for j, label in enumerate(predictor.labels):
-            out[f"p_{label}"] = probs[:, j].round(6)
-    output_path = Path(output_path)
+    for name, values in columns(texts, output_path.suffix == ".csv").items():
+        out[name] = values
     partial = output_path.with_name(f".{output_path.name}.partial")
-    if output_path.suffix in (".jsonl", ".ndjson"):
-        out.to_json(partial, orient="records", lines=True, force_ascii=False)
-    elif output_path.suffix == ".csv":
+    if output_path.suffix == ".csv":
         out.to_csv(partial, index=False)
     else:
-        raise ValueError(f"cannot write predictions to {output_path.name}: use a .csv or .jsonl file name")
+        out.to_json(partial, orient="records", lines=True, force_ascii=False)
     os.replace(partial, output_path)
     return len(out)
 

@@ -7,25 +7,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Task = Literal["text-classification", "token-classification", "chat"]
+from engine import tasks as registry
+
 FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
 Method = Literal["lora", "full"]
-
-# Defaults that differ by task; every other default lives on the field itself.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    # LoRA adapters start at zero and need a larger step than full fine-tuning to move in a few epochs.
-    "chat": {
-        "base_model": "smollm2-135m-instruct",
-        "params": {"max_length": 512, "batch_size": 8, "learning_rate": 2e-4},
-    },
-}
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+DATA_FILES = ("train", "validation", "test")
+
+
+def absolute_path(path: str | None, base: str | Path | None = None) -> str | None:
+    """`path` as an absolute path, read relative to `base` (default: the current folder); None stays None."""
+    if path is None:
+        return None
+    return str((Path(base or Path.cwd()) / Path(path).expanduser()).resolve())
 
 
 class DataSpec(_Frozen):
@@ -67,6 +69,10 @@ class DataSpec(_Frozen):
     test_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing."
     )
+
+    def with_absolute_paths(self, base: str | Path | None = None) -> DataSpec:
+        """The same mapping with relative data files made absolute against `base` (default: the current folder)."""
+        return self.model_copy(update={split: absolute_path(getattr(self, split), base) for split in DATA_FILES})
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
@@ -116,12 +122,21 @@ class TrainingParams(_Frozen):
     )
 
 
+def _task_choices(schema: dict[str, Any]) -> None:
+    # Read when a schema is made, so a task registered later (a plug-in, a test's toy task) shows up in it.
+    schema["enum"] = registry.task_names()
+
+
 class JobSpec(_Frozen):
     """A whole fine-tuning job: task, base model, data and hyper-parameters."""
 
-    task: Task = Field(default="text-classification", description="What the model learns to do.")
+    task: str = Field(
+        default_factory=lambda: registry.default_task().name,
+        description="What the model learns to do.",
+        json_schema_extra=_task_choices,
+    )
     base_model: str = Field(
-        default="minilm-l6",
+        default_factory=lambda: registry.default_task().default_base_model,
         min_length=1,
         description="Catalog name (see `playground models`), a local Hugging Face model folder, or a hub id.",
     )
@@ -131,32 +146,47 @@ class JobSpec(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, raw: object) -> object:
-        # Conversations need a longer window than one-line texts; an explicit max_length always wins.
-        if isinstance(raw, dict) and raw.get("task") in TASK_DEFAULTS:
-            defaults = TASK_DEFAULTS[raw["task"]]
-            raw = {"base_model": defaults["base_model"], **raw}
-            params = raw.get("params") or {}
-            if isinstance(params, dict):
-                raw["params"] = {**defaults["params"], **params}
+        # A task's own defaults (chat: its base model, a longer window); whatever the user gave always wins.
+        if not isinstance(raw, dict):
+            return raw
+        try:
+            task = registry.get_task(raw["task"]) if "task" in raw else registry.default_task()
+        except ValueError:
+            return raw  # the task field's own check names the known tasks
+        raw = {"base_model": task.default_base_model, **raw}
+        params = raw.get("params") or {}
+        if isinstance(params, dict):
+            raw["params"] = {**task.default_params, **params}
         return raw
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        registry.get_task(value)
+        return value
 
     @model_validator(mode="after")
     def _columns_fit_the_task(self) -> JobSpec:
-        if self.task == "text-classification" and (self.data.tokens_column or self.data.tags_column):
-            raise ValueError("data.tokens_column/tags_column are for token-classification; use text/label_column")
-        if self.task == "token-classification" and (self.data.text_column or self.data.label_column):
-            raise ValueError("data.text_column/label_column are for text-classification; use tokens/tags_column")
-        chat_columns = ("messages_column", "instruction_column", "input_column", "output_column")
-        used = [c for c in chat_columns if getattr(self.data, c)]
-        if self.task != "chat" and used:
-            raise ValueError(f"data.{used[0]} is for task 'chat', not '{self.task}'")
-        if self.task == "chat" and (self.data.text_column or self.data.label_column or self.data.tags_column):
-            raise ValueError("chat data is mapped with messages_column or instruction/input/output_column")
-        if self.task != "chat" and self.data.format == "text":
-            raise ValueError("data.format 'text' (plain text for continued pre-training) needs task 'chat'")
-        if self.task == "text-classification" and self.data.format == "conll":
-            raise ValueError("data.format 'conll' holds tagged tokens; it needs task 'token-classification'")
+        task = registry.get_task(self.task)
+        others = {name for other in registry.all_tasks() for name in other.column_fields} - set(task.column_fields)
+        used = sorted(name for name in others if getattr(self.data, name, None))
+        if used:
+            owners = [t.name for t in registry.all_tasks() if used[0] in t.column_fields]
+            raise ValueError(
+                f"data.{used[0]} is for task {' or '.join(repr(o) for o in owners)}, not {self.task!r}; "
+                f"{self.task} reads {', '.join(f'data.{c}' for c in task.column_fields)}"
+            )
+        if self.data.format is not None and self.data.format not in task.formats:
+            owners = [t.name for t in registry.all_tasks() if self.data.format in t.formats]
+            raise ValueError(
+                f"data.format {self.data.format!r} is read by task {' or '.join(repr(o) for o in owners)}, "
+                f"not {self.task!r}; {self.task} reads {', '.join(task.formats)}"
+            )
         return self
+
+    def task_info(self) -> registry.Task:
+        """The registered task this job trains."""
+        return registry.get_task(self.task)
 
     def to_json(self) -> str:
         """Serialise to indented JSON, the format of spec.json."""
@@ -190,6 +220,29 @@ class JobSpec(_Frozen):
             return cls.model_validate(raw)
         except ValidationError as exc:
             raise ValueError(f"{source} is not a valid job spec:\n{format_validation_error(exc)}") from exc
+
+
+class EvaluateSpec(_Frozen):
+    """Evaluate a finished model on a labeled file and write report.json / report.md."""
+
+    model: str = Field(min_length=1, description="The model/ folder of a finished training job, or that job's id.")
+    data: str = Field(min_length=1, description="Labeled file to evaluate on (CSV, TSV, JSON, JSONL or Parquet).")
+    format: FileFormat | None = Field(default=None, description="File format; guessed when absent.")
+    text_column: str | None = Field(
+        default=None, description="Column holding the text (taggers: the tokens field); guessed when absent."
+    )
+    label_column: str | None = Field(
+        default=None,
+        description="Column holding the label (taggers: the tags field, or CoNLL's tag column number); guessed.",
+    )
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "spec") -> EvaluateSpec:
+        """Validate a plain dict with a readable error."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(f"{source} is not a valid evaluation spec:\n{format_validation_error(exc)}") from exc
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -35,7 +35,7 @@ DELIMITERS = (",", "\t", ";", "|")
 _DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 
 # Magic numbers of files people upload by mistake; naming them tells the user what to export instead.
-_MAGIC = (
+FILE_MAGIC = (
     (b"PAR1", "parquet"),
     (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook or zipped file?)"),
     (b"\xd0\xcf\x11\xe0", "an old-style Office document (an Excel .xls workbook?)"),
@@ -76,8 +76,8 @@ def read_table(path: str | Path, *, format: str | None = None, max_bytes: int | 
     """Read a CSV/TSV/JSON/JSONL/Parquet file, checking its content against its name; bad input raises DataError."""
     path = Path(path)
     declared, notices = _declared_format(path, format)
-    raw = _read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
-    binary = next((kind for magic, kind in _MAGIC if raw.startswith(magic)), None)
+    raw = read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
+    binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
     if binary == "parquet":
         if declared not in (None, "parquet"):
             raise _mislabeled(path, declared, "is a Parquet file", "parquet")
@@ -87,11 +87,11 @@ def read_table(path: str | Path, *, format: str | None = None, max_bytes: int | 
             f"unknown or mislabeled format: {path.name} is {binary}, not a data table; {SUPPORTED}. "
             "Export or save the data as a UTF-8 CSV file"
         )
-    text, encoding, decode_notices = _decode(raw, path)
+    text, encoding, decode_notices = decode_text(raw, path)
     notices += decode_notices
     if not text.strip():
         raise DataError(f"{path.name} is empty (only whitespace); upload a file with a header row and data rows")
-    looks_json = _looks_like_json(text)
+    looks_json = looks_like_json(text)
     if declared == "parquet":
         found = "JSON" if looks_json else "delimited text (CSV/TSV)"
         raise _mislabeled(
@@ -139,7 +139,7 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def _read_bytes(path: Path, limit: int) -> bytes:
+def read_bytes(path: Path, limit: int) -> bytes:
     try:
         size = path.stat().st_size
     except FileNotFoundError as exc:
@@ -163,7 +163,7 @@ def _read_bytes(path: Path, limit: int) -> bytes:
         raise DataError(f"cannot read data file {path}: {exc.strerror}") from exc
 
 
-def _decode(raw: bytes, path: Path) -> tuple[str, str, list[str]]:
+def decode_text(raw: bytes, path: Path) -> tuple[str, str, list[str]]:
     """Decode to text: BOMs first, then UTF-16 without BOM, UTF-8, and a guessed legacy encoding with a notice."""
     encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), None) or _utf16_without_bom(raw)
     if encoding:
@@ -218,7 +218,7 @@ def _guess_legacy_encoding(raw: bytes) -> str | None:
     return None if controls > 0.01 * min(len(text), _SAMPLE_CHARS) else encoding
 
 
-def _looks_like_json(text: str) -> bool:
+def looks_like_json(text: str) -> bool:
     return re.match(r"\s*(\{|\[\s*[\[{\]\"])", text) is not None
 
 
@@ -314,7 +314,7 @@ def _read_parquet(raw: bytes, path: Path) -> pd.DataFrame:
     return _frame_or_empty(frame, path)
 
 
-def _detect_delimiter(text: str, preferred: str) -> str:
+def detect_delimiter(text: str, preferred: str) -> str:
     """Pick the delimiter that splits the header and first rows into the same number (>1) of fields."""
     sample = text[:_SAMPLE_CHARS]
     truncated = len(text) > len(sample)
@@ -344,7 +344,7 @@ def _detect_delimiter(text: str, preferred: str) -> str:
 
 
 def _read_delimited(text: str, path: Path, *, preferred: str) -> tuple[pd.DataFrame, str]:
-    delimiter = _detect_delimiter(text, preferred)
+    delimiter = detect_delimiter(text, preferred)
     buffer = io.StringIO(text, newline="")
     reader = csv.reader(buffer, delimiter=delimiter)
     header: list[str] | None = None
@@ -404,3 +404,10 @@ def _header(row: list[str], path: Path) -> list[str]:
     if repeated:
         raise DataError(f"{path.name}: column name(s) {repeated} appear more than once in the header; rename them")
     return names
+
+
+def missing_column(kind: str, name: str, columns: list[str]) -> str:
+    """A column-not-found message listing the columns, with a close match when one differs only in case."""
+    message = f"{kind} column '{name}' not found; columns are {columns}"
+    close = [c for c in columns if c.strip().lower() == name.strip().lower()]
+    return message + (f"; did you mean '{close[0]}'?" if close else "")

@@ -20,7 +20,7 @@ from engine.hardware import device_name, resolve_precision
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
 from engine.report import write_report
 from engine.spec import JobSpec
-from engine.tasks import TaskRecipe, recipe_for
+from engine.tasks import TrainingRecipe, get_task
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def train(
     output_dir = Path(output_dir).resolve()
     _check_output_dir(output_dir, spec, resume=resume)
     params = spec.params
-    recipe = recipe_for(spec.task)
+    task = get_task(spec.task)
+    recipe = task.recipe()
     transformers.set_seed(params.seed)  # before the new head is initialised, so runs repeat exactly
 
     model_path = resolve_model(spec.base_model, task=spec.task)
@@ -94,7 +95,7 @@ def train(
     train_info = _train_info(trainer, recipe.metric_for_best_model, outcome.metrics, wall_seconds, precision)
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
     model_dir = recipe.save(trainer.model, tokenizer, output_dir)
-    write_report(report, output_dir, renderer=recipe.render_markdown)
+    write_report(report, output_dir, renderer=task.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
 
@@ -124,7 +125,7 @@ def _start_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
 
 
 def _training_args(
-    spec: JobSpec, recipe: TaskRecipe, checkpoint_dir: Path, precision: str, *, n_train: int
+    spec: JobSpec, recipe: TrainingRecipe, checkpoint_dir: Path, precision: str, *, n_train: int
 ) -> TrainingArguments:
     params = spec.params
     steps_per_epoch = math.ceil(n_train / params.batch_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 
+from engine.tasks import default_task, get_task
 from worker.records import JobEvent
 
 COLOURS = ("#2563eb", "#f59e0b", "#16a34a", "#db2777")
@@ -114,10 +115,8 @@ def training_curves_html(events: list[JobEvent], total_steps: int | None = None,
             for key, name in _SCORES:
                 if (event.metrics or {}).get(key) is not None:
                     scores[name].append((step, float(event.metrics[key])))
-    if task == "token-classification":
-        scores.pop("validation accuracy")  # token accuracy: high from the first step, since most tokens are O
-    else:
-        scores.pop("validation micro-F1")
+    metrics = _curve_metrics(task)
+    scores = {name: points for (key, name), points in zip(_SCORES, scores.values(), strict=True) if key in metrics}
     charts = [
         line_chart(
             loss,
@@ -135,6 +134,13 @@ def training_curves_html(events: list[JobEvent], total_steps: int | None = None,
             empty="measured at the end of each epoch",
         ),
     ]
-    if task == "chat":  # a language model has no validation score beyond its loss
+    if not metrics:  # a language model has no validation score beyond its loss
         charts = charts[:1]
     return f'<div class="pg-charts">{"".join(charts)}</div>'
+
+
+def _curve_metrics(task: str | None) -> tuple[str, ...]:
+    try:
+        return get_task(task).curve_metrics if task else default_task().curve_metrics
+    except ValueError:
+        return default_task().curve_metrics

@@ -6,42 +6,31 @@ import argparse
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
-from engine.spec import JobSpec, TrainingParams
+from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, TrainingParams, absolute_path
+from engine.tasks import all_tasks, get_task, task_names
 from ui.cli_jobs import add_job_commands
 from ui.serve import add_serve_command
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
 
+# Every choice, flag and help text below comes from the spec: a new task, format or knob needs no edit here.
 TRAIN_PARAM_FLAGS = {
-    "epochs": float,
-    "learning_rate": float,
-    "batch_size": int,
-    "max_length": int,
-    "warmup_ratio": float,
-    "weight_decay": float,
-    "seed": int,
-    "lora_rank": int,
-    "lora_alpha": int,
-    "lora_dropout": float,
+    name: field.annotation for name, field in TrainingParams.model_fields.items() if field.annotation in (int, float)
 }
-TASKS = ["text-classification", "token-classification", "chat"]
-FORMATS = ["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
-DATA_FILES = ("train", "validation", "test")
-DATA_COLUMNS = (
-    "text_column",
-    "label_column",
-    "tokens_column",
-    "tags_column",
-    "messages_column",
-    "instruction_column",
-    "input_column",
-    "output_column",
-)
+FORMATS = list(typing.get_args(typing.get_args(DataSpec.model_fields["format"].annotation)[0]))
+DATA_COLUMNS = tuple(name for name in DataSpec.model_fields if name.endswith("_column"))
+
+
+def _choices(model: type, name: str) -> list[str]:
+    """The allowed values of a Literal spec field."""
+    annotation = model.model_fields[name].annotation
+    return list(typing.get_args(annotation))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,17 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fine-tune a model on a labeled file and write model, report and spec")
     train.add_argument("--config", type=Path, help="YAML or JSON job spec; flags below override its values")
-    train.add_argument("--task", choices=TASKS, help="what the model learns (default text-classification)")
-    train.add_argument(
-        "--base-model", help="catalog name, local folder or hub id (default minilm-l6; smollm2-135m-instruct for chat)"
-    )
+    train.add_argument("--task", choices=task_names(), help=_task_help("what the model learns"))
+    train.add_argument("--base-model", help=_base_model_help())
     _add_data_flags(train, with_splits=True)
     for name, kind in TRAIN_PARAM_FLAGS.items():
         field = TrainingParams.model_fields[name]
         flag = f"--{name.replace('_', '-')}"
         train.add_argument(flag, type=kind, help=f"{field.description} (default {field.default})")
-    train.add_argument("--method", choices=["lora", "full"], help="chat: LoRA adapters or full fine-tuning")
-    train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="numeric precision")
+    for name in ("method", "precision"):
+        field = TrainingParams.model_fields[name]
+        train.add_argument(f"--{name}", choices=_choices(TrainingParams, name), help=field.description)
     train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
@@ -88,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="validate a data file and print its summary without training")
     inspect.add_argument("--config", type=Path, help="YAML or JSON job spec; flags below override its values")
-    inspect.add_argument("--task", choices=TASKS, help="what the data is for (default text-classification)")
+    inspect.add_argument("--task", choices=task_names(), help=_task_help("what the data is for"))
     _add_data_flags(inspect, with_splits=True)
     inspect.add_argument("--base-model", help="its tokenizer counts lengths in tokens (default: the task's)")
     inspect.add_argument("--max-length", type=int)
@@ -99,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a finished model on a labeled file")
     evaluate.add_argument("--model", type=Path, required=True, help="the model/ folder of a training output")
     evaluate.add_argument("--data", type=Path, required=True, help="labeled file (CSV, TSV, JSON, JSONL, Parquet)")
-    evaluate.add_argument("--format", choices=FORMATS[:5])
-    evaluate.add_argument("--text-column")
-    evaluate.add_argument("--label-column")
+    evaluate.add_argument("--format", choices=FORMATS, help=EvaluateSpec.model_fields["format"].description)
+    evaluate.add_argument("--text-column", help=EvaluateSpec.model_fields["text_column"].description)
+    evaluate.add_argument("--label-column", help=EvaluateSpec.model_fields["label_column"].description)
     evaluate.add_argument("--output", type=Path, required=True, help="REPORT.json to write (a .md is written beside)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -139,32 +127,30 @@ def _add_data_flags(parser: argparse.ArgumentParser, *, with_splits: bool) -> No
     if with_splits:
         parser.add_argument("--validation", help="optional validation file (else split from --train)")
         parser.add_argument("--test", help="optional test file (else split from --train)")
-    parser.add_argument(
-        "--format", choices=FORMATS, help="override detection (conll: tagged tokens; text: plain text)"
-    )
-    parser.add_argument("--text-column", help="classification: column holding the text (guessed when absent)")
-    parser.add_argument("--label-column", help="classification: column holding the label (guessed when absent)")
-    parser.add_argument("--tokens-column", help="token classification (JSON/JSONL): field with the token list")
-    parser.add_argument("--tags-column", help="token classification: tag list field, or CoNLL tag column number")
-    parser.add_argument("--messages-column", help="chat: field with the list of {role, content} messages")
-    parser.add_argument("--instruction-column", help="chat: column with the instruction")
-    parser.add_argument("--input-column", help="chat: optional column with extra input")
-    parser.add_argument("--output-column", help="chat: column with the reference answer")
+    parser.add_argument("--format", choices=FORMATS, help=DataSpec.model_fields["format"].description)
+    for name in DATA_COLUMNS:
+        parser.add_argument(f"--{name.replace('_', '-')}", help=DataSpec.model_fields[name].description)
+
+
+def _task_help(what: str) -> str:
+    return f"{what}: " + "; ".join(f"{task.name} ({task.short_title.lower()})" for task in all_tasks())
+
+
+def _base_model_help() -> str:
+    defaults = ", ".join(f"{task.default_base_model} for {task.name}" for task in all_tasks())
+    return f"{JobSpec.model_fields['base_model'].description} Default: {defaults}."
 
 
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """Build the job spec from --config (if any) with command-line flags layered on top."""
-    raw: dict[str, Any] = JobSpec.load(args.config).model_dump() if args.config else {}
-    data = dict(raw.get("data") or {})
+    config = JobSpec.load(args.config) if args.config else None
+    raw: dict[str, Any] = config.model_dump() if config else {}
     # spec.json must work from any folder: paths in a config are relative to it, on the command line to the cwd.
-    config_dir = args.config.resolve().parent if args.config else Path.cwd()
-    for key in ("train", "validation", "test"):
-        if data.get(key):
-            data[key] = str((config_dir / data[key]).resolve())
+    data = config.data.with_absolute_paths(args.config.resolve().parent).model_dump() if config else {}
     for key in (*DATA_FILES, "format", *DATA_COLUMNS):
         value = getattr(args, key, None)
         if value is not None:
-            data[key] = str(Path(value).resolve()) if key in DATA_FILES else value
+            data[key] = absolute_path(value) if key in DATA_FILES else value
     if not data.get("train"):
         raise ValueError("no training file: pass --train FILE or a --config whose data.train names one")
     params = dict(raw.get("params") or {})
@@ -226,7 +212,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from engine.predict import Predictor, predict_file
+    from engine.predict import Predictor
 
     predictor = Predictor(args.model)
     if args.text:
@@ -235,61 +221,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps(results, indent=2, ensure_ascii=False))
         else:
             for text, res in zip(args.text, results, strict=True):
-                print(_one_line(predictor.task, text, res))
+                print(predictor.task_info.one_line(text, res))
         return 0
     if not args.output:
         raise ValueError("--input needs --output FILE for the results (.csv or .jsonl)")
-    if predictor.task == "chat":
-        count = _answer_prompts(predictor, args.input, args.output, args.max_new_tokens)
-    else:
-        count = predict_file(predictor, args.input, args.output, text_column=args.text_column)
+    count = predictor.task_info.predict_file(
+        predictor, args.input, args.output, text_column=args.text_column, max_new_tokens=args.max_new_tokens
+    )
     message = {"input": str(args.input), "output": str(args.output), "rows": count}
     print(json.dumps(message) if args.json else f"wrote {count} results to {args.output}")
     return 0
 
 
 def _predict_texts(predictor, texts: list[str], max_new_tokens: int) -> list[Any]:
-    if predictor.task == "token-classification":
-        return predictor.tag(texts)
-    if predictor.task == "chat":
+    if predictor.task_info.playground == predictor.chat.__name__:
         return [predictor.chat([{"role": "user", "content": t}], max_new_tokens=max_new_tokens) for t in texts]
-    return predictor.classify(texts)
-
-
-def _one_line(task: str, text: str, result: Any) -> str:
-    if task == "token-classification":
-        spans = ", ".join(f"{s['text']} [{s['type']}]" for s in result) or "(no entities)"
-        return f"{text}\n  -> {spans}"
-    if task == "chat":
-        return f"> {text}\n{result}"
-    return f"{result['label']}\t{result['score']:.3f}\t{text}"
-
-
-def _answer_prompts(predictor, input_path: Path, output_path: Path, max_new_tokens: int) -> int:
-    """Answer each line of a JSONL file ({"messages": [...]} or {"prompt": "..."}) into answers JSONL."""
-    rows = []
-    for number, line in enumerate(input_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{input_path.name} line {number} is not valid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
-            raise DataError(f'{input_path.name} line {number}: give {{"messages": [...]}} or {{"prompt": "..."}}')
-        messages = record.get("messages") or [{"role": "user", "content": str(record["prompt"])}]
-        rows.append({**record, "answer": predictor.chat(messages, max_new_tokens=max_new_tokens)})
-    partial = output_path.with_name(f".{output_path.name}.partial")
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    partial.replace(output_path)
-    return len(rows)
+    answer = predictor.serve({"texts": texts})
+    return answer.get("predictions") or answer.get("entities") or []
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     from engine.predict import Predictor
 
     predictor = Predictor(args.model)
-    if predictor.task != "chat":
+    if predictor.task_info.playground != predictor.chat.__name__:
         raise ValueError(f"{args.model} is a {predictor.task} model; `playground predict` runs it")
     messages = [{"role": "system", "content": args.system}] if args.system else []
     print("Type a message and press Enter; an empty line or Ctrl-D ends the chat.", file=sys.stderr)
@@ -353,12 +308,12 @@ def format_summary(summary: dict) -> str:
 def format_report_summary(report: dict) -> str:
     """Headline numbers of a report for the terminal; the full version is report.md."""
     m = report["metrics"]
-    if report.get("task") == "chat":
+    if "per_class" not in report:  # a language model: held-out perplexity against the base model it started from
         return (
             f"held-out perplexity {m['base_perplexity']:.2f} (base) -> {m['perplexity']:.2f} (fine-tuned); "
             f"loss {m['base_loss']:.4f} -> {m['loss']:.4f}"
         )
-    main = "macro_f1" if "macro_f1" in m else "micro_f1"
+    main = get_task(report.get("task")).headline_metric
     lines = [
         f"test accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   "
         + (f"weighted-F1 {m['weighted_f1']:.3f}" if "weighted_f1" in m else f"micro-F1 {m.get('micro_f1', 0):.3f}")

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import DataSpec, JobSpec
+from engine.spec import DataSpec, EvaluateSpec, JobSpec
+from engine.tasks import get_task
 from worker.api import JobNotFoundError, Jobs
 from worker.records import SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.shares import ShareStore
-from worker.specs import EvaluateSpec, Spec, parse_spec
+from worker.specs import Spec, parse_spec
 from worker.uploads import DatasetStore, looks_like_dataset_id
 
 if TYPE_CHECKING:
@@ -91,17 +92,7 @@ def _split_pair(pair: str, source: str) -> tuple[str, str]:
 def inspect_task_data(task: str, data: DataSpec, *, max_length: int = 128, seed: int = 42) -> dict[str, Any]:
     """The validation summary of a data mapping for one task; raises DataError with a readable message."""
     # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
-    if task == "token-classification":
-        from engine.ner_data import inspect_token_data
-
-        return inspect_token_data(data, max_length=max_length, seed=seed)
-    if task == "chat":
-        from engine.chat_data import inspect_chat_data
-
-        return inspect_chat_data(data, max_length=max_length, seed=seed)
-    from engine.data import inspect_data
-
-    return inspect_data(data, max_length=max_length, seed=seed)
+    return get_task(task).inspect(data, max_length=max_length, seed=seed)
 
 
 def local_owner() -> str:

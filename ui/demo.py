@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from engine.tasks import Task, default_task, get_task
 from ui.context import AppContext
 from ui.task_views import spans_html
 from ui.views import file_name
@@ -81,7 +82,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
         job = shared_job(token)
         if job is None:
             return _not_found()
-        return _page(job, ctx, text="", scores=None)
+        return _page(job, ctx, text="")
 
     @router.post("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)
     def demo_classify(token: str, text: Annotated[str, Form(max_length=MAX_DEMO_CHARS)] = "") -> HTMLResponse:
@@ -89,16 +90,10 @@ def demo_router(ctx: AppContext) -> APIRouter:
         if job is None:
             return _not_found()
         if not text.strip():
-            return _page(job, ctx, text="", scores=None, error="Type a text first.")
+            return _page(job, ctx, text="", error="Type a text first.")
         predictor = ctx.predictors.get(ctx.model_dir(job))
-        task = _task(job)
-        if task == "token-classification":
-            return _page(job, ctx, text=text, scores=None, spans=predictor.tag([text])[0])
-        if task == "chat":
-            reply = predictor.chat([{"role": "user", "content": text}], max_new_tokens=DEMO_NEW_TOKENS)
-            return _page(job, ctx, text=text, scores=None, reply=reply)
-        result = predictor.classify([text])[0]
-        return _page(job, ctx, text=text, scores=result["scores"])
+        answer = predictor.serve({"text": text, "max_new_tokens": DEMO_NEW_TOKENS})
+        return _page(job, ctx, text=text, answer=answer)
 
     @router.post("/demo/{token}/predict", include_in_schema=False)
     def demo_predict(token: str, body: DemoRequest) -> JSONResponse:
@@ -106,50 +101,39 @@ def demo_router(ctx: AppContext) -> APIRouter:
         if job is None:
             return JSONResponse({"detail": "this demo link does not exist or was revoked"}, 404, headers=_NO_STORE)
         predictor = ctx.predictors.get(ctx.model_dir(job))
-        task = _task(job)
-        if task == "token-classification":
-            return JSONResponse({"entities": predictor.tag([body.text])[0]}, headers=_NO_STORE)
-        if task == "chat":
-            messages = [{"role": "user", "content": body.text}]
-            return JSONResponse({"reply": predictor.chat(messages, max_new_tokens=DEMO_NEW_TOKENS)}, headers=_NO_STORE)
-        result = predictor.classify([body.text])[0]
-        return JSONResponse(result, headers=_NO_STORE)
+        answer = predictor.serve({"text": body.text, "max_new_tokens": DEMO_NEW_TOKENS})
+        # One text in, one answer out: the predictions list of a classifier and the spans of a tagger unwrap.
+        for key in ("predictions", "entities"):
+            if key in answer:
+                answer = answer[key][0] if key == "predictions" else {"entities": answer[key][0]}
+        answer.pop("task", None)
+        return JSONResponse(answer, headers=_NO_STORE)
 
     return router
 
 
-def _task(job: Job) -> str:
-    return str((job.spec or {}).get("task") or "text-classification")
+def _task(job: Job) -> Task:
+    try:
+        return get_task((job.spec or {}).get("task"))
+    except ValueError:
+        return default_task()
 
 
 def _about(job: Job, ctx: AppContext) -> str:
     spec = job.spec or {}
-    labels = ", ".join(html.escape(label) for label in _labels(job, ctx))
+    labels = [html.escape(label) for label in _labels(job, ctx)]
     data = file_name((spec.get("data") or {}).get("train"))
     base = html.escape(str(spec.get("base_model", "")).split("/")[-1])
     trained = f" on <em>{html.escape(data)}</em>" if data else ""
-    task = _task(job)
-    if task == "token-classification":
-        return f"An entity tagger fine-tuned from <strong>{base}</strong>{trained}. It finds: {labels}."
-    if task == "chat":
-        return f"A chat model fine-tuned from <strong>{base}</strong>{trained}. It answers one message at a time."
-    return f"A text classifier fine-tuned from <strong>{base}</strong>{trained}. It answers one of: {labels}."
+    return _task(job).about(base, trained, labels)
 
 
 def _labels(job: Job, ctx: AppContext) -> list[str]:
     config = ctx.model_dir(job) / "config.json"
     id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
     labels = [id2label[key] for key in sorted(id2label, key=int)]
-    if _task(job) == "token-classification":  # IOB tags -> entity types
-        return sorted({label.split("-", 1)[1] for label in labels if "-" in label})
-    return [] if _task(job) == "chat" else labels
-
-
-_PROMPTS = {
-    "text-classification": ("Type or paste a text:", "Classify", "classify"),
-    "token-classification": ("Type or paste a text to find its entities:", "Find entities", "tag"),
-    "chat": ("Your message:", "Send", "send"),
-}
+    task = _task(job)
+    return task.shown_labels(labels)
 
 
 def _page(
@@ -157,12 +141,15 @@ def _page(
     ctx: AppContext,
     *,
     text: str,
-    scores: dict[str, float] | None,
+    answer: dict | None = None,
     error: str = "",
-    spans: list[dict] | None = None,
-    reply: str | None = None,
 ) -> HTMLResponse:
-    prompt, action, button_id = _PROMPTS.get(_task(job), _PROMPTS["text-classification"])
+    task = _task(job)
+    prompt, action, button_id = task.demo_prompt
+    answer = answer or {}
+    spans = answer["entities"][0] if "entities" in answer else None
+    reply = answer.get("reply")
+    scores = answer["predictions"][0]["scores"] if "predictions" in answer else None
     parts = [
         "<h1>Try this model</h1>",
         f'<p class="about">{_about(job, ctx)}</p>',

@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.paths import max_upload_bytes
+from engine.tasks import file_format_of
 from ui.app import CSS, THEME, build_blocks
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
-from ui.tabs.data import CONLL_SUFFIXES
 from worker.api import JobNotFoundError
 from worker.records import STATUSES
 
@@ -184,34 +184,14 @@ def api_router(ctx: AppContext) -> APIRouter:
             predictor = ctx.predictor(job_id, owner)
         except ValueError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        if predictor.task == "chat":
-            if body.messages is None:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    f"job {job_id} is a chat model: send 'messages', a list of {{role, content}}, not texts",
-                )
-            messages = [message.model_dump() for message in body.messages]
-            options = {"max_new_tokens": body.max_new_tokens, "temperature": body.temperature, "top_p": body.top_p}
-            return {"model": job_id, "task": predictor.task, "reply": predictor.chat(messages, **options)}
+        request = body.model_dump(exclude_none=True)
         if body.messages is not None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"job {job_id} is a {predictor.task} model: send 'text' or 'texts', not messages",
-            )
-        texts = [body.text] if body.text is not None else list(body.texts or [])
-        if predictor.task == "token-classification":
-            return {
-                "model": job_id,
-                "task": predictor.task,
-                "labels": predictor.labels,
-                "entities": predictor.tag(texts),
-            }
-        return {
-            "model": job_id,
-            "task": predictor.task,
-            "labels": predictor.labels,
-            "predictions": predictor.classify(texts),
-        }
+            request["messages"] = [message.model_dump() for message in body.messages]
+        try:
+            answer = predictor.serve(request)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"job {job_id}: {exc}") from exc
+        return {"model": job_id, **answer}
 
     @router.get("/datasets", tags=["datasets"])
     def list_datasets(owner: Owner):
@@ -240,7 +220,7 @@ def api_router(ctx: AppContext) -> APIRouter:
             except DataError as exc:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
             columns = [str(c) for c in table.frame.columns]
-            file_format = "conll" if path.suffix.lower() in CONLL_SUFFIXES else table.format
+            file_format = file_format_of(path, table.format)
             dataset = ctx.datasets.add(owner, path, name, format=file_format, rows=len(table.frame), columns=columns)
         return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from engine.report_views import duration, report_scope
+from engine.report_views import round3 as _round
+from engine.report_views import short_model as _short_model
 from worker.records import CANCELLED, EVALUATE, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 
 # Symbols from common text fonts (not emoji), so they render on machines without an emoji font.
@@ -23,22 +26,9 @@ STATUS_WORDS = {
     CANCELLED: "■ cancelled",
 }
 JOB_COLUMNS = ["Job", "What", "Status", "Progress", "Time left", "Created", "Result"]
-_WORDS_NOTICE = "lengths are counted in words"
 
 
 # ---- small words -------------------------------------------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    """'about 3 min', '45 s', '1 h 05 min'; empty for None."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return ""
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def when(moment: datetime | None, now: datetime | None = None) -> str:
@@ -68,10 +58,11 @@ def job_title(job: Job) -> str:
     return f"train {_short_model(spec.get('base_model', ''))} on {file_name(data.get('train'))}{epochs_text}"
 
 
-def _short_model(name: str) -> str:
-    path = Path(name)
-    # A model folder inside a job folder (fine-tuning further) reads best as that job's id.
-    return path.parent.name if path.name == "model" and path.parent.name else (path.name if "/" in name else name)
+def report_title(report: dict[str, Any], job: Job | None = None) -> str:
+    """The line a report is headed by: the job that made it, else its task and base model."""
+    if job is not None:
+        return f"{job_title(job)} (job `{job.id[:8]}`)"
+    return report_scope(report)
 
 
 def job_choice(job: Job) -> tuple[str, str]:
@@ -189,47 +180,6 @@ def job_markdown(job: Job) -> str:
 # ---- data --------------------------------------------------------------------------------------------------------
 
 
-def label_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """Rows per label, for the label distribution chart."""
-    counts = summary.get("rows_per_label") or {}
-    return pd.DataFrame(
-        {
-            "label": pd.Series(list(counts), dtype="str"),
-            "rows": pd.Series([int(n) for n in counts.values()], dtype="int64"),
-        }
-    )
-
-
-def summary_markdown(summary: dict[str, Any], dataset_name: str = "") -> str:
-    """The validation summary in sentences: counts, splits, lengths and every notice."""
-    labels = summary.get("rows_per_label") or {}
-    splits = summary.get("splits") or {}
-    lengths = summary.get("length_tokens") or {}
-    name = f" **{dataset_name}**" if dataset_name else ""
-    lines = [
-        f"✓ **Ready to train.**{name}: {summary.get('rows', 0)} usable rows, {len(labels)} labels, "
-        f"text from column `{summary.get('text_column')}`, labels from column `{summary.get('label_column')}`.",
-        "",
-        "- Labels: " + ", ".join(f"**{html.escape(str(k))}** ({v})" for k, v in labels.items()),
-    ]
-    if splits:
-        rows = {split: (info or {}).get("rows", 0) for split, info in splits.items()}
-        lines.append(
-            f"- {rows.get('train', 0)} rows to learn from, {rows.get('validation', 0)} to check progress while "
-            f"training (validation) and {rows.get('test', 0)} kept aside for the final test."
-        )
-    if lengths:
-        unit = lengths.get("unit", "tokens")
-        lines.append(
-            f"- Text length in {unit}: typically {lengths.get('p50')}, 95% are at most {lengths.get('p95')}, "
-            f"the longest has {lengths.get('max')}."
-        )
-    notices = [n for n in summary.get("notices") or [] if _WORDS_NOTICE not in n]
-    if notices:
-        lines += ["", "**Worth a look:**", ""] + [f"- ⚠ {notice}" for notice in notices]
-    return "\n".join(lines)
-
-
 def error_markdown(message: str, what: str = "This file can't be used yet") -> str:
     """A data or input error for a non-programmer: what is wrong, and (in the message) what to do."""
     text = str(message).strip()
@@ -239,116 +189,6 @@ def error_markdown(message: str, what: str = "This file can't be used yet") -> s
 
 
 # ---- reports -----------------------------------------------------------------------------------------------------
-
-_HEADLINE = (
-    ("accuracy", "Accuracy"),
-    ("macro_f1", "Macro F1"),
-    ("weighted_f1", "Weighted F1"),
-    ("macro_precision", "Macro precision"),
-    ("macro_recall", "Macro recall"),
-)
-
-
-def headline_markdown(report: dict[str, Any], job: Job | None = None) -> str:
-    """Headline metrics and the comparison with the baseline, in words."""
-    metrics = report.get("metrics") or {}
-    if job is not None:
-        title = f"### Report: {job_title(job)} (job `{job.id[:8]}`)"
-    else:
-        title = f"### Report: {report.get('task', '')} with {_short_model(str(report.get('base_model', '')))}"
-    n_test = report.get("n_test")
-    scope = f"Scored on {n_test} held-out test rows the model never saw in training." if n_test else ""
-    shown = [(key, name) for key, name in _HEADLINE if key in metrics]
-    table = "\n".join(
-        [
-            "| " + " | ".join(name for _, name in shown) + " |",
-            "|" + "---|" * len(shown),
-            "| " + " | ".join(f"**{metrics[key]:.3f}**" for key, _ in shown) + " |",
-        ]
-    )
-    return "\n\n".join(part for part in (title, scope, table, baseline_sentence(report)) if part)
-
-
-def baseline_sentence(report: dict[str, Any], metric: str = "macro_f1") -> str:
-    """How the fine-tuned model compares with the report's baseline on `metric`, in one sentence."""
-    baseline = report.get("baseline") or {}
-    ours = (report.get("metrics") or {}).get(metric)
-    theirs = baseline.get(metric)
-    if ours is None or theirs is None:
-        return "No baseline was computed for this report."
-    name = baseline.get("name", "the baseline")
-    label = metric.replace("_f1", "-F1")
-    diff = ours - theirs
-    if round(diff, 3) > 0:
-        return f"✓ **Better than the simple baseline** ({name}): {label} {ours:.3f} vs {theirs:.3f} ({diff:+.3f})."
-    if round(diff, 3) == 0:
-        return f"= **Same as the simple baseline** ({name}): {label} {ours:.3f}. Fine-tuning bought nothing here."
-    return (
-        f"⚠ **Worse than the simple baseline** ({name}): {label} {ours:.3f} vs {theirs:.3f} ({diff:+.3f}). "
-        "Try more epochs, another learning rate or more training data."
-    )
-
-
-def per_class_frame(report: dict[str, Any]) -> pd.DataFrame:
-    """Precision, recall, F1 and support per label, with the baseline's F1 beside ours."""
-    baseline_f1 = (report.get("baseline") or {}).get("per_class_f1") or {}
-    rows = []
-    for label, row in (report.get("per_class") or {}).items():
-        rows.append(
-            {
-                "Label": label,
-                "Precision": round(row["precision"], 3),
-                "Recall": round(row["recall"], 3),
-                "F1": round(row["f1"], 3),
-                "Support": int(row["support"]),
-                "Baseline F1": round(baseline_f1[label], 3) if label in baseline_f1 else None,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["Label", "Precision", "Recall", "F1", "Support", "Baseline F1"])
-    return frame if baseline_f1 else frame.drop(columns=["Baseline F1"])
-
-
-def errors_frame(report: dict[str, Any], limit: int = 10) -> pd.DataFrame:
-    """The wrong predictions the model was surest of."""
-    rows = [
-        {
-            "Text": error["text"][:300],
-            "True label": error["label"],
-            "Predicted": error["predicted"],
-            "Confidence": round(error["confidence"], 3),
-        }
-        for error in (report.get("errors") or [])[:limit]
-    ]
-    return pd.DataFrame(rows, columns=["Text", "True label", "Predicted", "Confidence"])
-
-
-def confusion_html(report: dict[str, Any]) -> str:
-    """The confusion matrix as a heat map: rows are the true label, columns the prediction."""
-    matrix = report.get("confusion_matrix") or {}
-    labels = [str(label) for label in matrix.get("labels") or []]
-    counts = matrix.get("matrix") or []
-    if not labels:
-        return "<p>No confusion matrix in this report.</p>"
-    peak = max((max(row) for row in counts if row), default=0) or 1
-    head = "".join(f'<th scope="col">{html.escape(label)}</th>' for label in labels)
-    body = []
-    for i, row in enumerate(counts):
-        cells = []
-        for j, count in enumerate(row):
-            strength = count / peak
-            hue = "22, 163, 74" if i == j else "220, 38, 38"  # green on the diagonal (right), red off it (wrong)
-            text_colour = "#fff" if strength > 0.55 else "#111"
-            cells.append(
-                f'<td style="background:rgba({hue},{0.08 + 0.85 * strength:.2f});color:{text_colour}" '
-                f'title="true {html.escape(labels[i])}, predicted {html.escape(labels[j])}: {count}">{count}</td>'
-            )
-        body.append(f'<tr><th scope="row">{html.escape(labels[i])}</th>{"".join(cells)}</tr>')
-    return (
-        '<div class="pg-confusion"><table><caption>Rows: true label · columns: predicted label · '
-        "green = right, red = wrong</caption>"
-        f'<thead><tr><th class="pg-corner">true ↓ / predicted →</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
 
 
 def comparison_frame(runs: list[tuple[Job, dict[str, Any]]]) -> pd.DataFrame:
@@ -392,7 +232,3 @@ def comparison_frame(runs: list[tuple[Job, dict[str, Any]]]) -> pd.DataFrame:
         ]
         columns[f"{job.id[:8]}"] = ["" if value is None else str(value) for value in values]
     return pd.DataFrame({"": index, **columns})
-
-
-def _round(value: Any) -> float | None:
-    return round(float(value), 3) if isinstance(value, int | float) else None

@@ -23,7 +23,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
 from engine.catalog import CATALOG
-from engine.spec import JobSpec
+from engine.spec import JobSpec, absolute_path
 from worker import broker
 from worker.app import create_app
 from worker.records import STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
@@ -170,9 +170,7 @@ class Jobs:
         # Workers run in another directory (or on another host sharing the data dir): relative paths that exist
         # here are made absolute, and an evaluation may name its model by the id of a finished training job.
         if isinstance(spec, JobSpec):
-            data = spec.data.model_copy(
-                update={k: _absolute(getattr(spec.data, k)) for k in ("train", "validation", "test")}
-            )
+            data = spec.data.with_absolute_paths()
             base_model = spec.base_model if spec.base_model in CATALOG else _absolute(spec.base_model)
             return spec.model_copy(update={"data": data, "base_model": base_model})
         model = spec.model
@@ -181,7 +179,7 @@ class Jobs:
             if job.kind != TRAIN or job.status != SUCCEEDED:
                 raise ValueError(f"job {model} is a {job.status} {job.kind} job; evaluate a succeeded training job")
             model = str(job.artifact_dir / "model")
-        return spec.model_copy(update={"model": _absolute(model), "data": _absolute(spec.data)})
+        return spec.model_copy(update={"model": _absolute(model), "data": absolute_path(spec.data)})
 
 
 def _absolute(path: str | None) -> str | None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.chat_data import (
+from engine.errors import DataError
+from engine.spec import DataSpec
+from engine.tasks.chat.data import (
     IGNORE_INDEX,
     ChatTemplateError,
     inspect_chat_data,
@@ -18,8 +20,6 @@ from engine.chat_data import (
     tokenize_conversation,
     tokenize_text,
 )
-from engine.errors import DataError
-from engine.spec import DataSpec
 
 SUPPORT = Path(__file__).resolve().parents[1] / "fixtures" / "chat" / "support.jsonl"
 END = "<|im_end|>"

@@ -11,11 +11,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.catalog import resolve_model
-from engine.chat_data import tokenize_conversation
-from engine.generation import generate_reply
 from engine.predict import Predictor
 from engine.spec import JobSpec
-from engine.tasks.chat import Chat
+from engine.tasks.chat.data import tokenize_conversation
+from engine.tasks.chat.generation import generate_reply
+from engine.tasks.chat.recipe import Chat
 from engine.train import train
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chat" / "support.jsonl"

@@ -11,9 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.data import ClassificationData, guess_columns, inspect_data, load_classification_data, read_table
 from engine.errors import DataError
 from engine.spec import DataSpec
+from engine.tasks.text_classification.data import (
+    ClassificationData,
+    guess_columns,
+    inspect_data,
+    load_classification_data,
+    read_table,
+)
 
 RECORDS = [
     {"text": f"review number {i} says {'good' if i % 2 else 'bad'}", "label": "pos" if i % 2 else "neg"}

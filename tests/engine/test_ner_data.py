@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import DataError
-from engine.ner_data import (
+from engine.spec import DataSpec
+from engine.tasks.token_classification.data import (
     TokenClassificationData,
     detect_scheme,
     inspect_token_data,
@@ -18,7 +19,6 @@ from engine.ner_data import (
     normalize_tags,
     read_conll,
 )
-from engine.spec import DataSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ner"
 EN, ZH = FIXTURES / "en.conll", FIXTURES / "zh.jsonl"

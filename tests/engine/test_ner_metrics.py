@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine.ner_data import load_token_classification_data
-from engine.ner_metrics import (
+from engine.spec import DataSpec
+from engine.tasks.token_classification.data import load_token_classification_data
+from engine.tasks.token_classification.metrics import (
     entity_metrics,
     error_examples,
     join_tokens,
@@ -18,8 +19,7 @@ from engine.ner_metrics import (
     repair_predictions,
     trainer_compute_metrics,
 )
-from engine.ner_report import build_token_classification_report, render_ner_markdown
-from engine.spec import DataSpec
+from engine.tasks.token_classification.report import build_token_classification_report, render_ner_markdown
 
 EN = Path(__file__).resolve().parents[1] / "fixtures" / "ner" / "en.conll"
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from engine.metrics import classification_metrics, softmax, trainer_compute_metrics
-from engine.report import (
+from engine.report import write_report
+from engine.tasks.text_classification.report import (
     build_classification_report,
     confident_errors,
     render_markdown,
     tfidf_baseline,
-    write_report,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -175,7 +175,7 @@ def test_tfidf_baseline_needs_two_classes():
 
 
 def training_data_summary() -> dict:
-    """A summary shaped exactly like the one engine.data.load_classification_data builds."""
+    """A summary shaped exactly like the one engine.tasks.text_classification.data.load_classification_data builds."""
     return {
         "files": [
             {
@@ -333,7 +333,7 @@ def test_render_markdown_without_baseline_says_so():
 def test_write_report_writes_both_files_and_keeps_chinese_readable(tmp_path):
     labels = ["正面", "负面", "中性"]
     report = make_report(baseline=None, labels=labels)
-    json_path, md_path = write_report(report, tmp_path / "out", name="eval")
+    json_path, md_path = write_report(report, tmp_path / "out", name="eval", renderer=render_markdown)
     assert (json_path.name, md_path.name) == ("eval.json", "eval.md")
     text = json_path.read_text(encoding="utf-8")
     assert "正面" in text and "\\u" not in text
@@ -343,13 +343,13 @@ def test_write_report_writes_both_files_and_keeps_chinese_readable(tmp_path):
 
 
 def test_write_report_overwrites_and_rejects_paths_as_names(tmp_path):
-    write_report(make_report(baseline=None), tmp_path)
+    write_report(make_report(baseline=None), tmp_path, renderer=render_markdown)
     report = make_report(baseline=None)
     report["base_model"] = "second"
-    json_path, _ = write_report(report, tmp_path)
+    json_path, _ = write_report(report, tmp_path, renderer=render_markdown)
     assert json.loads(json_path.read_text(encoding="utf-8"))["base_model"] == "second"
     with pytest.raises(ValueError, match="plain file name"):
-        write_report(report, tmp_path, name="../escape")
+        write_report(report, tmp_path, name="../escape", renderer=render_markdown)
 
 
 def section(md: str, title: str) -> str:
@@ -417,8 +417,8 @@ def test_render_markdown_data_section_says_none_for_clean_data():
 
 
 def test_render_markdown_renders_real_summaries_of_the_data_module():
-    from engine.data import load_classification_data, load_labeled_file
     from engine.spec import DataSpec
+    from engine.tasks.text_classification.data import load_classification_data, load_labeled_file
 
     path = str(FIXTURES / "reviews.csv")
     trained = load_classification_data(DataSpec(train=path), max_length=16, seed=3).summary

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 from engine.catalog import resolve_model
 from engine.predict import Predictor
 from engine.spec import JobSpec
-from engine.tasks.token_classification import IGNORE, align_tags
+from engine.tasks.token_classification.recipe import IGNORE, align_tags
 from engine.train import train
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ner"

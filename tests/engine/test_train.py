@@ -99,7 +99,7 @@ def test_output_folder_is_complete_and_reproducible(trained):
 
 def test_saved_model_reloads_and_reproduces_the_report(trained):
     result, _ = trained
-    from engine.data import load_classification_data
+    from engine.tasks.text_classification.data import load_classification_data
 
     spec = _spec()
     data = load_classification_data(spec.data, max_length=spec.params.max_length, seed=spec.params.seed)

@@ -8,28 +8,29 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.ner_metrics import most_frequent_tag_baseline
-from engine.ner_report import build_token_classification_report
+from engine.report_views import confusion_html, per_class_frame
+from engine.report_views import counts_frame as task_frame
 from engine.spec import JobSpec
-from ui.charts import training_curves_html
-from ui.tabs import train
-from ui.tabs.data import detect_task
-from ui.task_views import (
-    chat_headline_markdown,
-    chat_messages,
-    chat_summary_markdown,
+from engine.tasks import detect_task, get_task
+from engine.tasks.chat.views import chat_headline_markdown, chat_summary_markdown, generations_frame
+from engine.tasks.token_classification.metrics import most_frequent_tag_baseline
+from engine.tasks.token_classification.report import build_token_classification_report
+from engine.tasks.token_classification.views import (
     error_kinds_markdown,
-    generations_frame,
-    highlighted,
     ner_errors_frame,
     ner_headline_markdown,
     ner_summary_markdown,
-    report_score,
-    spans_html,
-    task_frame,
 )
-from ui.views import confusion_html, per_class_frame
+from ui.charts import training_curves_html
+from ui.tabs import train
+from ui.tabs.report import headline_score
+from ui.task_views import chat_messages, highlighted, spans_html
 from worker.records import JobEvent
+
+
+def report_score(report: dict) -> tuple[str, float | None]:
+    return get_task(report["task"]).headline_name, headline_score(report)
+
 
 NOW = datetime(2026, 1, 1)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -84,7 +85,7 @@ def ner_report() -> dict:
 
 
 def test_ner_report_view_shows_entity_scores_errors_and_the_baseline(ner_report: dict):
-    headline = ner_headline_markdown(ner_report)
+    headline = ner_headline_markdown(ner_report, "a tagger")
     assert "Micro F1 (entities)" in headline and "Token accuracy" in headline
     assert f"**{ner_report['metrics']['micro_f1']:.3f}**" in headline
     assert "baseline" in headline and "most frequent tag" in headline
@@ -105,14 +106,14 @@ def test_ner_report_view_shows_entity_scores_errors_and_the_baseline(ner_report:
 
 
 def test_chat_report_view_compares_base_and_fine_tuned():
-    headline = chat_headline_markdown(CHAT_REPORT)
+    headline = chat_headline_markdown(CHAT_REPORT, "a chat model")
     assert "| Base model (not fine-tuned) | 2.0000 | 7.39 |" in headline
     assert "| **Fine-tuned** | **1.2000** | **3.32** |" in headline
     assert "Fine-tuning helped" in headline and "from 7.39 to 3.32" in headline
     assert "method **LoRA**" in headline and "921,600 trainable parameters (0.68%" in headline
     assert "850 training tokens/s" in headline
     worse = {**CHAT_REPORT, "metrics": {**CHAT_REPORT["metrics"], "perplexity": 9.0}}
-    assert "No better than the base model" in chat_headline_markdown(worse)
+    assert "No better than the base model" in chat_headline_markdown(worse, "a chat model")
     frame = generations_frame(CHAT_REPORT)
     assert list(frame.columns) == ["Prompt", "Reference", "Base model", "Fine-tuned"]
     assert frame.iloc[0].tolist() == [
@@ -130,9 +131,9 @@ def test_chat_report_view_compares_base_and_fine_tuned():
 
 
 def test_data_summaries_of_the_fixtures_read_as_sentences():
-    from engine.chat_data import inspect_chat_data
-    from engine.ner_data import inspect_token_data
     from engine.spec import DataSpec
+    from engine.tasks.chat.data import inspect_chat_data
+    from engine.tasks.token_classification.data import inspect_token_data
 
     ner = inspect_token_data(DataSpec(train=str(FIXTURES / "ner" / "en.conll")))
     text = ner_summary_markdown(ner, "en.conll")

@@ -9,22 +9,15 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from engine.report_views import baseline_sentence, confusion_html, per_class_frame
 from engine.spec import DataSpec, JobSpec, TrainingParams
+from engine.tasks.text_classification.views import summary_markdown
 from ui.charts import line_chart, training_curves_html
 from ui.cli import build_parser, spec_from_args
 from ui.context import Users
 from ui.tabs import train
 from ui.tabs.common import bounds
-from ui.views import (
-    baseline_sentence,
-    comparison_frame,
-    confusion_html,
-    error_markdown,
-    jobs_frame,
-    per_class_frame,
-    progress_html,
-    summary_markdown,
-)
+from ui.views import comparison_frame, error_markdown, jobs_frame, progress_html
 from worker.records import JobEvent
 
 REPORT = {

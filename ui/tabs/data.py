@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +10,13 @@ import gradio as gr
 import pandas as pd
 
 from engine.errors import DataError
+from engine.report_views import label_frame
 from engine.spec import DataSpec
 from engine.tabular import read_table
+from engine.tasks import Column, all_tasks, default_task, detect_task, file_format_of, get_task, task_names
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import owner_of, user_error
-from ui.task_views import TASK_WORDS, chat_summary_markdown, ner_summary_markdown, task_frame
-from ui.views import error_markdown, label_frame, summary_markdown, when
+from ui.views import error_markdown, when
 from worker.uploads import Dataset
 
 FILE_TYPES = [
@@ -33,18 +33,6 @@ FILE_TYPES = [
     ".iob",
     ".bio",
 ]
-TASKS = ("text-classification", "token-classification", "chat")
-# Column pickers of each task beyond text/label: (DataSpec field, question shown above the picker).
-TASK_COLUMNS = (
-    ("tokens_column", "Which field holds the list of tokens?"),
-    ("tags_column", "Which field holds the list of tags? (CoNLL: the tag column's number, default the last)"),
-    ("messages_column", "Which column holds the conversations (lists of {role, content})?"),
-    ("instruction_column", "…or which column holds the instruction (the prompt)?"),
-    ("input_column", "Which column holds extra input for the instruction (optional)?"),
-    ("output_column", "Which column holds the reference answer?"),
-)
-CONLL_SUFFIXES = (".conll", ".iob", ".bio")
-_TAG = re.compile(r"^(O|[BIES]-.+|[BIES]|-X-)$")
 PREVIEW_ROWS = 20
 START_HERE = (
     "**Start here.** Drop a file of labeled examples on the box at the left. *Text classification*: one row per "
@@ -82,38 +70,21 @@ def dataset_choices(datasets: list[Dataset]) -> list[tuple[str, str]]:
     ]
 
 
-def detect_task(path: Path, frame: pd.DataFrame | None) -> str:
-    """The task a file is most likely for: CoNLL or token/tag lists -> NER, messages or instructions -> chat."""
-    if path.suffix.lower() in CONLL_SUFFIXES:
-        return "token-classification"
-    if frame is None or frame.empty:
-        return "text-classification"
-    names = {str(c).lower(): c for c in frame.columns}
-    first = frame.iloc[0]
-    lists = [c for c in frame.columns if isinstance(first[c], list | tuple)]
-    if any(isinstance(first[c][0] if len(first[c]) else None, dict) for c in lists) or "messages" in names:
-        return "chat"
-    if len(lists) >= 2 or {"tokens", "tags"} <= set(names) or {"tokens", "ner_tags"} <= set(names):
-        return "token-classification"
-    if "instruction" in names or ("prompt" in names and ({"output", "response", "completion"} & set(names))):
-        return "chat"
-    # A headerless two-column file whose last column is all tags reads as CoNLL.
-    last = frame.columns[-1]
-    if len(frame.columns) <= 4 and (_TAG.match(str(last)) or str(last).startswith("-DOCSTART-")):
-        values = frame[last].dropna().astype(str).head(200)
-        if len(values) and all(_TAG.match(v) for v in values):
-            return "token-classification"
-    return "text-classification"
-
-
 def data_spec(path: str, task: str, columns: dict[str, str | None]) -> DataSpec:
     """The data part of a job spec for `task`: only that task's columns, empty ones left to be guessed."""
-    fields = {
-        "text-classification": ("text_column", "label_column"),
-        "token-classification": ("tokens_column", "tags_column"),
-        "chat": ("messages_column", "instruction_column", "input_column", "output_column"),
-    }[task]
-    return DataSpec(train=path, **{name: columns.get(name) or None for name in fields})
+    return DataSpec(train=path, **{name: columns.get(name) or None for name in get_task(task).column_fields})
+
+
+def extra_columns() -> list[Column]:
+    """The column pickers beyond the default task's text/label pair, once each, in the tasks' order."""
+    seen = set(default_task().column_fields)
+    out = []
+    for task in all_tasks():
+        for column in task.columns:
+            if column.field not in seen:
+                seen.add(column.field)
+                out.append(column)
+    return out
 
 
 def build(ctx: AppContext) -> DataTab:
@@ -140,34 +111,24 @@ def build(ctx: AppContext) -> DataTab:
                 )
                 refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="data-refresh")
             task = gr.Radio(
-                choices=[(TASK_WORDS[t], t) for t in TASKS],
-                value=TASKS[0],
+                choices=[(task.title, task.name) for task in all_tasks()],
+                value=default_task().name,
                 label="What should the model learn?",
                 info="Detected from the file; change it if the guess is wrong.",
                 elem_id="data-task",
             )
-            with gr.Group(visible=True, elem_id="data-text-columns") as text_group:
-                text_column = gr.Dropdown(
-                    label="Which column holds the text?",
-                    info=DataSpec.model_fields["text_column"].description,
-                    choices=[],
-                    allow_custom_value=True,
-                    elem_id="data-text-column",
-                )
-                label_column = gr.Dropdown(
-                    label="Which column holds the label?",
-                    info=DataSpec.model_fields["label_column"].description,
-                    choices=[],
-                    allow_custom_value=True,
-                    elem_id="data-label-column",
-                )
-            task_columns: dict[str, gr.Dropdown] = {}
-            with gr.Group(visible=False, elem_id="data-ner-columns") as ner_group:
-                for name, question in TASK_COLUMNS[:2]:
-                    task_columns[name] = _picker(name, question)
-            with gr.Group(visible=False, elem_id="data-chat-columns") as chat_group:
-                for name, question in TASK_COLUMNS[2:]:
-                    task_columns[name] = _picker(name, question)
+            text_column, label_column = (_picker(column.field, column.question) for column in default_task().columns)
+            task_columns = {column.field: _picker(column.field, column.question) for column in extra_columns()}
+            by_field = {"text_column": text_column, "label_column": label_column, **task_columns}
+            groups = []
+            for info in all_tasks():
+                # Each task's pickers show together; a picker two tasks share is shown by the first.
+                with gr.Group(visible=info.name == default_task().name, elem_id=f"data-columns-{info.name}") as group:
+                    for column in info.columns:
+                        picker = by_field[column.field]
+                        if not picker.is_rendered:
+                            picker.render()
+                groups.append(group)
         with gr.Column(scale=3, min_width=360):
             summary = gr.Markdown("No file yet: upload one on the left.", elem_id="data-summary")
             chart = gr.BarPlot(
@@ -189,7 +150,6 @@ def build(ctx: AppContext) -> DataTab:
         elem_id="data-preview",
     )
     pickers = list(task_columns.values())
-    groups = [text_group, ner_group, chat_group]
 
     def read(dataset: Dataset) -> pd.DataFrame:
         return read_table(dataset.path).frame
@@ -207,7 +167,7 @@ def build(ctx: AppContext) -> DataTab:
             return pd.DataFrame(), empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
         columns = [str(c) for c in frame.columns]
         task_name = detect_task(dataset.path, frame)
-        if task_name != "text-classification":
+        if task_name != default_task().name:
             # The summary of the detected task; its own pickers are filled by task_view, which runs next.
             message, chart_data = check(dataset, task_name, {})
             empty = gr.Dropdown(choices=columns, value=None)
@@ -226,12 +186,9 @@ def build(ctx: AppContext) -> DataTab:
         except (DataError, ValueError) as exc:
             message = error_markdown(str(exc), f"{dataset.name} can't be used for training yet")
             return message, label_frame({})
-        if task_name == "token-classification":
-            return ner_summary_markdown(summary, dataset.name), task_frame(summary)
-        if task_name == "chat":
-            return chat_summary_markdown(summary, dataset.name), task_frame(summary)
-        ctx.datasets.remember_columns(dataset.id, dataset.owner, summary["text_column"], summary["label_column"])
-        return summary_markdown(summary, dataset.name), label_frame(summary)
+        if task_name == default_task().name:
+            ctx.datasets.remember_columns(dataset.id, dataset.owner, summary["text_column"], summary["label_column"])
+        return get_task(task_name).summary_view(summary, dataset.name)
 
     def task_pickers(dataset: Dataset | None, task_name: str) -> tuple:
         """The task radio, the task's own column pickers (choices from the file) and which picker group shows."""
@@ -241,16 +198,15 @@ def build(ctx: AppContext) -> DataTab:
                 columns = [str(c) for c in read(dataset).columns]
             except DataError:
                 columns = []
-        conll = dataset is not None and (
-            dataset.path.suffix.lower() in CONLL_SUFFIXES or task_name == "token-classification" and not columns
-        )
+        task = get_task(task_name)
         choices = {name: columns for name in task_columns}
-        if conll or (task_name == "token-classification" and dataset and dataset.format in ("tsv", "csv")):
+        own_format = task.file_format is not None and dataset is not None and len(task.columns) >= 2
+        if own_format and (dataset.format == task.file_format or not columns or dataset.format in ("tsv", "csv")):
             # CoNLL has no named fields: tokens are the first column, the tag column is picked by number.
-            choices["tokens_column"] = []
-            choices["tags_column"] = [str(i) for i in range(2, max(len(columns), 2) + 1)]
+            choices[task.columns[0].field] = []
+            choices[task.columns[1].field] = [str(i) for i in range(2, max(len(columns), 2) + 1)]
         updates = [gr.Dropdown(choices=choices[name], value=None) for name in task_columns]
-        shown = [gr.Group(visible=task_name == t) for t in TASKS]
+        shown = [gr.Group(visible=task_name == name) for name in task_names()]
         return gr.Radio(value=task_name), *updates, *shown
 
     def task_view(dataset_id: str | None, request: gr.Request):
@@ -263,7 +219,7 @@ def build(ctx: AppContext) -> DataTab:
                 frame = read(dataset)
             except DataError:
                 frame = None
-        task_name = detect_task(dataset.path, frame) if dataset is not None else TASKS[0]
+        task_name = detect_task(dataset.path, frame) if dataset is not None else default_task().name
         return task_pickers(dataset, task_name)
 
     def list_datasets(current: str | None, request: gr.Request):
@@ -293,7 +249,7 @@ def build(ctx: AppContext) -> DataTab:
             message = error_markdown(str(exc), f"{name} can't be read")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, gr.skip()
         columns = [str(c) for c in table.frame.columns]
-        file_format = "conll" if Path(path).suffix.lower() in CONLL_SUFFIXES else table.format
+        file_format = file_format_of(path, table.format)
         dataset = ctx.datasets.add(owner, path, name, format=file_format, rows=len(table.frame), columns=columns)
         picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
         return picker, *show(dataset)
@@ -325,7 +281,9 @@ def build(ctx: AppContext) -> DataTab:
         if dataset is None:
             return "No file yet: upload one on the left.", label_frame({})
         columns = {k: v for k, v in locals().items() if k.endswith("_column")}
-        return check(dataset, task_name or TASKS[0], {"text_column": text, "label_column": label, **columns})
+        return check(
+            dataset, task_name or default_task().name, {"text_column": text, "label_column": label, **columns}
+        )
 
     def change_task(dataset_id: str | None, task_name: str, request: gr.Request):
         """The user overrode the detected task: that task's pickers, summary and chart."""
@@ -335,7 +293,7 @@ def build(ctx: AppContext) -> DataTab:
         if dataset is None:
             return *rest, gr.skip(), gr.skip()
         columns = {"text_column": dataset.text_column, "label_column": dataset.label_column}
-        return *rest, *check(dataset, task_name, columns if task_name == TASKS[0] else {})
+        return *rest, *check(dataset, task_name, columns if task_name == default_task().name else {})
 
     shown = [preview, text_column, label_column, summary, chart]
     after = [task, *pickers, *groups]
@@ -375,7 +333,9 @@ def build(ctx: AppContext) -> DataTab:
 
 
 def _picker(name: str, question: str) -> gr.Dropdown:
+    # Made unrendered: each is placed inside the column group of the first task that reads it.
     return gr.Dropdown(
+        render=False,
         label=question,
         info=DataSpec.model_fields[name].description,
         choices=[],
@@ -386,7 +346,7 @@ def _picker(name: str, question: str) -> gr.Dropdown:
 
 
 def _guess(frame: pd.DataFrame) -> tuple[str | None, str | None]:
-    from engine.data import guess_columns
+    from engine.tasks.text_classification.data import guess_columns
 
     try:
         return guess_columns(frame)

@@ -148,7 +148,7 @@ def build(ctx: AppContext) -> JobsTab:
             table = read_table(path)
         except DataError as exc:
             return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), "Can't read it")
-        from engine.data import guess_columns
+        from engine.tasks.text_classification.data import guess_columns
 
         columns = [str(c) for c in table.frame.columns]
         try:

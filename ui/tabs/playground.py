@@ -11,6 +11,7 @@ import pandas as pd
 
 from engine.errors import DataError
 from engine.tabular import read_table
+from engine.tasks import default_task, get_task
 from ui.context import AppContext
 from ui.tabs.common import download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
@@ -19,6 +20,8 @@ from ui.views import job_choice, job_title, when
 
 MAX_TEXT_CHARS = 20_000
 SHARE_COLUMNS = ["Link", "Model", "Created"]
+# What a whole file of texts turns into, per playground interaction (a chat model answers conversations instead).
+FILE_OUTPUT = {"classify": "csv", "tag": "jsonl"}
 
 
 @dataclass
@@ -186,14 +189,14 @@ def build(ctx: AppContext) -> PlaygroundTab:
             raise user_error("Upload a file of texts first.")
         try:
             predictor = ctx.predictor(job_id, owner)
-            if predictor.task == "chat":
-                raise ValueError("a chat model answers conversations; use the chat above, not a file of texts")
-            tagger = predictor.task == "token-classification"
-            output = download_dir() / f"{Path(path).stem}-predictions.{'jsonl' if tagger else 'csv'}"
+            suffix = FILE_OUTPUT.get(predictor.task_info.playground)
+            if suffix is None:
+                raise ValueError(f"a {predictor.task} model answers conversations; use the chat above, not a file")
+            output = download_dir() / f"{Path(path).stem}-predictions.{suffix}"
             predict_rows(predictor, path, output, text_column=text_column or None)
         except (DataError, ValueError) as exc:
             raise user_error(str(exc)) from exc
-        if not tagger:
+        if suffix == "csv":
             return str(output), pd.read_csv(output).head(20)
         preview = pd.read_json(output, lines=True, nrows=20)
         preview["entities"] = [
@@ -204,17 +207,17 @@ def build(ctx: AppContext) -> PlaygroundTab:
     def model_task(job_id: str | None, request: gr.Request):
         """Show the part of the page that fits the picked model's task: classify, tag or chat."""
         owner = owner_of(ctx, request)
-        task = "text-classification"
+        kind = default_task().playground
         if job_id:
             try:
-                task = (ctx.job(job_id, owner).spec or {}).get("task") or task
+                kind = get_task((ctx.job(job_id, owner).spec or {}).get("task")).playground
             except ValueError:
-                task = "text-classification"
+                kind = default_task().playground
         return (
-            gr.Row(visible=task == "text-classification"),
-            gr.Row(visible=task == "token-classification"),
-            gr.Column(visible=task == "chat"),
-            gr.Accordion(visible=task != "chat"),
+            gr.Row(visible=kind == "classify"),
+            gr.Row(visible=kind == "tag"),
+            gr.Column(visible=kind == "chat"),
+            gr.Accordion(visible=kind in FILE_OUTPUT),
             [],
             [],
         )

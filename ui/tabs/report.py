@@ -10,43 +10,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from engine.report_views import round3
+from engine.tasks import ReportView, all_tasks, default_task, get_task
 from ui.context import AppContext
 from ui.tabs.common import copy_for_download, download_dir, owner_of, user_error
-from ui.task_views import (
-    chat_headline_markdown,
-    error_kinds_markdown,
-    generations_frame,
-    ner_errors_frame,
-    ner_headline_markdown,
-    report_score,
-)
-from ui.views import comparison_frame, confusion_html, errors_frame, headline_markdown, job_choice, per_class_frame
+from ui.views import comparison_frame, job_choice, report_title
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
-ERRORS_LABEL = {
-    "text-classification": "Most confident mistakes (what the model got wrong while being sure)",
-    "token-classification": "Entity errors on the test split, with the sentence they come from",
-}
-HOW_TO_READ = {
-    "text-classification": (
-        "**How to read this.** *Precision*: when the model says a label, how often it is right. *Recall*: of the "
-        "test rows that really have the label, how many it finds. *F1* combines both (1.0 is perfect). *Support*: "
-        "test rows with that label. The *baseline* is a simple word-counting model (TF-IDF + logistic regression) "
-        "trained on the same rows: a fine-tuned model should beat it."
-    ),
-    "token-classification": (
-        "**How to read this.** Scores are per *entity*: a name counts as found only with exactly its words and its "
-        "type. *Micro F1* pools all entities; *macro F1* averages the types, so rare types weigh as much as common "
-        "ones. *Token accuracy* counts single words (easy to get high: most words are no entity). *Support*: test "
-        "entities of that type. In the matrix, column O is a missed entity and row O a spurious one. The *baseline* "
-        "tags each word with the tag it had most often in training."
-    ),
-    "chat": (
-        "**How to read this.** *Loss* and *perplexity* measure how well the model predicts the real answers of "
-        "held-out conversations (lower is better). Compare the fine-tuned model with the base model it started "
-        "from, then read the answers side by side: numbers say little about tone and facts."
-    ),
-}
+ERRORS_LABEL = "Most confident mistakes (what the model got wrong while being sure)"
 
 
 @dataclass
@@ -84,7 +55,7 @@ def build(ctx: AppContext) -> ReportTab:
             scale=3,
         )
         confusion = gr.HTML(label="Confusion matrix", elem_id="report-confusion")
-    how_to_read = gr.Markdown(HOW_TO_READ["text-classification"], elem_classes=["pg-help"], elem_id="report-help")
+    how_to_read = gr.Markdown(default_task().how_to_read, elem_classes=["pg-help"], elem_id="report-help")
     with gr.Group(visible=False, elem_id="report-ner") as ner_section:
         error_kinds = gr.Markdown(elem_id="report-error-kinds")
     with gr.Group(visible=False, elem_id="report-chat") as chat_section:
@@ -126,7 +97,8 @@ def build(ctx: AppContext) -> ReportTab:
             value=_chart([]),
             x="run",
             y="score",
-            title="Headline score by run: macro F1 (classifiers), micro F1 (taggers), perplexity (chat)",
+            title="Headline score by run: "
+            + ", ".join(f"{task.headline_name} ({task.short_title.lower()})" for task in all_tasks()),
             height=220,
         )
 
@@ -153,35 +125,35 @@ def build(ctx: AppContext) -> ReportTab:
             for name in ("report.json", "report.md")
             if (folder / name).is_file()
         ]
-        task = report.get("task")
-        if task == "token-classification":
-            views = ner_headline_markdown(report, record), ner_errors_frame(report)
-        elif task == "chat":
-            views = chat_headline_markdown(report, record), pd.DataFrame()
-        else:
-            views = headline_markdown(report, record), errors_frame(report)
-        per_class = per_class_frame(report) if task != "chat" else pd.DataFrame()
-        confusion = confusion_html(report) if task != "chat" else ""
-        return views[0], per_class, confusion, views[1], downloads, None
+        view = report_view(report, record)
+        per_class = view.per_class if view.per_class is not None else pd.DataFrame()
+        errors = view.errors if view.errors is not None else pd.DataFrame()
+        return view.headline, per_class, view.confusion or "", errors, downloads, None
 
     def show_task_parts(job_id: str | None, request: gr.Request):
         """What only some tasks have: error kinds (taggers), generations side by side (chat), and the help text."""
         owner = owner_of(ctx, request)
-        task, report = "text-classification", {}
+        report: dict = {}
         if job_id:
             try:
                 report = ctx.report(job_id, owner)
-                task = report.get("task") or task
             except ValueError:
                 report = {}
+        view = report_view(report, None) if report else None
+        has = {
+            "scores": view is None or view.per_class is not None,
+            "details": view is not None and view.details is not None,
+            "generations": view is not None and view.generations is not None,
+            "errors": view is None or view.errors is not None,
+        }
         return (
-            gr.Row(visible=task != "chat"),
-            HOW_TO_READ.get(task, ""),
-            gr.Group(visible=task == "token-classification"),
-            error_kinds_markdown(report) if task == "token-classification" else "",
-            gr.Group(visible=task == "chat"),
-            generations_frame(report) if task == "chat" else pd.DataFrame(),
-            gr.Dataframe(visible=task != "chat", label=ERRORS_LABEL.get(task, ERRORS_LABEL["text-classification"])),
+            gr.Row(visible=has["scores"]),
+            view.how_to_read if view else default_task().how_to_read,
+            gr.Group(visible=has["details"]),
+            (view.details or "") if view else "",
+            gr.Group(visible=has["generations"]),
+            view.generations if has["generations"] else pd.DataFrame(),
+            gr.Dataframe(visible=has["errors"], label=(view.errors_label if view else "") or ERRORS_LABEL),
         )
 
     def download_model(job_id: str | None, request: gr.Request):
@@ -223,8 +195,26 @@ def build(ctx: AppContext) -> ReportTab:
     return ReportTab(job, compare, refresh_choices)
 
 
+def report_view(report: dict, job) -> ReportView:
+    """The report's task view; a report of a task no longer registered reads as the default task's."""
+    try:
+        task = get_task(report.get("task"))
+    except ValueError:
+        task = default_task()
+    return task.report_view(report, report_title(report, job))
+
+
+def headline_score(report: dict) -> float | None:
+    """The one number runs of a task are compared by (its headline metric)."""
+    try:
+        metric = get_task(report.get("task")).headline_metric
+    except ValueError:
+        return None
+    return round3((report.get("metrics") or {}).get(metric))
+
+
 def _chart(runs: list) -> pd.DataFrame:
-    scores = [report_score(report)[1] for _, report in runs]
+    scores = [headline_score(report) for _, report in runs]
     return pd.DataFrame(
         {
             "run": pd.Series([job.id[:8] for job, _ in runs], dtype="str"),

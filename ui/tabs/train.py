@@ -14,11 +14,11 @@ import yaml
 
 from engine.catalog import list_models
 from engine.errors import DataError, ModelNotFoundError
-from engine.spec import TASK_DEFAULTS, DataSpec, JobSpec, TrainingParams
+from engine.spec import DataSpec, JobSpec, TrainingParams
+from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
 from ui.tabs.common import bounds, help_text, owner_of
 from ui.tabs.data import DataTab, dataset_choices
-from ui.task_views import TASK_WORDS
 from ui.views import error_markdown
 
 # (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
@@ -31,7 +31,9 @@ ADVANCED = (
 )
 SPLITS = (("validation_fraction", 0.01), ("test_fraction", 0.01))
 LORA = (("lora_rank", "slider", 1), ("lora_alpha", "slider", 1), ("lora_dropout", "slider", 0.01))
-# The data-spec fields each task maps its columns with, in the order of the Data tab's pickers.
+# The method box shows for the tasks that read one of these knobs.
+METHOD_KNOBS = ("method", *(name for name, _, _ in LORA))
+# The data-spec fields beyond text/label that tasks map their columns with, in the order of the Data tab's pickers.
 TASK_COLUMN_FIELDS = (
     "tokens_column",
     "tags_column",
@@ -40,11 +42,6 @@ TASK_COLUMN_FIELDS = (
     "input_column",
     "output_column",
 )
-COLUMNS_OF_TASK = {
-    "text-classification": ("text_column", "label_column"),
-    "token-classification": ("tokens_column", "tags_column"),
-    "chat": ("messages_column", "instruction_column", "input_column", "output_column"),
-}
 LABELS = {
     "epochs": "Epochs",
     "batch_size": "Batch size",
@@ -99,15 +96,14 @@ def model_choices(task: str) -> list[tuple[str, str]]:
 
 def tasks() -> list[str]:
     """The tasks a job spec accepts."""
-    return list(typing.get_args(JobSpec.model_fields["task"].annotation))
+    return task_names()
 
 
 def task_defaults(task: str) -> dict[str, Any]:
-    """The base model and the training knobs a new job of `task` starts with (the spec's task defaults)."""
-    defaults = TASK_DEFAULTS.get(task, {})
+    """The base model and the training knobs a new job of `task` starts with (the task's defaults)."""
+    info = get_task(task)
     params = {name: field.default for name, field in TrainingParams.model_fields.items()}
-    base = defaults.get("base_model", JobSpec.model_fields["base_model"].default)
-    return {"base_model": base, **params, **defaults.get("params", {})}
+    return {"base_model": info.default_base_model, **params, **info.default_params}
 
 
 def _widget(name: str, kind: str, step: float, model: type = TrainingParams) -> gr.components.Component:
@@ -149,10 +145,11 @@ def build_spec(
     """The job spec as a plain dict, as the CLI's YAML would hold it: only the task's own columns and knobs."""
     given = {"text_column": text_column, "label_column": label_column, **(columns or {})}
     data: dict[str, Any] = {"train": dataset_path}
-    data.update({name: given.get(name) or None for name in COLUMNS_OF_TASK.get(task, COLUMNS_OF_TASK[tasks()[0]])})
+    data.update({name: given.get(name) or None for name in get_task(task).column_fields})
     data.update({k: v for k, v in splits.items() if v not in (None, "")})
-    if task != "chat":
-        params = {k: v for k, v in params.items() if k not in ("method", *(name for name, _, _ in LORA))}
+    # Knobs only other tasks read stay out of the spec, so it reads as the user meant it.
+    foreign = {name for other in all_tasks() for name in other.own_params} - set(get_task(task).own_params)
+    params = {k: v for k, v in params.items() if k not in foreign}
     return {"task": task, "base_model": base_model, "data": data, "params": params}
 
 
@@ -161,7 +158,7 @@ def cli_command(spec: dict[str, Any]) -> str:
     data = spec["data"]
     defaults = task_defaults(spec["task"])
     parts = [["playground", "train"], ["--task", spec["task"]], ["--base-model", spec["base_model"]]]
-    for key in ("train", "validation", "test", *COLUMNS_OF_TASK.get(spec["task"], ())):
+    for key in ("train", "validation", "test", *get_task(spec["task"]).column_fields):
         if data.get(key):
             parts.append([f"--{key.replace('_', '-')}", str(data[key])])
     for key, value in spec["params"].items():
@@ -177,15 +174,15 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
     with gr.Row():
         task = gr.Radio(
-            choices=[(TASK_WORDS.get(name, name).split(":")[0], name) for name in tasks()],
-            value=JobSpec.model_fields["task"].default,
+            choices=[(task.short_title, task.name) for task in all_tasks()],
+            value=default_task().name,
             label="Task",
             info=JobSpec.model_fields["task"].description,
             elem_id="train-task",
         )
         base_model = gr.Dropdown(
-            choices=model_choices(JobSpec.model_fields["task"].default),
-            value=JobSpec.model_fields["base_model"].default,
+            choices=model_choices(default_task().name),
+            value=default_task().default_base_model,
             label="Base model",
             info=JobSpec.model_fields["base_model"].description,
             allow_custom_value=True,
@@ -206,7 +203,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
                 elem_id="train-precision",
             )
             fractions = [_widget(name, "slider", step, DataSpec) for name, step in SPLITS]
-    with gr.Accordion("Chat: fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
+    with gr.Accordion("Fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
         with gr.Row():
             method_field = TrainingParams.model_fields["method"]
             method = gr.Radio(
@@ -335,9 +332,11 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
             return "Pick a file in the **Data** tab first.", "", ""
         data_ = spec["data"]
         mapped = " · ".join(
-            f"{key.removesuffix('_column')} from `{data_[key]}`" for key in COLUMNS_OF_TASK[task] if data_.get(key)
+            f"{key.removesuffix('_column')} from `{data_[key]}`"
+            for key in get_task(task).column_fields
+            if data_.get(key)
         )
-        line = f"Training data: **{name}** · {TASK_WORDS.get(task, task).split(':')[0]}" + (
+        line = f"Training data: **{name}** · {get_task(task).short_title}" + (
             f" · {mapped}" if mapped else " · columns guessed"
         )
         return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
@@ -395,7 +394,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
             gr.Radio(value=task_name),
             gr.Dropdown(choices=choices, value=picked),
             *values,
-            gr.Accordion(visible=task_name == "chat"),
+            gr.Accordion(visible=bool(set(get_task(task_name).own_params) & set(METHOD_KNOBS))),
         )
 
     def refresh_choices(request: gr.Request):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ import pandas as pd
 from engine.errors import DataError
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
-from engine.tabular import Table, read_table
+from engine.splits import length_stats, stratified_split
+from engine.tabular import Table, missing_column, read_table
 
 __all__ = [
     "ClassificationData",
@@ -70,7 +70,7 @@ def guess_columns(
     columns = [str(c) for c in frame.columns]
     for kind, name in (("text", text_column), ("label", label_column)):
         if name is not None and name not in columns:
-            raise DataError(_missing_column(kind, name, columns))
+            raise DataError(missing_column(kind, name, columns))
     if text_column is not None and text_column == label_column:
         raise DataError(f"text column and label column are both '{text_column}'; they must be different columns")
     if len(columns) < 2:
@@ -82,12 +82,6 @@ def guess_columns(
     text = text_column or _guess_text_column(sample, exclude=label_column)
     label = label_column or _guess_label_column(sample, exclude=text)
     return text, label
-
-
-def _missing_column(kind: str, name: str, columns: list[str]) -> str:
-    message = f"{kind} column '{name}' not found; columns are {columns}"
-    close = [c for c in columns if c.strip().lower() == name.strip().lower()]
-    return message + (f"; did you mean '{close[0]}'?" if close else "")
 
 
 def _name_rank(name: str, preferred: tuple[str, ...], other: tuple[str, ...]) -> int:
@@ -230,37 +224,6 @@ def _check_labels(labels: set[str], column: str) -> list[str]:
     return sorted(labels, key=lambda label: (float(label), label)) if numeric else sorted(labels)
 
 
-def _stratified_split(labels: list[str], held_out: dict[str, float], seed: int) -> dict[str, list[int]]:
-    """Per label, shuffle with the seed and hold out max(1, round(n * fraction)) rows for each missing split."""
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    need = 1 + len(held_out)
-    short = {label: len(idx) for label, idx in sorted(by_label.items()) if len(idx) < need}
-    if short:
-        splits = " and ".join(["training", *held_out])
-        shown = ", ".join(f"'{label}' has {n}" for label, n in list(short.items())[:10])
-        raise DataError(
-            f"too few examples to split: {shown} (at least {need} per label are needed, one each for {splits}); "
-            "add examples of those labels, remove them, or supply separate validation and test files"
-        )
-    rng = random.Random(seed)
-    out: dict[str, list[int]] = {name: [] for name in ("train", *held_out)}
-    for _label, indices in sorted(by_label.items()):
-        indices = indices[:]
-        rng.shuffle(indices)
-        counts = {name: max(1, round(len(indices) * fraction)) for name, fraction in held_out.items()}
-        while sum(counts.values()) > len(indices) - 1:
-            largest = max(counts, key=counts.__getitem__)
-            counts[largest] -= 1
-        start = 0
-        for name, count in counts.items():
-            out[name] += indices[start : start + count]
-            start += count
-        out["train"] += indices[start:]
-    return {name: sorted(idx) for name, idx in out.items()}
-
-
 def _lengths(texts: list[str], tokenizer: Any) -> tuple[list[int], str]:
     if tokenizer is None:
         return [len(t.split()) for t in texts], "words"
@@ -301,7 +264,7 @@ def load_classification_data(
             columns = [str(c) for c in table.frame.columns]
             for kind, name in (("text", text_column), ("label", label_column)):
                 if name not in columns:
-                    raise DataError(f"{split} file {table.path.name}: {_missing_column(kind, name, columns)}")
+                    raise DataError(f"{split} file {table.path.name}: {missing_column(kind, name, columns)}")
             tables[split] = table
     rows = {split: _clean(table, text_column, label_column) for split, table in tables.items()}
     for split, found in rows.items():
@@ -324,7 +287,7 @@ def load_classification_data(
     # Separate files are used whole; only splits without a file are cut from the training rows.
     train_rows = rows["train"]
     held_out = {s: getattr(data, f"{s}_fraction") for s in ("validation", "test") if s not in tables}
-    indices = _stratified_split(train_rows.labels, held_out, seed)
+    indices = stratified_split(train_rows.labels, held_out, seed)
     parts = {split: (train_rows, indices[split]) for split in indices}
     parts.update({split: (rows[split], list(range(len(rows[split].texts)))) for split in rows if split != "train"})
     split_labels = {s: [parts[s][0].labels[i] for i in parts[s][1]] for s in _SPLITS}
@@ -358,7 +321,7 @@ def load_classification_data(
             }
             for s in _SPLITS
         },
-        "length_tokens": _length_stats(lengths, unit),
+        "length_tokens": length_stats(lengths, unit),
         "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
         "dropped": {
             "blank_text": sum(r.blank_text for r in rows.values()),
@@ -429,18 +392,12 @@ def load_labeled_file(
         "labels": names,
         "rows": len(rows.texts),
         "rows_per_label": _per_label(rows.labels, names),
-        "length_tokens": _length_stats(lengths, unit),
+        "length_tokens": length_stats(lengths, unit),
         "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
         "dropped": {"blank_text": rows.blank_text, "missing_label": rows.missing_label},
         "notices": list(table.notices),
     }
     return LabeledFile(texts=rows.texts, labels=rows.labels, summary=summary)
-
-
-def _length_stats(lengths: list[int], unit: str) -> dict:
-    values = np.asarray(lengths)
-    stats = {f"p{q}": int(np.percentile(values, q, method="higher")) for q in (50, 90, 95, 99)}
-    return {**stats, "max": int(values.max()), "unit": unit}
 
 
 def _duplicates(texts: dict[str, list[str]], labels: dict[str, list[str]]) -> dict[str, int]:

@@ -14,7 +14,7 @@ ALLOWED_TAGS = (
 _TAG = re.compile(r"([BIESLU])[-_](\S+)")
 
 
-def _parse(tag: str) -> tuple[str, str] | None:
+def parse_tag(tag: str) -> tuple[str, str] | None:
     """(prefix, type) of a tag, ("O", "") for outside, None for a tag in no known scheme."""
     if tag == "O":
         return "O", ""
@@ -29,7 +29,7 @@ def detect_scheme(sequences: Iterable[list[str]]) -> str:
     for tags in sequences:
         previous = ("O", "")
         for tag in tags:
-            parsed = _parse(tag) or ("O", "")
+            parsed = parse_tag(tag) or ("O", "")
             prefix, kind = parsed
             prefixes[prefix] += 1
             starts = previous[0] == "O" or previous[1] != kind
@@ -57,7 +57,7 @@ def normalize_tags(tags: list[str], *, scheme: str | None = None) -> tuple[list[
     counts: Counter = Counter()
     open_type: str | None = None  # the type of an entity the next token may continue
     for position, tag in enumerate(tags):
-        parsed = _parse(tag)
+        parsed = parse_tag(tag)
         if parsed is None:
             raise DataError(f"unknown tag {tag!r} at token {position + 1}; tags must be {ALLOWED_TAGS}")
         prefix, kind = parsed

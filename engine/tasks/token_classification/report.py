@@ -7,19 +7,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.ner_metrics import BASELINE_NAME, ERROR_KINDS, entity_metrics, error_examples, repair_predictions
-from engine.report import (
-    ERROR_TEXT_CHARS,
-    _cell,
-    _lengths_line,
-    _num,
-    _table,
-    _train_section,
+from engine.markdown import (
+    cell,
     confusion_section,
+    lengths_line,
+    num,
     per_class_section,
+    table,
+    train_section,
+)
+from engine.tasks.text_classification.report import ERROR_TEXT_CHARS
+from engine.tasks.token_classification import NAME
+from engine.tasks.token_classification.metrics import (
+    BASELINE_NAME,
+    ERROR_KINDS,
+    entity_metrics,
+    error_examples,
+    repair_predictions,
 )
 
-TASK = "token-classification"
 _HEADLINE_ROWS = (
     ("micro_f1", "Micro F1 (entities)"),
     ("macro_f1", "Macro F1 (entity types)"),
@@ -72,7 +78,7 @@ def build_token_classification_report(
     )
     scores = entity_metrics(y_true_tags, predicted, entity_types=entity_types)
     return {
-        "task": TASK,
+        "task": NAME,
         "base_model": base_model,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "split": "test",
@@ -136,7 +142,7 @@ def _errors_section(report: dict) -> list[str]:
         ]
         for kind in ordered
     ]
-    lines += [*_table(["Kind", "Count", "Share", "Meaning"], rows), ""]
+    lines += [*table(["Kind", "Count", "Share", "Meaning"], rows), ""]
     repaired = report.get("prediction_repairs")
     if repaired:
         lines += [f"{repaired} predicted I- tag(s) did not continue an entity and were read as starting one.", ""]
@@ -148,10 +154,10 @@ def _errors_section(report: dict) -> list[str]:
         rows = [
             [
                 str(i),
-                _cell(_short(str(e.get("sentence", "")))),
-                _cell(e.get("entity", "")),
-                _cell(e.get("gold", "")),
-                _cell(
+                cell(_short(str(e.get("sentence", "")))),
+                cell(e.get("entity", "")),
+                cell(e.get("gold", "")),
+                cell(
                     e.get("predicted", "")
                     if e.get("predicted_entity") in (None, e.get("entity"))
                     else f"{e.get('predicted')}: {e.get('predicted_entity')}"
@@ -160,7 +166,7 @@ def _errors_section(report: dict) -> list[str]:
             for i, e in enumerate(found, start=1)
         ]
         title = _KIND_TITLES.get(kind, (kind, ""))[0]
-        lines += [f"### {title}: examples", "", *_table(["#", "Sentence", "Entity", "Gold", "Predicted"], rows), ""]
+        lines += [f"### {title}: examples", "", *table(["#", "Sentence", "Entity", "Gold", "Predicted"], rows), ""]
     return lines
 
 
@@ -171,15 +177,15 @@ def _data_section(data: dict | None) -> list[str]:
     files = [f for f in data.get("files") or [] if isinstance(f, dict)]
     if files:
         rows = [
-            [_cell(f.get("split", "")), _cell(Path(str(f.get("path", ""))).name)]
-            + [_cell(f.get(key, "")) for key in ("format", "encoding", "tag_scheme")]
-            + [_num(f.get(key)) for key in ("sentences_kept", "tokens")]
+            [cell(f.get("split", "")), cell(Path(str(f.get("path", ""))).name)]
+            + [cell(f.get(key, "")) for key in ("format", "encoding", "tag_scheme")]
+            + [num(f.get(key)) for key in ("sentences_kept", "tokens")]
             for f in files
         ]
-        lines += [*_table(["Split", "File", "Format", "Encoding", "Tag scheme", "Sentences", "Tokens"], rows), ""]
+        lines += [*table(["Split", "File", "Format", "Encoding", "Tag scheme", "Sentences", "Tokens"], rows), ""]
     if data.get("tokens_column") or data.get("tags_column"):
         lines += [
-            _cell(f"Columns: tokens from '{data.get('tokens_column')}', tags from '{data.get('tags_column')}'."),
+            cell(f"Columns: tokens from '{data.get('tokens_column')}', tags from '{data.get('tags_column')}'."),
             "",
         ]
     splits = data.get("splits") or {}
@@ -187,26 +193,26 @@ def _data_section(data: dict | None) -> list[str]:
     if types and splits:
         per_split = {s: (splits.get(s) or {}).get("entities_per_type") or {} for s in _SPLIT_NAMES}
         totals = data.get("entities_per_type") or {}
-        rows = [[_cell(t), *(_num(per_split[s].get(t, 0)) for s in _SPLIT_NAMES), _num(totals.get(t))] for t in types]
+        rows = [[cell(t), *(num(per_split[s].get(t, 0)) for s in _SPLIT_NAMES), num(totals.get(t))] for t in types]
         rows.append(
             [
                 "**Sentences**",
-                *(_num((splits.get(s) or {}).get("sentences")) for s in _SPLIT_NAMES),
-                _num(data.get("sentences")),
+                *(num((splits.get(s) or {}).get("sentences")) for s in _SPLIT_NAMES),
+                num(data.get("sentences")),
             ]
         )
         header = ["Entities", *(s.capitalize() for s in _SPLIT_NAMES), "Total"]
-        lines += [*_table(header, rows), ""]
+        lines += [*table(header, rows), ""]
         derived = [s for s in _SPLIT_NAMES if (splits.get(s) or {}).get("source", "file") != "file"]
         if derived:
             seed = f" (seed {data['seed']})" if data.get("seed") is not None else ""
             source = splits[derived[0]]["source"]
-            lines += [f"{' and '.join(derived).capitalize()}: {_cell(source)}{seed}.", ""]
-    lines += _lengths_line(data.get("length_tokens"))
-    lines += [f"- {_cell(sentence)}" for sentence in _data_sentences(data)]
+            lines += [f"{' and '.join(derived).capitalize()}: {cell(source)}{seed}.", ""]
+    lines += lengths_line(data.get("length_tokens"))
+    lines += [f"- {cell(sentence)}" for sentence in _data_sentences(data)]
     notices = data.get("notices") or []
     if notices:
-        lines += ["", "Notices:", "", *(f"- {_cell(notice)}" for notice in notices)]
+        lines += ["", "Notices:", "", *(f"- {cell(notice)}" for notice in notices)]
     return [*lines, ""]
 
 
@@ -242,7 +248,7 @@ def _data_sentences(data: dict) -> list[str]:
 def render_ner_markdown(report: dict) -> str:
     """Render a token-classification report dict as a human-readable report.md."""
     metrics = report["metrics"]
-    lines = [f"# {report.get('task', TASK)} report: {report['base_model']}", ""]
+    lines = [f"# {report.get('task', NAME)} report: {report['base_model']}", ""]
     context = [
         f"{key.replace('_', ' ')}: {report[key]}"
         for key in ("split", "n_test", "n_test_tokens", "created_at")
@@ -250,13 +256,13 @@ def render_ner_markdown(report: dict) -> str:
     ]
     if context:
         lines += [" · ".join(context), ""]
-    rows = [[title, _num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
+    rows = [[title, num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
     lines += [
         "## Headline metrics",
         "",
         "Entity-level scores count an entity as found only when its type and exact span match (strict, IOB2).",
         "",
-        *_table(["Metric", "Value"], rows),
+        *table(["Metric", "Value"], rows),
         "",
     ]
     lines += ["## Fine-tuned vs baseline", "", _comparison_line(report), ""]
@@ -264,5 +270,5 @@ def render_ner_markdown(report: dict) -> str:
     lines += confusion_section(report, explanation=_CONFUSION_EXPLANATION, corner="gold")
     lines += _errors_section(report)
     lines += _data_section(report.get("data"))
-    lines += _train_section(report.get("train"))
+    lines += train_section(report.get("train"))
     return "\n".join(lines).rstrip() + "\n"

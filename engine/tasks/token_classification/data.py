@@ -13,12 +13,13 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from engine.data import _length_stats, _missing_column, _stratified_split
 from engine.errors import DataError
-from engine.ner_tags import ALLOWED_TAGS, _parse, detect_scheme, normalize_tags
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
-from engine.tabular import _MAGIC, _decode, _looks_like_json, _read_bytes, read_table
+from engine.splits import length_stats, stratified_split
+from engine.tabular import FILE_MAGIC, decode_text, looks_like_json, missing_column, read_bytes, read_table
+from engine.tasks.token_classification import CONLL_EXTENSIONS
+from engine.tasks.token_classification.tags import ALLOWED_TAGS, detect_scheme, normalize_tags, parse_tag
 
 __all__ = [
     "TokenClassificationData",
@@ -31,7 +32,6 @@ __all__ = [
 
 TOKENS_NAMES = ("tokens", "words", "chars", "characters", "token", "word", "text", "sentence")
 TAGS_NAMES = ("tags", "ner_tags", "ner", "bio", "bio_tags", "iob_tags", "labels", "label", "tag", "entity_tags")
-CONLL_EXTENSIONS = (".conll", ".conll03", ".conll2003", ".bio", ".iob", ".iob2", ".bioes", ".ner")
 TABLE_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".parquet", ".pq", ".csv")
 RARE_ENTITIES = 10
 _SPLITS = ("train", "validation", "test")
@@ -103,12 +103,12 @@ def _conll_lines(text: str) -> list[tuple[int, list[str] | None]]:
 
 def _looks_like_conll(text: str) -> bool:
     rows = [fields for _, fields in _conll_lines(text[:65536]) if fields][:200]
-    tagged = sum(len(f) >= 2 and any(_parse(v) for v in f[1:]) for f in rows)
+    tagged = sum(len(f) >= 2 and any(parse_tag(v) for v in f[1:]) for f in rows)
     return bool(rows) and tagged >= 0.9 * len(rows)
 
 
 def _read_conll_file(path: Path, *, tags_column: str | None, raw: bytes) -> _File:
-    text, encoding, notices = _decode(raw, path)
+    text, encoding, notices = decode_text(raw, path)
     if not text.strip():
         raise DataError(f"{path.name} is empty (only whitespace); upload tagged sentences, one 'token TAG' per line")
     column = _conll_column(tags_column)
@@ -145,7 +145,7 @@ def _guess_token_columns(frame: pd.DataFrame, tokens_column: str | None, tags_co
     columns = [str(c) for c in frame.columns]
     for kind, name in (("tokens", tokens_column), ("tags", tags_column)):
         if name is not None and name not in columns:
-            raise DataError(_missing_column(kind, name, columns))
+            raise DataError(missing_column(kind, name, columns))
 
     def by_name(names: tuple[str, ...], exclude: str | None) -> str | None:
         lowered = {c.strip().lower(): c for c in columns if c != exclude}
@@ -203,7 +203,7 @@ def _check_tags(file: _File) -> None:
     unknown: dict[str, str] = {}
     for i, tags in enumerate(file.tags):
         for j, tag in enumerate(tags):
-            if tag not in unknown and _parse(tag) is None:
+            if tag not in unknown and parse_tag(tag) is None:
                 unknown[tag] = file.where(i, j)
     if unknown:
         shown = ", ".join(f"{tag!r} ({where})" for tag, where in list(unknown.items())[:5])
@@ -227,7 +227,7 @@ def read_conll(
 def _read_raw(path: Path, max_bytes: int | None) -> bytes:
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path.name} is empty (0 bytes); upload tagged sentences (CoNLL, JSON or JSONL)")
-    return _read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
+    return read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
 
 
 def _read_file(path_name: str, data: DataSpec, limit: int) -> _File:
@@ -236,11 +236,11 @@ def _read_file(path_name: str, data: DataSpec, limit: int) -> _File:
     tokens_column, tags_column = getattr(data, "tokens_column", None), getattr(data, "tags_column", None)
     raw = _read_raw(path, limit)
     conll = declared == "conll" or (declared is None and path.suffix.lower() in CONLL_EXTENSIONS)
-    binary = next((kind for magic, kind in _MAGIC if raw.startswith(magic)), None)
+    binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
     # Plain-text names (.txt, .tsv, none) may hold CoNLL or a table; the content decides.
     if not conll and not binary and declared in (None, "csv", "tsv") and path.suffix.lower() not in TABLE_EXTENSIONS:
-        text = _decode(raw, path)[0]
-        conll = not _looks_like_json(text) and _looks_like_conll(text)
+        text = decode_text(raw, path)[0]
+        conll = not looks_like_json(text) and _looks_like_conll(text)
     if conll:
         if binary:
             raise DataError(f"{path.name} is {binary}, not a CoNLL text file; upload one 'token TAG' per line")
@@ -391,7 +391,7 @@ def load_token_classification_data(
             f"needed (one each for {splits}); add sentences or supply separate validation and test files"
         )
     min_group = max(need, math.ceil(1 / min(held_out.values()))) if held_out else 1
-    indices = _stratified_split(_split_keys(train.tags, min_group), held_out, seed)
+    indices = stratified_split(_split_keys(train.tags, min_group), held_out, seed)
     parts = {s: ([train.tokens[i] for i in idx], [train.tags[i] for i in idx]) for s, idx in indices.items()}
     parts.update({s: (found.tokens, found.tags) for s, found in tagged.items() if s != "train"})
 
@@ -436,7 +436,7 @@ def load_token_classification_data(
             "converted_tags": sum(f.changes["iob1_to_iob2"] + f.changes["bioes_to_iob2"] for f in tagged.values()),
         },
         "repairs": {kind: sum(f.changes[kind] for f in tagged.values()) for kind in ("i_without_b", "type_switch")},
-        "length_tokens": _length_stats(lengths, unit),
+        "length_tokens": length_stats(lengths, unit),
         "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
         "dropped": {
             "empty_sentences": sum(f.empty_sentences for f in tagged.values()),

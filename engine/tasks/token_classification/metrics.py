@@ -11,7 +11,7 @@ import numpy as np
 from seqeval.metrics.v1 import precision_recall_fscore_support
 from seqeval.scheme import IOB2, Entities
 
-from engine.ner_data import normalize_tags
+from engine.tasks.token_classification.data import normalize_tags
 
 if TYPE_CHECKING:
     from transformers import EvalPrediction
@@ -35,7 +35,7 @@ def _check(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> 
         if bad is not None:
             raise ValueError(
                 f"{name} holds tag {bad!r}; scoring needs IOB2 tags ('O', 'B-TYPE', 'I-TYPE'): convert them with "
-                "engine.ner_data.normalize_tags"
+                "engine.tasks.token_classification.data.normalize_tags"
             )
 
 

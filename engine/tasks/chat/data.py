@@ -21,21 +21,21 @@ import numpy as np
 import pandas as pd
 from jinja2 import TemplateError
 
-from engine.chat_tokens import (
-    IGNORE_INDEX,
-    ChatTemplateError,
-    _check_template,
-    _encode,
-    _render,
-    prompt_messages,
-    tokenize_conversation,
-    tokenize_text,
-)
-from engine.data import _length_stats
 from engine.errors import DataError
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
-from engine.tabular import _MAGIC, _decode, _detect_delimiter, _looks_like_json, _read_bytes, read_table
+from engine.splits import length_stats
+from engine.tabular import FILE_MAGIC, decode_text, detect_delimiter, looks_like_json, read_bytes, read_table
+from engine.tasks.chat.tokens import (
+    IGNORE_INDEX,
+    ChatTemplateError,
+    check_template,
+    encode_texts,
+    prompt_messages,
+    render_template,
+    tokenize_conversation,
+    tokenize_text,
+)
 
 __all__ = [
     "ChatData",
@@ -103,13 +103,13 @@ def _plain_text_or_format(path: Path, data: DataSpec, limit: int) -> tuple[bool,
         return False, None
     if suffix in (".md", ".markdown"):
         return True, None
-    text, _, _ = _decode(_read_bytes(path, limit), path)
+    text, _, _ = decode_text(read_bytes(path, limit), path)
     if not text.strip():
         return True, None
-    if _looks_like_json(text):
+    if looks_like_json(text):
         return False, "json"  # read_table would take a .txt for CSV; "json" also accepts JSON lines
     first = next(line for line in text.splitlines() if line.strip())
-    header = next(csv.reader(io.StringIO(first), delimiter=_detect_delimiter(text, ",")), [])
+    header = next(csv.reader(io.StringIO(first), delimiter=detect_delimiter(text, ",")), [])
     known = set(MESSAGES_NAMES + INSTRUCTION_NAMES + INPUT_NAMES + OUTPUT_NAMES)
     known |= {str(getattr(data, f"{c}_column", None)).lower() for c in ("messages", "instruction", "input", "output")}
     is_table = len(header) > 1 and bool({h.strip().lower() for h in header} & known)
@@ -117,11 +117,11 @@ def _plain_text_or_format(path: Path, data: DataSpec, limit: int) -> tuple[bool,
 
 
 def _read_text(path: Path, limit: int) -> _File:
-    raw = _read_bytes(path, limit)
-    binary = next((kind for magic, kind in _MAGIC if raw.startswith(magic)), None)
+    raw = read_bytes(path, limit)
+    binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
     if binary:
         raise DataError(f"{path.name} is {binary}, not plain text; save the text as a UTF-8 .txt file")
-    text, encoding, notices = _decode(raw, path)
+    text, encoding, notices = decode_text(raw, path)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     documents = [d.strip() for d in _BLANK_LINES.split(text) if d.strip()]
     lines = [line.strip() for line in text.split("\n") if line.strip()]
@@ -205,7 +205,7 @@ def _missing(value: Any) -> bool:
 def _where(found: _File, index: int) -> str:
     """'support.jsonl line 12' for JSON lines (blank lines counted), else 'data.json record 12'."""
     if found.format == "jsonl":
-        text, _, _ = _decode(found.path.read_bytes(), found.path)
+        text, _, _ = decode_text(found.path.read_bytes(), found.path)
         lines = [n for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
         return f"{found.path.name} line {lines[index]}"
     return f"{found.path.name} record {index + 1}"
@@ -362,7 +362,7 @@ def load_chat_data(
     parts.update({s: found.examples for s, found in files.items() if s != "train"})
 
     if tokenizer is not None and kind != "text":
-        _check_template(tokenizer)
+        check_template(tokenizer)
     summary = _summary(files, parts, kind, columns, tokenizer, max_length, seed)
     if tokenizer is not None and kind != "text":
         # Fail now, not mid-training, when the template cannot separate assistant tokens; the conversation with
@@ -381,7 +381,7 @@ def inspect_chat_data(data: DataSpec, *, tokenizer: Any = None, max_length: int 
 
 def _template_call(tokenizer: Any, messages: list[dict], number: int, **kwargs: Any) -> str:
     try:
-        return _render(tokenizer, messages, **kwargs)
+        return render_template(tokenizer, messages, **kwargs)
     except TemplateError as exc:
         raise DataError(f"the model's chat template rejects conversation {number} of the data: {exc}") from exc
 
@@ -405,7 +405,9 @@ def _conversation_lengths(conversations: list[list[dict]], tokenizer: Any) -> tu
             _template_call(tokenizer, c[: turns[0]], number, generation_prompt=True),
             _template_call(tokenizer, c[: turns[-1]], number, generation_prompt=True),
         ]
-    ids = [len(row) for start in range(0, len(texts), 999) for row in _encode(tokenizer, texts[start : start + 999])]
+    ids = [
+        len(row) for start in range(0, len(texts), 999) for row in encode_texts(tokenizer, texts[start : start + 999])
+    ]
     return ids[0::3], ids[1::3], ids[2::3]
 
 
@@ -440,7 +442,7 @@ def _summary(
         else:
             lengths = [len(r) for r in tokenizer(examples, add_special_tokens=True, verbose=False)["input_ids"]]
         summary["documents"] = len(examples)
-        summary["length_tokens"] = _length_stats(lengths, unit)
+        summary["length_tokens"] = length_stats(lengths, unit)
         summary["split_into_chunks"] = {
             "count": sum(n > max_length for n in lengths),
             "max_length": max_length,
@@ -453,7 +455,7 @@ def _summary(
         summary["turns"] = {"total": sum(roles.values()), **{r: roles.get(r, 0) for r in ROLES}}
         summary["multi_turn"] = sum(sum(m["role"] == "assistant" for m in c) > 1 for c in examples)
         summary["with_system_prompt"] = sum(any(m["role"] == "system" for m in c) for c in examples)
-        summary["length_tokens"] = _length_stats(lengths, unit)
+        summary["length_tokens"] = length_stats(lengths, unit)
         summary["truncated"] = {
             "count": sum(n > max_length for n in lengths),
             "max_length": max_length,
@@ -516,7 +518,7 @@ def _notices(summary: dict, parts: dict, tokenizer: Any) -> list[str]:
         if (
             tokenizer is not None
             and without_system
-            and "system" in _render(tokenizer, [{"role": "user", "content": "Hi"}])
+            and "system" in render_template(tokenizer, [{"role": "user", "content": "Hi"}])
         ):
             notices.append(
                 f"the model's chat template adds its own default system prompt to the {without_system} "

@@ -11,19 +11,18 @@ import datasets
 import torch
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.chat_data import (
+from engine.files import atomic_dir
+from engine.spec import JobSpec
+from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.chat.data import (
     ChatData,
-    inspect_chat_data,
     load_chat_data,
     prompt_messages,
     tokenize_conversation,
     tokenize_text,
 )
-from engine.chat_report import build_chat_report, render_chat_markdown
-from engine.files import atomic_dir
-from engine.generation import generate_reply, mean_token_loss, perplexity
-from engine.spec import JobSpec
-from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.chat.generation import generate_reply, mean_token_loss, perplexity
+from engine.tasks.chat.report import build_chat_report
 
 # Attention and MLP projections: adapters there train best per parameter (the LoRA and QLoRA papers' finding).
 DEFAULT_TARGETS = {
@@ -49,17 +48,12 @@ def lora_targets(model_type: str, requested: tuple[str, ...] | None) -> list[str
 class Chat:
     """Recipe for `chat`."""
 
-    name = "chat"
     metric_for_best_model = "loss"
     greater_is_better = False
 
     def __init__(self) -> None:
         self.model_path: str | None = None
         self.method = "lora"
-
-    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
-        params = spec.params
-        return inspect_chat_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
 
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         params = spec.params
@@ -155,9 +149,6 @@ class Chat:
         base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         yield base.to(next(model.parameters()).device)
         del base
-
-    def render_markdown(self, report: dict) -> str:
-        return render_chat_markdown(report)
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         if hasattr(model, "merge_and_unload"):

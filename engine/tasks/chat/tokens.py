@@ -14,16 +14,16 @@ class ChatTemplateError(ValueError):
     """The model's chat template cannot tell assistant tokens apart; pick another model."""
 
 
-def _render(tokenizer: Any, messages: list[dict], *, generation_prompt: bool = False) -> str:
+def render_template(tokenizer: Any, messages: list[dict], *, generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+def encode_texts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     # apply_chat_template(tokenize=True) tokenizes the rendered text the same way: the template holds the specials.
     return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
 
-def _check_template(tokenizer: Any) -> str:
+def check_template(tokenizer: Any) -> str:
     template = getattr(tokenizer, "chat_template", None)
     if not template:
         raise ChatTemplateError(
@@ -35,7 +35,7 @@ def _check_template(tokenizer: Any) -> str:
 
 def tokenize_conversation(tokenizer: Any, messages: list[dict], *, max_length: int) -> dict[str, list[int]]:
     """Apply the chat template; labels are the input ids on assistant tokens (answer + end of turn), else -100."""
-    template = _check_template(tokenizer)
+    template = check_template(tokenizer)
     if _GENERATION_TAG.search(template):
         out = tokenizer.apply_chat_template(
             messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -55,10 +55,13 @@ def _prefix_labels(tokenizer: Any, messages: list[dict]) -> tuple[list[int], lis
     tokens across a turn boundary) fail that check and are reported instead of being masked wrongly.
     """
     turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    texts = [_render(tokenizer, messages)]
+    texts = [render_template(tokenizer, messages)]
     for i in turns:
-        texts += [_render(tokenizer, messages[:i], generation_prompt=True), _render(tokenizer, messages[: i + 1])]
-    full, *bounds = _encode(tokenizer, texts)
+        texts += [
+            render_template(tokenizer, messages[:i], generation_prompt=True),
+            render_template(tokenizer, messages[: i + 1]),
+        ]
+    full, *bounds = encode_texts(tokenizer, texts)
     labels = [IGNORE_INDEX] * len(full)
     for n, i in enumerate(turns):
         before, through = bounds[2 * n], bounds[2 * n + 1]

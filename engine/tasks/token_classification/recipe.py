@@ -13,12 +13,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from engine.ner_data import TokenClassificationData, inspect_token_data, load_token_classification_data
-from engine.ner_metrics import most_frequent_tag_baseline, trainer_compute_metrics
-from engine.ner_report import build_token_classification_report, render_ner_markdown
 from engine.spec import JobSpec
-from engine.tagging import predict_word_tags
 from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.token_classification.data import (
+    TokenClassificationData,
+    load_token_classification_data,
+)
+from engine.tasks.token_classification.metrics import most_frequent_tag_baseline, trainer_compute_metrics
+from engine.tasks.token_classification.predict import predict_word_tags
+from engine.tasks.token_classification.report import build_token_classification_report
 
 IGNORE = -100  # label of positions the loss skips
 
@@ -35,13 +38,8 @@ def align_tags(word_ids: list[int | None], word_tags: list[int]) -> list[int]:
 class TokenClassification:
     """Recipe for `token-classification`."""
 
-    name = "token-classification"
     metric_for_best_model = "micro_f1"  # the headline number of NER benchmarks (CoNLL's F1 is micro over entities)
     greater_is_better = True
-
-    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
-        params = spec.params
-        return inspect_token_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
 
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         params = spec.params
@@ -106,9 +104,6 @@ class TokenClassification:
             data_summary=data.summary,
             train_info=train_info,
         )
-
-    def render_markdown(self, report: dict) -> str:
-        return render_ner_markdown(report)
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         return save_model_folder(model, tokenizer, output_dir)

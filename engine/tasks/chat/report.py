@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.report import _cell as escape_cell
-from engine.report import _table as markdown_table
+from engine.markdown import cell as escape_cell
+from engine.markdown import table as markdown_table
+from engine.tasks.chat import NAME
 
 _TRAIN_KEYS = (
     "method",
@@ -38,7 +39,7 @@ def build_chat_report(
 ) -> dict[str, Any]:
     """report.json for a chat job; `baseline` is the base model on the same held-out conversations."""
     return {
-        "task": "chat",
+        "task": NAME,
         "base_model": base_model,
         "labels": [],
         "split": "test",

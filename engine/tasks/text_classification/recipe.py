@@ -13,24 +13,20 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from engine.data import ClassificationData, inspect_data, load_classification_data
 from engine.metrics import softmax, trainer_compute_metrics
 from engine.predict import predict_logits
-from engine.report import build_classification_report, render_markdown, tfidf_baseline
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.text_classification import NAME
+from engine.tasks.text_classification.data import ClassificationData, load_classification_data
+from engine.tasks.text_classification.report import build_classification_report, tfidf_baseline
 
 
 class TextClassification:
     """Recipe for `text-classification`."""
 
-    name = "text-classification"
     metric_for_best_model = "macro_f1"
     greater_is_better = True
-
-    def inspect(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
-        params = spec.params
-        return inspect_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
 
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         params = spec.params
@@ -76,7 +72,7 @@ class TextClassification:
             list(data.train["text"]), list(data.train["label"]), test_texts, y_true, data.labels, seed=spec.params.seed
         )
         return build_classification_report(
-            task=self.name,
+            task=NAME,
             base_model=spec.base_model,
             labels=data.labels,
             test_texts=test_texts,
@@ -86,9 +82,6 @@ class TextClassification:
             data_summary=data.summary,
             train_info=train_info,
         )
-
-    def render_markdown(self, report: dict) -> str:
-        return render_markdown(report)
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         return save_model_folder(model, tokenizer, output_dir)

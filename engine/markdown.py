@@ -1,0 +1,159 @@
+"""Markdown pieces every task's report.md is built from: cells, tables, per-class and confusion sections, training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# A class whose F1 sits this far under the macro average is flagged in report.md.
+LOW_F1_MARGIN = 0.10
+
+_LENGTH_PARTS = (("p50", "median"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("max", "max"))
+_TRAIN_ROWS = (
+    ("epochs", "Epochs"),
+    ("steps", "Steps"),
+    ("train_samples", "Training samples"),
+    ("wall_seconds", "Wall time"),
+    ("samples_per_second", "Samples per second"),
+    ("precision", "Precision"),
+    ("device", "Device"),
+    ("threads", "CPU threads"),
+    ("best_epoch", "Best epoch"),
+    ("best_validation_macro_f1", "Best validation macro-F1"),
+    ("final_train_loss", "Final training loss"),
+)
+
+
+def cell(value: Any) -> str:
+    # Table cells must stay on one line and must not contain a bare pipe, or the markdown table falls apart.
+    text = str(value).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    return text.replace("|", "\\|")
+
+
+def num(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "n/a" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.3f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def per_class_section(
+    report: dict, *, title: str = "Per class", column: str = "Label", noun: str = "labels"
+) -> list[str]:
+    """The per-class (or per-type) table; classes well below the macro F1 are flagged."""
+    macro_f1 = report["metrics"]["macro_f1"]
+    baseline_f1 = (report.get("baseline") or {}).get("per_class_f1")
+    header = [column, "Precision", "Recall", "F1", "Support", *(["Baseline F1"] if baseline_f1 else []), "Note"]
+    rows, flagged = [], []
+    for name, row in report["per_class"].items():
+        # A class absent from the test split has F1 0 by convention; that says nothing about the model.
+        low = row["support"] > 0 and row["f1"] < macro_f1 - LOW_F1_MARGIN
+        cells = [cell(name), *(num(row[key]) for key in ("precision", "recall", "f1", "support"))]
+        if baseline_f1:
+            cells.append(num(baseline_f1.get(name)))
+        note = "**well below average**" if low else ("no test examples" if not row["support"] else "")
+        rows.append([*cells, note])
+        flagged += [name] if low else []
+    lines = [f"## {title}", "", *table(header, rows), ""]
+    if flagged:
+        lines += [
+            f"F1 at least {LOW_F1_MARGIN:.2f} below the macro average ({macro_f1:.3f}): "
+            f"{', '.join(cell(name) for name in flagged)}. More or cleaner examples of these {noun} usually help.",
+            "",
+        ]
+    return lines
+
+
+def confusion_section(
+    report: dict, *, explanation: str = "Rows are the true label, columns the predicted label.", corner: str = "true"
+) -> list[str]:
+    """The confusion matrix as a markdown table."""
+    matrix = report["confusion_matrix"]
+    names = [cell(name) for name in matrix["labels"]]
+    rows = [[f"**{names[i]}**", *(str(count) for count in counts)] for i, counts in enumerate(matrix["matrix"])]
+    return ["## Confusion matrix", "", explanation, "", *table([f"{corner} \\ predicted", *names], rows), ""]
+
+
+def as_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return 0
+    return int(value)
+
+
+def lengths_line(lengths: Any) -> list[str]:
+    if not isinstance(lengths, dict):
+        return []
+    parts = [f"{title} {lengths[key]}" for key, title in _LENGTH_PARTS if lengths.get(key) is not None]
+    return [f"Length in {lengths.get('unit', 'tokens')}: {', '.join(parts)}.", ""] if parts else []
+
+
+def _epoch(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return num(value)
+    return f"{round(float(value), 2):g}"  # 2.0 -> "2", 0.3333 -> "0.33"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _train_value(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if key in ("epochs", "best_epoch"):
+        return _epoch(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return cell(value)
+    if key == "wall_seconds":
+        return duration(float(value))
+    if key == "samples_per_second":
+        return f"{value:.1f}"
+    if key == "best_validation_macro_f1":
+        return num(value)  # three decimals, like every other F1 in the report
+    return f"{value:.4g}" if isinstance(value, float | np.floating) else str(int(value))
+
+
+def _validation_table(history: Any, best_epoch: Any) -> list[str]:
+    evals = [h for h in (history if isinstance(history, list) else []) if isinstance(h, dict) and "eval_macro_f1" in h]
+    if not evals:
+        return []
+    rows = []
+    for entry in evals:
+        epoch = _epoch(entry.get("epoch"))
+        if best_epoch is not None and entry.get("epoch") == best_epoch:
+            epoch += " (best)"
+        rows.append([epoch, *(num(entry.get(key)) for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"))])
+    header = ["Epoch", "Validation loss", "Accuracy", "Macro-F1"]
+    return ["Validation scores by epoch:", "", *table(header, rows), ""]
+
+
+def train_section(train: dict | None) -> list[str]:
+    lines = ["## Training", ""]
+    if not train:
+        return [*lines, "Evaluate-only report: no training happened in this run.", ""]
+    rows = [[title, _train_value(key, train[key])] for key, title in _TRAIN_ROWS if key in train]
+    known = {key for key, _ in _TRAIN_ROWS} | {"history"}
+    # Scalars added to the training info later still show up; nested values (the raw history) never do.
+    rows += [
+        [cell(key.replace("_", " ").capitalize()), _train_value(key, value)]
+        for key, value in train.items()
+        if key not in known and not isinstance(value, dict | list | tuple)
+    ]
+    if rows:
+        lines += [*table(["Setting", "Value"], rows), ""]
+    return [*lines, *_validation_table(train.get("history"), train.get("best_epoch"))]
