@@ -11,20 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.records import utcnow
-from worker.sidetables import SideTableStore
+from worker.sidetables import Base, SqlStore
 
 _SCHEMA_LOCK_KEY = 0x706C6173  # "plas"
 TOKEN_BYTES = 24  # 192 bits: 32 URL-safe characters
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class ShareRow(_Base):
+class ShareRow(Base):
     __tablename__ = "playground_shares"
 
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -54,10 +50,10 @@ class Share:
         return f"/demo/{self.token}"
 
 
-class ShareStore(SideTableStore):
+class ShareStore(SqlStore):
     """Create, look up, list and revoke share tokens on the job store's database."""
 
-    metadata = _Base.metadata
+    tables = (ShareRow.__table__,)
     schema_lock_key = _SCHEMA_LOCK_KEY
 
     def create(self, owner: str, job_id: str) -> Share:

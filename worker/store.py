@@ -8,8 +8,7 @@ same job cannot both win: exactly one UPDATE matches a row, the other sees rowco
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,23 +24,18 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    create_engine,
-    event,
     func,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 from worker.records import CANCELLED, QUEUED, RUNNING, Job, JobEvent, utcnow
+from worker.sidetables import Base, SqlStore, make_engine
 
 _SCHEMA_LOCK_KEY = 0x706C6179  # "play": serialises CREATE TABLE between processes starting at once on PostgreSQL
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class JobRow(Base):
@@ -95,44 +89,31 @@ class EventRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
-class JobStore:
+class JobStore(SqlStore):
     """Reads and writes job records; safe to share between threads, re-connects after a fork."""
 
-    def __init__(self, url: str, home: Path):
+    tables = (JobRow.__table__, EventRow.__table__)
+    schema_lock_key = _SCHEMA_LOCK_KEY
+
+    def __init__(self, url: str, home: Path):  # no super().__init__: the engine is made on first use, per process
         self.url = url
         self.home = home
         self._engine: Engine | None = None
-        self._reader: Engine | None = None
         self._pid = -1
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine:  # type: ignore[override]
         # A pooled connection must never cross a fork (Celery's prefork children): each process opens its own.
         if self._engine is None or self._pid != os.getpid():
-            self._engine = _make_engine(self.url)
-            self._reader = self._engine.execution_options(playground_read_only=True)
+            self._engine = make_engine(self.url)
             self._pid = os.getpid()
         return self._engine
-
-    def create_schema(self) -> None:
-        """Create the tables if they are missing; safe when several processes start at once."""
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            Base.metadata.create_all(conn)
 
     def close(self) -> None:
         """Close pooled connections."""
         if self._engine is not None:
             self._engine.dispose()
-            self._engine = self._reader = None
-
-    @contextmanager
-    def _session(self, *, write: bool = True) -> Iterator[Session]:
-        engine = self.engine  # (re)connects first, which also sets up the reader
-        bind = engine if write else self._reader
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+            self._engine = None
 
     # ---- reading -------------------------------------------------------------------------------------------------
 
@@ -224,10 +205,19 @@ class JobStore:
         """Move a queued job to running for this worker; None when another worker has it or it is finished."""
         now = utcnow()
         with self._session() as s:
-            result = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == QUEUED, JobRow.cancel_requested.is_(False))
-                .values(
+            row: JobRow | None = None
+
+            def running() -> list[EventRow]:
+                nonlocal row  # kept here, not only in the session's weak identity map, for the return below
+                row = s.get(JobRow, job_id)  # loaded after the UPDATE: it carries the new attempt number
+                assert row is not None
+                return [_status_event(job_id, row.attempts, f"running on {host} (pid {pid}), attempt {row.attempts}")]
+
+            claimed = _transition(
+                s,
+                job_id,
+                where=[JobRow.status == QUEUED, JobRow.cancel_requested.is_(False)],
+                values=dict(
                     status=RUNNING,
                     attempts=JobRow.attempts + 1,
                     started_at=func.coalesce(JobRow.started_at, now),
@@ -236,25 +226,16 @@ class JobStore:
                     worker_name=name,
                     worker_pid=pid,
                     task_id=task_id,
-                )
-                .execution_options(synchronize_session=False)
+                ),
+                events=running,
             )
-            if result.rowcount != 1:
-                return None
-            row = s.get(JobRow, job_id)
-            assert row is not None
-            s.add(_status_event(job_id, row.attempts, f"running on {host} (pid {pid}), attempt {row.attempts}"))
-            return self._job(row)
+            return self._job(row) if claimed and row is not None else None
 
     def heartbeat(self, job_id: str, attempt: int, *, beat: bool) -> tuple[bool, bool]:
         """(still ours, cancel requested) for the running attempt; with `beat` also refresh its heartbeat."""
         with self._session() as s:
             if beat:
-                s.execute(
-                    _owned(update(JobRow), job_id, attempt)
-                    .values(heartbeat_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+                _transition(s, job_id, where=_lease(attempt), values=dict(heartbeat_at=utcnow()))
             row = s.execute(
                 select(JobRow.status, JobRow.attempts, JobRow.cancel_requested).where(JobRow.id == job_id)
             ).one_or_none()
@@ -266,15 +247,13 @@ class JobStore:
         """Write progress fields and new history events of the running attempt; False when it is no longer ours."""
         now = utcnow()
         with self._session() as s:
-            result = s.execute(
-                _owned(update(JobRow), job_id, attempt)
-                .values(heartbeat_at=now, **progress)
-                .execution_options(synchronize_session=False)
+            return _transition(
+                s,
+                job_id,
+                where=_lease(attempt),
+                values=dict(heartbeat_at=now, **progress),
+                events=lambda: (EventRow(job_id=job_id, attempt=attempt, at=now, **ev) for ev in events),
             )
-            if result.rowcount != 1:
-                return False
-            s.add_all(EventRow(job_id=job_id, attempt=attempt, at=now, **ev) for ev in events)
-        return True
 
     def finish(
         self,
@@ -289,37 +268,33 @@ class JobStore:
     ) -> bool:
         """End the running attempt in a terminal status; False when the job is no longer this attempt's."""
         with self._session() as s:
-            result = s.execute(
-                _owned(update(JobRow), job_id, attempt)
-                .values(status=status, finished_at=utcnow(), error=error, hint=hint, summary=summary or {})
-                .execution_options(synchronize_session=False)
+            return _transition(
+                s,
+                job_id,
+                where=_lease(attempt),
+                values=dict(status=status, finished_at=utcnow(), error=error, hint=hint, summary=summary or {}),
+                events=_status(job_id, attempt, message),
             )
-            if result.rowcount != 1:
-                return False
-            s.add(_status_event(job_id, attempt, message))
-        return True
 
     def request_cancel(self, job_id: str) -> bool:
         """Cancel a queued job at once, or flag a running one; False when the job is already finished."""
         now = utcnow()
         with self._session() as s:
-            queued = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == QUEUED)
-                .values(status=CANCELLED, cancel_requested=True, cancel_requested_at=now, finished_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if queued.rowcount == 1:
-                s.add(_status_event(job_id, None, "cancelled before it started"))
+            if _transition(
+                s,
+                job_id,
+                where=[JobRow.status == QUEUED],
+                values=dict(status=CANCELLED, cancel_requested=True, cancel_requested_at=now, finished_at=now),
+                events=_status(job_id, None, "cancelled before it started"),
+            ):
                 return True
-            running = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == RUNNING, JobRow.cancel_requested.is_(False))
-                .values(cancel_requested=True, cancel_requested_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if running.rowcount == 1:
-                s.add(_status_event(job_id, None, "cancel requested; stopping at the next training step"))
+            if _transition(
+                s,
+                job_id,
+                where=[JobRow.status == RUNNING, JobRow.cancel_requested.is_(False)],
+                values=dict(cancel_requested=True, cancel_requested_at=now),
+                events=_status(job_id, None, "cancel requested; stopping at the next training step"),
+            ):
                 return True
             status = s.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
             return status == RUNNING  # already flagged: still on its way out
@@ -327,21 +302,15 @@ class JobStore:
     def requeue_stale(self, job: Job, cutoff: datetime, *, task_id: str, reason: str) -> bool:
         """Put a running job silent since before `cutoff` back to queued, to be resumed; racing sweeps are safe."""
         with self._session() as s:
-            result = s.execute(
-                update(JobRow)
-                .where(
-                    JobRow.id == job.id,
-                    JobRow.status == RUNNING,
-                    JobRow.attempts == job.attempts,
-                    JobRow.heartbeat_at < cutoff,
-                )
-                .values(status=QUEUED, queued_at=utcnow(), task_id=task_id, sends=JobRow.sends + 1, eta_seconds=None)
-                .execution_options(synchronize_session=False)
+            return _transition(
+                s,
+                job.id,
+                where=[*_lease(job.attempts), JobRow.heartbeat_at < cutoff],
+                values=dict(
+                    status=QUEUED, queued_at=utcnow(), task_id=task_id, sends=JobRow.sends + 1, eta_seconds=None
+                ),
+                events=_status(job.id, job.attempts, reason),
             )
-            if result.rowcount != 1:
-                return False
-            s.add(_status_event(job.id, job.attempts, reason))
-        return True
 
     def end_running(
         self,
@@ -354,34 +323,28 @@ class JobStore:
         stale_before: datetime | None = None,
     ) -> bool:
         """End a running job from outside its worker (dead worker, overdue cancel), if it is still that attempt."""
-        conditions = [JobRow.id == job.id, JobRow.status == RUNNING, JobRow.attempts == job.attempts]
+        conditions = _lease(job.attempts)
         if stale_before is not None:
             conditions.append(JobRow.heartbeat_at < stale_before)
         with self._session() as s:
-            result = s.execute(
-                update(JobRow)
-                .where(*conditions)
-                .values(status=status, finished_at=utcnow(), error=error, hint=hint, eta_seconds=None)
-                .execution_options(synchronize_session=False)
+            return _transition(
+                s,
+                job.id,
+                where=conditions,
+                values=dict(status=status, finished_at=utcnow(), error=error, hint=hint, eta_seconds=None),
+                events=_status(job.id, job.attempts, message),
             )
-            if result.rowcount != 1:
-                return False
-            s.add(_status_event(job.id, job.attempts, message))
-        return True
 
     def mark_resent(self, job: Job, *, task_id: str) -> bool:
         """Record that a queued job's lost message is sent again as `task_id`; only one sweep wins."""
         with self._session() as s:
-            result = s.execute(
-                update(JobRow)
-                .where(JobRow.id == job.id, JobRow.status == QUEUED, JobRow.task_id == job.task_id)
-                .values(task_id=task_id, queued_at=utcnow(), sends=JobRow.sends + 1)
-                .execution_options(synchronize_session=False)
+            return _transition(
+                s,
+                job.id,
+                where=[JobRow.status == QUEUED, JobRow.task_id == job.task_id],
+                values=dict(task_id=task_id, queued_at=utcnow(), sends=JobRow.sends + 1),
+                events=_status(job.id, job.attempts, "its broker message was lost; sent again"),
             )
-            if result.rowcount != 1:
-                return False
-            s.add(_status_event(job.id, job.attempts, "its broker message was lost; sent again"))
-        return True
 
     def add_event(self, job_id: str, attempt: int | None, message: str) -> None:
         """Append a free-text status event (shown by `playground jobs follow`)."""
@@ -455,9 +418,34 @@ def job_id_of(task_id: str) -> str:
     return task_id.rsplit(".", 1)[0]
 
 
-def _owned(statement, job_id: str, attempt: int):
+def _transition(
+    session: Session,
+    job_id: str,
+    *,
+    where: Iterable[ColumnElement[bool]],
+    values: dict[str, Any],
+    events: Callable[[], Iterable[EventRow]] | None = None,
+) -> bool:
+    """Set `values` on the job if it still matches `where`, then add `events()`; False (no events) if it did not."""
+    # Every state change goes through here (see the module docstring); `events` are built only once the UPDATE won.
+    result = session.execute(
+        update(JobRow).where(JobRow.id == job_id, *where).values(**values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    if events is not None:
+        session.add_all(events())
+    return True
+
+
+def _lease(attempt: int) -> list[ColumnElement[bool]]:
     # The lease: only the attempt that claimed the job may write to it while it runs.
-    return statement.where(JobRow.id == job_id, JobRow.status == RUNNING, JobRow.attempts == attempt)
+    return [JobRow.status == RUNNING, JobRow.attempts == attempt]
+
+
+def _status(job_id: str, attempt: int | None, message: str) -> Callable[[], list[EventRow]]:
+    # Built when called, after the UPDATE, so that the event's time follows the change it records.
+    return lambda: [_status_event(job_id, attempt, message)]
 
 
 def _status_event(job_id: str, attempt: int | None, message: str) -> EventRow:
@@ -479,34 +467,3 @@ def _event(row: EventRow) -> JobEvent:
         metrics=dict(row.metrics or {}),
         message=row.message,
     )
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
-        # Driver-level autocommit, so that the "begin" hook below decides how transactions start.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:
-        # A writing transaction takes the write lock up front (IMMEDIATE): it can then never fail with "database is
-        # locked" halfway, as the writers of several processes queue on the busy timeout instead. A reading one
-        # takes no lock (DEFERRED): in WAL mode it reads a snapshot, so a UI polling job records never holds up
-        # a worker's claim or heartbeat.
-        read_only = conn.get_execution_options().get("playground_read_only", False)
-        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
-
-    return engine

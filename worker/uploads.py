@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, Integer, String, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.records import utcnow
-from worker.sidetables import SideTableStore
+from worker.sidetables import Base, SqlStore
 
 UPLOADS = "uploads"
 _SCHEMA_LOCK_KEY = 0x706C6175  # "plau": serialises CREATE TABLE between processes starting at once on PostgreSQL
@@ -26,11 +26,7 @@ _UNSAFE = re.compile(r"[^\w.\- ]+")
 _ID = re.compile(r"^[0-9a-f]{16}$")
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class DatasetRow(_Base):
+class DatasetRow(Base):
     __tablename__ = "playground_datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -82,15 +78,15 @@ def looks_like_dataset_id(value: str | None) -> bool:
     return bool(value) and bool(_ID.match(value))
 
 
-class DatasetStore(SideTableStore):
+class DatasetStore(SqlStore):
     """Owner-scoped uploaded datasets on a SQLAlchemy engine (the job store's, so SQLite or PostgreSQL)."""
+
+    tables = (DatasetRow.__table__,)
+    schema_lock_key = _SCHEMA_LOCK_KEY
 
     def __init__(self, engine: Engine, home: Path):
         super().__init__(engine)
         self.home = home
-
-    metadata = _Base.metadata
-    schema_lock_key = _SCHEMA_LOCK_KEY
 
     def add(
         self,

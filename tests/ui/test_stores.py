@@ -1,4 +1,7 @@
-"""Per-owner datasets and share links, and the access rules every spec from the UI or REST goes through."""
+"""The access rules every spec from the UI or REST goes through: only your own uploads, no server paths.
+
+The dataset and share stores themselves are tested in tests/worker/test_uploads.py and test_shares.py.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +9,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from engine.errors import DataError
 from ui.context import AccessError, AppContext, Users
 from worker.settings import Settings
-from worker.shares import ShareStore
-from worker.store import JobStore
-from worker.uploads import DatasetStore
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
-
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, home: Path):
-    """The job store's engine on SQLite, and on PostgreSQL in a throw-away schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'jobs.sqlite'}"
-    else:
-        schema = f"ui_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL)
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-        except OperationalError as exc:
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    store = JobStore(url, home)
-    store.create_schema()
-    yield store.engine
-    store.close()
-    if request.param == "postgresql":
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -59,36 +30,6 @@ def csv(tmp_path: Path) -> Path:
 def context(home: Path, *users: str) -> AppContext:
     settings = Settings(home=home, queue=f"test-{uuid.uuid4().hex[:8]}")
     return AppContext(settings, Users({user: "pw" for user in users}))
-
-
-def test_datasets_are_kept_per_owner_under_a_safe_name(engine, home: Path, csv: Path):
-    store = DatasetStore(engine, home)
-    store.create_schema()
-    mine = store.add("alice", csv, "../../etc/passwd;rm -rf.csv", format="csv", rows=30, columns=["a", "b"])
-    assert mine.path.parent.parent == home / "uploads" and mine.path.name == "passwd_rm -rf.csv"
-    assert mine.path.read_bytes() == csv.read_bytes()
-    assert store.get(mine.id, "alice") == mine
-    assert store.get(mine.id, "bob") is None
-    assert [d.id for d in store.list("alice")] == [mine.id] and store.list("bob") == []
-    assert store.owner_of_path(mine.path) == "alice" and store.owner_of_path(csv) is None
-    store.remember_columns(mine.id, "bob", "x", "y")  # not bob's: nothing changes
-    store.remember_columns(mine.id, "alice", "a", "b")
-    assert (store.get(mine.id, "alice").text_column, store.get(mine.id, "alice").label_column) == ("a", "b")
-
-
-def test_share_tokens_are_unguessable_listed_and_revocable_by_their_owner_only(engine):
-    shares = ShareStore(engine)
-    shares.create_schema()
-    first, second = shares.create("alice", "job1"), shares.create("alice", "job2")
-    assert len(first.token) >= 32 and first.token != second.token
-    assert shares.active(first.token) == first
-    assert [s.token for s in shares.list("alice")] == [second.token, first.token]
-    assert shares.list("bob") == []
-    assert not shares.revoke(first.token, "bob")
-    assert shares.revoke(first.token, "alice")
-    assert shares.active(first.token) is None and not shares.revoke(first.token, "alice")
-    assert [s.token for s in shares.list("alice")] == [second.token]
-    assert shares.active("no-such-token") is None and shares.active("x" * 500) is None
 
 
 def test_with_several_users_only_your_own_uploads_can_be_trained_on(home: Path, csv: Path):

@@ -1,13 +1,17 @@
-"""Fixtures of the worker tests: a PostgreSQL job store in a throw-away schema."""
+"""Fixtures of the worker tests: a PostgreSQL job store in a throw-away schema, the job store's engine."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+
+from worker.store import JobStore
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -26,3 +30,14 @@ def postgres_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The job store's engine, which the uploads and share stores use, on SQLite and on PostgreSQL."""
+    home = tmp_path / "home"
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{home}/jobs.sqlite"
+    store = JobStore(url, home)
+    store.create_schema()
+    yield store.engine
+    store.close()
