@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.paths import max_upload_bytes
-from engine.tasks import file_format_of
 from ui.app import CSS, THEME, build_blocks
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
@@ -203,8 +202,6 @@ def api_router(ctx: AppContext) -> APIRouter:
         owner: Owner, file: Annotated[UploadFile, File(description="CSV, TSV, JSON, JSONL or Parquet")]
     ):
         """Upload a labeled file; its id goes into a job spec's data.train (or validation / test)."""
-        from engine.tabular import read_table
-
         limit = max_upload_bytes()
         name = Path(file.filename or "data.csv").name
         with tempfile.TemporaryDirectory() as tmp:
@@ -216,12 +213,9 @@ def api_router(ctx: AppContext) -> APIRouter:
                     status.HTTP_413_CONTENT_TOO_LARGE, f"{name} is larger than the {limit // 2**20} MB limit"
                 )
             try:
-                table = read_table(path)
+                dataset, _ = ctx.datasets.register(owner, path, name)
             except DataError as exc:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-            columns = [str(c) for c in table.frame.columns]
-            file_format = file_format_of(path, table.format)
-            dataset = ctx.datasets.add(owner, path, name, format=file_format, rows=len(table.frame), columns=columns)
         return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)
 
     return router

@@ -17,6 +17,8 @@ from sqlalchemy import JSON, DateTime, Integer, String, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.tabular import Table, read_table
+from engine.tasks import file_format_of
 from worker.records import utcnow
 from worker.sidetables import Base, SqlStore
 
@@ -87,6 +89,19 @@ class DatasetStore(SqlStore):
     def __init__(self, engine: Engine, home: Path):
         super().__init__(engine)
         self.home = home
+
+    def register(self, owner: str, source: str | Path, name: str | None = None) -> tuple[Dataset, Table]:
+        """Read an uploaded file and keep it as `owner`'s dataset; DataError (nothing kept) when it can't be read."""
+        table = read_table(source)  # first: a file that cannot be read is never stored
+        dataset = self.add(
+            owner,
+            source,
+            name or Path(source).name,
+            format=file_format_of(source, table.format),
+            rows=len(table.frame),
+            columns=[str(c) for c in table.frame.columns],
+        )
+        return dataset, table
 
     def add(
         self,

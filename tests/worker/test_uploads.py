@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from engine.errors import DataError
 from worker.uploads import DatasetStore
 
 
@@ -43,3 +44,34 @@ def test_each_store_creates_only_its_own_tables_on_the_shared_base(engine, home:
     DatasetStore(engine, home).create_schema()
     DatasetStore(engine, home).create_schema()  # idempotent: every process calls it at start
     assert set(inspect(engine).get_table_names()) == jobs | {"playground_datasets"}
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_register_reads_the_file_records_its_task_format_and_keeps_nothing_unreadable(engine, home: Path, tmp_path):
+    store = DatasetStore(engine, home)
+    store.create_schema()
+    # A Latin-1 CSV with accents: rows and columns come from the decoded table, the bytes are kept as they were.
+    latin = tmp_path / "critiques.csv"
+    latin.write_bytes(
+        b"avis,note\n"
+        + "".join(f"Très bon café numéro {i} à Noël,{'ab'[i % 2]}\n" for i in range(12)).encode("latin-1")
+    )
+    dataset, table = store.register("alice", latin)
+    assert (dataset.name, dataset.format, dataset.rows, dataset.columns) == (
+        "critiques.csv",
+        "csv",
+        12,
+        ["avis", "note"],
+    )
+    assert table.frame["avis"][0] == "Très bon café numéro 0 à Noël"
+    assert dataset.path.read_bytes() == latin.read_bytes()
+    # A CoNLL file is recorded in the tagging task's own format, not as the table it also parses as.
+    conll, _ = store.register("alice", FIXTURES / "ner" / "en.conll")
+    assert conll.format == "conll"
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match="broken.parquet"):
+        store.register("alice", broken)
+    assert [d.name for d in store.list("alice")] == ["en.conll", "critiques.csv"]

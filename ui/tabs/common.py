@@ -1,11 +1,15 @@
-"""Helpers every tab uses: who is asking, temporary download files, and field bounds from the spec."""
+"""Helpers every tab uses: callbacks bound to the app context, who is asking, downloads, field bounds."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 from pydantic.fields import FieldInfo
@@ -15,6 +19,29 @@ from ui.context import AppContext
 # Files handed to the browser are copied here first (Gradio then serves its own copy); old ones are swept.
 _DOWNLOADS = "playground-downloads"
 _DOWNLOAD_TTL_SECONDS = 3600
+
+
+def bind(ctx: AppContext, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn(ctx, ...)` as a Gradio callback: ctx filled in, the other parameters left as they are for Gradio to read.
+
+    Gradio reads a callback's parameter names (its API's input names), its `gr.Request` parameter and whether it is
+    a generator (a streaming reply); the wrapper keeps all three, so callbacks can be top-level, testable functions.
+    """
+    signature = inspect.signature(fn)
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            yield from fn(ctx, *args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return fn(ctx, *args, **kwargs)
+
+    bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    return bound
 
 
 def user_error(message: str) -> gr.Error:

@@ -13,7 +13,7 @@ from engine.errors import DataError
 from engine.report_views import label_frame
 from engine.spec import DataSpec
 from engine.tabular import read_table
-from engine.tasks import Column, all_tasks, default_task, detect_task, file_format_of, get_task, task_names
+from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, task_names
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import owner_of, user_error
 from ui.views import error_markdown, when
@@ -244,13 +244,10 @@ def build(ctx: AppContext) -> DataTab:
             )
         name = Path(path).name
         try:
-            table = read_table(path)
+            dataset, _ = ctx.datasets.register(owner, path, name)
         except DataError as exc:
             message = error_markdown(str(exc), f"{name} can't be read")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, gr.skip()
-        columns = [str(c) for c in table.frame.columns]
-        file_format = file_format_of(path, table.format)
-        dataset = ctx.datasets.add(owner, path, name, format=file_format, rows=len(table.frame), columns=columns)
         picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
         return picker, *show(dataset)
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from engine.errors import DataError, ModelNotFoundError
-from engine.tabular import read_table
 from ui.charts import training_curves_html
 from ui.context import AppContext
 from ui.tabs.common import owner_of, user_error
@@ -145,7 +143,7 @@ def build(ctx: AppContext) -> JobsTab:
         if not path:
             return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), ""
         try:
-            table = read_table(path)
+            dataset, table = ctx.datasets.register(owner, path)
         except DataError as exc:
             return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), "Can't read it")
         from engine.tasks.text_classification.data import guess_columns
@@ -155,9 +153,6 @@ def build(ctx: AppContext) -> JobsTab:
             text, label = guess_columns(table.frame)
         except DataError:
             text, label = None, None
-        dataset = ctx.datasets.add(
-            owner, path, Path(path).name, format=table.format, rows=len(table.frame), columns=columns
-        )
         return (
             dataset.id,
             gr.Dropdown(choices=columns, value=text),
