@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.paths import max_upload_bytes
+from engine.spec import EvaluateSpec, JobSpec
 from ui.app import CSS, THEME, build_blocks
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
@@ -117,12 +118,58 @@ def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> 
 def api_router(ctx: AppContext) -> APIRouter:
     """The REST API; every route is scoped to the caller."""
     router = APIRouter(prefix="/api", tags=["jobs"])
+    _job_routes(router, ctx)
+    _model_routes(router, ctx)
+    _dataset_routes(router, ctx)
+    return router
 
+
+def _job_or_404(ctx: AppContext, job_id: str, owner: str):
+    try:
+        return ctx.jobs.get(job_id, owner=owner)
+    except JobNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}") from exc
+
+
+def spec_request_schema() -> dict[str, Any]:
+    """The body POST /api/jobs takes, for the API docs: a training spec or an evaluation spec (read at app start)."""
+    refs = "#/components/schemas/{model}"
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        inline_refs(JobSpec.model_json_schema(ref_template=refs)),
+                        inline_refs(EvaluateSpec.model_json_schema(ref_template=refs)),
+                    ]
+                }
+            }
+        },
+    }
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic schema with its $defs written in place, so it stands alone inside the OpenAPI document."""
+    defs = schema.pop("$defs", {})
+    prefix = "#/components/schemas/"
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] in defs:
+                return resolve(defs[ref[len(prefix) :]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
+def _job_routes(router: APIRouter, ctx: AppContext) -> None:
     def job_or_404(job_id: str, owner: str):
-        try:
-            return ctx.jobs.get(job_id, owner=owner)
-        except JobNotFoundError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}") from exc
+        return _job_or_404(ctx, job_id, owner)
 
     @router.get("/jobs")
     def list_jobs(owner: Owner, status_: Annotated[str | None, Query(alias="status")] = None, limit: int = 100):
@@ -132,7 +179,7 @@ def api_router(ctx: AppContext) -> APIRouter:
         jobs = ctx.jobs.list_jobs(owner, status=status_, limit=max(1, min(limit, 1000)))
         return {"jobs": [job.to_dict() for job in jobs]}
 
-    @router.post("/jobs", status_code=status.HTTP_201_CREATED)
+    @router.post("/jobs", status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": spec_request_schema()})
     def submit_job(owner: Owner, spec: dict[str, Any]):
         """Queue a job. A training spec as in `playground train --config`, with `data.train` an uploaded dataset's
         id (POST /api/datasets); a mapping with `model` (a finished job id) and `data` evaluates that model."""
@@ -174,11 +221,13 @@ def api_router(ctx: AppContext) -> APIRouter:
         job_or_404(job_id, owner)
         return ctx.jobs.cancel(job_id, owner=owner).to_dict()
 
+
+def _model_routes(router: APIRouter, ctx: AppContext) -> None:
     @router.post("/models/{job_id}/predict")
     def predict(job_id: str, body: PredictRequest, owner: Owner):
         """Use the model of a succeeded training job. Classifiers: label, score and every label's probability per
         text. Taggers: entity spans (text, type, start, end, score) per text. Chat models: the reply to `messages`."""
-        job_or_404(job_id, owner)
+        _job_or_404(ctx, job_id, owner)
         try:
             predictor = ctx.predictor(job_id, owner)
         except ValueError as exc:
@@ -192,6 +241,8 @@ def api_router(ctx: AppContext) -> APIRouter:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"job {job_id}: {exc}") from exc
         return {"model": job_id, **answer}
 
+
+def _dataset_routes(router: APIRouter, ctx: AppContext) -> None:
     @router.get("/datasets", tags=["datasets"])
     def list_datasets(owner: Owner):
         """Your uploaded datasets, newest first."""
@@ -217,5 +268,3 @@ def api_router(ctx: AppContext) -> APIRouter:
             except DataError as exc:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)
-
-    return router

@@ -253,19 +253,7 @@ def load_classification_data(
 ) -> ClassificationData:
     """Read, map, clean and split the files of `data` into train/validation/test datasets and a summary."""
     limit = max_upload_bytes() if max_bytes is None else max_bytes
-    tables = {"train": read_table(data.train, format=data.format, max_bytes=limit)}
-    text_column, label_column = guess_columns(
-        tables["train"].frame, text_column=data.text_column, label_column=data.label_column
-    )
-    for split in ("validation", "test"):
-        path = getattr(data, split)
-        if path:
-            table = read_table(path, format=data.format, max_bytes=limit)
-            columns = [str(c) for c in table.frame.columns]
-            for kind, name in (("text", text_column), ("label", label_column)):
-                if name not in columns:
-                    raise DataError(f"{split} file {table.path.name}: {missing_column(kind, name, columns)}")
-            tables[split] = table
+    tables, text_column, label_column = _read_tables(data, limit)
     rows = {split: _clean(table, text_column, label_column) for split, table in tables.items()}
     for split, found in rows.items():
         if not found.texts:
@@ -294,9 +282,55 @@ def load_classification_data(
     split_texts = {s: [parts[s][0].texts[i] for i in parts[s][1]] for s in _SPLITS}
 
     all_texts = [t for s in _SPLITS for t in split_texts[s]]
-    all_labels = [label for s in _SPLITS for label in split_labels[s]]
     lengths, unit = _lengths(all_texts, tokenizer)
-    summary = {
+    summary = _summary(tables, rows, names, split_texts, split_labels, text_column, label_column)
+    summary.update(
+        length_tokens=length_stats(lengths, unit),
+        truncated={"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
+        seed=seed,
+    )
+    file_notices = [notice for table in tables.values() for notice in table.notices]
+    summary["notices"] = file_notices + _summary_notices(summary, split_labels)
+    return ClassificationData(
+        train=_dataset(*parts["train"], names),
+        validation=_dataset(*parts["validation"], names),
+        test=_dataset(*parts["test"], names),
+        labels=names,
+        summary=summary,
+    )
+
+
+def _read_tables(data: DataSpec, limit: int) -> tuple[dict[str, Table], str, str]:
+    """The data's files as tables, and the text and label columns (given, or guessed from the training file)."""
+    tables = {"train": read_table(data.train, format=data.format, max_bytes=limit)}
+    text_column, label_column = guess_columns(
+        tables["train"].frame, text_column=data.text_column, label_column=data.label_column
+    )
+    for split in ("validation", "test"):
+        path = getattr(data, split)
+        if path:
+            table = read_table(path, format=data.format, max_bytes=limit)
+            columns = [str(c) for c in table.frame.columns]
+            for kind, name in (("text", text_column), ("label", label_column)):
+                if name not in columns:
+                    raise DataError(f"{split} file {table.path.name}: {missing_column(kind, name, columns)}")
+            tables[split] = table
+    return tables, text_column, label_column
+
+
+def _summary(
+    tables: dict[str, Table],
+    rows: dict[str, _Rows],
+    names: list[str],
+    split_texts: dict[str, list[str]],
+    split_labels: dict[str, list[str]],
+    text_column: str,
+    label_column: str,
+) -> dict:
+    """Files, columns, labels, splits, dropped rows and duplicates (lengths are added by the caller)."""
+    all_texts = [t for s in _SPLITS for t in split_texts[s]]
+    all_labels = [label for s in _SPLITS for label in split_labels[s]]
+    return {
         "files": [
             {
                 "split": split,
@@ -321,24 +355,12 @@ def load_classification_data(
             }
             for s in _SPLITS
         },
-        "length_tokens": length_stats(lengths, unit),
-        "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
         "dropped": {
             "blank_text": sum(r.blank_text for r in rows.values()),
             "missing_label": sum(r.missing_label for r in rows.values()),
         },
         "duplicates": _duplicates(split_texts, split_labels),
-        "seed": seed,
     }
-    file_notices = [notice for table in tables.values() for notice in table.notices]
-    summary["notices"] = file_notices + _summary_notices(summary, split_labels)
-    return ClassificationData(
-        train=_dataset(*parts["train"], names),
-        validation=_dataset(*parts["validation"], names),
-        test=_dataset(*parts["test"], names),
-        labels=names,
-        summary=summary,
-    )
 
 
 def inspect_data(data: DataSpec, *, tokenizer: Any = None, max_length: int = 128, seed: int = 42) -> dict:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
-from numbers import Number
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
-import pandas as pd
 
 from engine.errors import DataError
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
-from engine.tabular import FILE_MAGIC, decode_text, looks_like_json, missing_column, read_bytes, read_table
-from engine.tasks.token_classification import CONLL_EXTENSIONS
-from engine.tasks.token_classification.tags import ALLOWED_TAGS, detect_scheme, normalize_tags, parse_tag
+from engine.tasks.token_classification.files import TaggedFile, read_conll, read_tagged_file
+from engine.tasks.token_classification.tags import detect_scheme, normalize_tags
 
 __all__ = [
     "TokenClassificationData",
@@ -30,9 +26,6 @@ __all__ = [
     "read_conll",
 ]
 
-TOKENS_NAMES = ("tokens", "words", "chars", "characters", "token", "word", "text", "sentence")
-TAGS_NAMES = ("tags", "ner_tags", "ner", "bio", "bio_tags", "iob_tags", "labels", "label", "tag", "entity_tags")
-TABLE_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".parquet", ".pq", ".csv")
 RARE_ENTITIES = 10
 _SPLITS = ("train", "validation", "test")
 _NO_ENTITY, _POOLED = "\x00none", "\x00pooled"  # split-stratification keys that no entity type can equal
@@ -51,213 +44,10 @@ class TokenClassificationData:
 
 
 @dataclass
-class _File:
-    """One tagged file as read, before cleaning; `lines` holds each sentence's first line for CoNLL files."""
-
-    path: Path
-    format: str
-    encoding: str | None
-    tokens: list[list[str]]
-    tags: list[list[str]]
-    lines: list[int] | None
-    columns: tuple[str, str]
-    notices: list[str] = field(default_factory=list)
-
-    def where(self, sentence: int, token: int | None = None) -> str:
-        if self.lines is not None:
-            line = self.lines[sentence] + (token or 0)
-            return f"sentence {sentence + 1}, line {line}"
-        return f"sentence {sentence + 1} (record {sentence + 1})" + (
-            f", token {token + 1}" if token is not None else ""
-        )
-
-
-def _conll_column(tags_column: str | None) -> int | None:
-    """0-based index of the tag column, None for the last column."""
-    if tags_column is None or tags_column.strip().lower() == "last":
-        return None
-    value = tags_column.strip()
-    if value.isdigit() and int(value) >= 2:
-        return int(value) - 1
-    raise DataError(
-        f"tags_column {tags_column!r} is not a column of a CoNLL file; give the 1-based number of the tag column "
-        "(2 or more: the token is column 1) or 'last'"
-    )
-
-
-def _conll_lines(text: str) -> list[tuple[int, list[str] | None]]:
-    """(line number, fields) per line; None marks a sentence break (blank or -DOCSTART- line)."""
-    lines = text.split("\n")
-    sample = [line for line in lines[:2000] if line.strip()]
-    # Tab-separated files may hold tokens with spaces; otherwise any run of whitespace separates columns.
-    tabbed = sum("\t" in line for line in sample) > len(sample) / 2
-    out: list[tuple[int, list[str] | None]] = []
-    for lineno, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\r")
-        fields = [f.strip() for f in line.split("\t")] if tabbed else line.split()
-        while len(fields) > 1 and not fields[-1]:
-            fields.pop()
-        out.append((lineno, None if not line.strip() or fields[0] == "-DOCSTART-" else fields))
-    return out
-
-
-def _looks_like_conll(text: str) -> bool:
-    rows = [fields for _, fields in _conll_lines(text[:65536]) if fields][:200]
-    tagged = sum(len(f) >= 2 and any(parse_tag(v) for v in f[1:]) for f in rows)
-    return bool(rows) and tagged >= 0.9 * len(rows)
-
-
-def _read_conll_file(path: Path, *, tags_column: str | None, raw: bytes) -> _File:
-    text, encoding, notices = decode_text(raw, path)
-    if not text.strip():
-        raise DataError(f"{path.name} is empty (only whitespace); upload tagged sentences, one 'token TAG' per line")
-    column = _conll_column(tags_column)
-    sentences: list[tuple[int, list[str], list[str]]] = []  # (first line, tokens, tags)
-    current: tuple[int, list[str], list[str]] | None = None
-    for lineno, fields in _conll_lines(text):
-        if fields is None:
-            current = None
-            continue
-        if len(fields) < 2:
-            raise DataError(
-                f"{path.name} line {lineno} ({fields[0][:40]!r}) has no tag column; each token line needs the token "
-                "and its tag separated by a space or a tab, with a blank line between sentences"
-            )
-        index = len(fields) - 1 if column is None else column
-        if index >= len(fields):
-            raise DataError(
-                f"{path.name} line {lineno} has {len(fields)} columns but tags_column is {index + 1}; "
-                "set tags_column to the number of the column holding the tags, or 'last'"
-            )
-        if current is None:
-            current = (lineno, [], [])
-            sentences.append(current)
-        current[1].append(fields[0])
-        current[2].append(fields[index])
-    tokens, tags, starts = [s[1] for s in sentences], [s[2] for s in sentences], [s[0] for s in sentences]
-    if not tokens:
-        raise DataError(f"{path.name} holds no sentences (only -DOCSTART- or blank lines); add tagged sentences")
-    shown = "last" if column is None else str(column + 1)
-    return _File(path, "conll", encoding, tokens, tags, starts, ("1", shown), notices)
-
-
-def _guess_token_columns(frame: pd.DataFrame, tokens_column: str | None, tags_column: str | None) -> tuple[str, str]:
-    columns = [str(c) for c in frame.columns]
-    for kind, name in (("tokens", tokens_column), ("tags", tags_column)):
-        if name is not None and name not in columns:
-            raise DataError(missing_column(kind, name, columns))
-
-    def by_name(names: tuple[str, ...], exclude: str | None) -> str | None:
-        lowered = {c.strip().lower(): c for c in columns if c != exclude}
-        return next((lowered[n] for n in names if n in lowered), None)
-
-    tokens = tokens_column or by_name(TOKENS_NAMES, tags_column)
-    tags = tags_column or by_name(TAGS_NAMES, tokens)
-    if tokens is None or tags is None or tokens == tags:
-        raise DataError(
-            f"could not tell which fields hold the tokens and the tags; fields are {columns}; set tokens_column and "
-            "tags_column (each record needs a list of tokens and a list of tags of the same length)"
-        )
-    return tokens, tags
-
-
-def _as_list(value: Any) -> list | str | None:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return list(value)
-    if isinstance(value, str):
-        return value
-    return None if value is None or pd.isna(value) else [value]
-
-
-def _read_table_file(
-    path: Path, *, fmt: str | None, tokens_column: str | None, tags_column: str | None, limit: int
-) -> _File:
-    table = read_table(path, format=fmt, max_bytes=limit)
-    tokens_name, tags_name = _guess_token_columns(table.frame, tokens_column, tags_column)
-    file = _File(path, table.format, table.encoding, [], [], None, (tokens_name, tags_name), list(table.notices))
-    for i, (raw_tokens, raw_tags) in enumerate(zip(table.frame[tokens_name], table.frame[tags_name], strict=True)):
-        tokens, tags = _as_list(raw_tokens), _as_list(raw_tags)
-        tags = tags.split() if isinstance(tags, str) else tags or []
-        numbers = [t for t in tags if isinstance(t, Number)]
-        if numbers:
-            raise DataError(
-                f"{path.name}: tags field '{tags_name}' holds numbers (e.g. {tags[:5]} in {file.where(i)}), and "
-                "the file does not say which tag each number stands for; write the tags as strings such as "
-                "'B-PER', 'I-PER', 'O'"
-            )
-        if isinstance(tokens, str):
-            # A plain string: words when the tag count matches them, else characters (Chinese-style data).
-            tokens = tokens.split() if len(tokens.split()) == len(tags) else list(tokens)
-        tokens = tokens or []
-        if len(tokens) != len(tags):
-            raise DataError(
-                f"{path.name}: {file.where(i)} has {len(tokens)} tokens but {len(tags)} tags; "
-                f"each token in '{tokens_name}' needs exactly one tag in '{tags_name}'"
-            )
-        file.tokens.append(["" if t is None else str(t) for t in tokens])
-        file.tags.append([str(t).strip() for t in tags])
-    return file
-
-
-def _check_tags(file: _File) -> None:
-    unknown: dict[str, str] = {}
-    for i, tags in enumerate(file.tags):
-        for j, tag in enumerate(tags):
-            if tag not in unknown and parse_tag(tag) is None:
-                unknown[tag] = file.where(i, j)
-    if unknown:
-        shown = ", ".join(f"{tag!r} ({where})" for tag, where in list(unknown.items())[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise DataError(
-            f"{file.path.name}: unknown tag(s) {shown}{more}; tags must be {ALLOWED_TAGS}. Check the tag column "
-            f"(tags_column, now '{file.columns[1]}')"
-        )
-
-
-def read_conll(
-    path: str | Path, *, tags_column: str | None = None, max_bytes: int | None = None
-) -> tuple[list[list[str]], list[list[str]], list[str]]:
-    """Read a CoNLL file (`token ... TAG` per line, blank line between sentences): tokens, raw tags, notices."""
-    path = Path(path)
-    file = _read_conll_file(path, tags_column=tags_column, raw=_read_raw(path, max_bytes))
-    _check_tags(file)
-    return file.tokens, file.tags, file.notices
-
-
-def _read_raw(path: Path, max_bytes: int | None) -> bytes:
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(f"{path.name} is empty (0 bytes); upload tagged sentences (CoNLL, JSON or JSONL)")
-    return read_bytes(path, max_upload_bytes() if max_bytes is None else max_bytes)
-
-
-def _read_file(path_name: str, data: DataSpec, limit: int) -> _File:
-    """Read CoNLL or a table (JSON/JSONL/Parquet/CSV) by declared format, extension, then content."""
-    path, declared = Path(path_name), data.format
-    tokens_column, tags_column = getattr(data, "tokens_column", None), getattr(data, "tags_column", None)
-    raw = _read_raw(path, limit)
-    conll = declared == "conll" or (declared is None and path.suffix.lower() in CONLL_EXTENSIONS)
-    binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
-    # Plain-text names (.txt, .tsv, none) may hold CoNLL or a table; the content decides.
-    if not conll and not binary and declared in (None, "csv", "tsv") and path.suffix.lower() not in TABLE_EXTENSIONS:
-        text = decode_text(raw, path)[0]
-        conll = not looks_like_json(text) and _looks_like_conll(text)
-    if conll:
-        if binary:
-            raise DataError(f"{path.name} is {binary}, not a CoNLL text file; upload one 'token TAG' per line")
-        if tokens_column not in (None, "1"):
-            raise DataError(f"tokens_column {tokens_column!r}: in CoNLL files the token is always column 1")
-        file = _read_conll_file(path, tags_column=tags_column, raw=raw)
-    else:
-        file = _read_table_file(path, fmt=declared, tokens_column=tokens_column, tags_column=tags_column, limit=limit)
-    _check_tags(file)
-    return file
-
-
-@dataclass
 class _Tagged:
     """One file cleaned and normalised to IOB2."""
 
-    file: _File
+    file: TaggedFile
     tokens: list[list[str]]
     tags: list[list[str]]
     scheme: str
@@ -266,7 +56,7 @@ class _Tagged:
     empty_sentences: int
 
 
-def _normalise(file: _File) -> _Tagged:
+def _normalise(file: TaggedFile) -> _Tagged:
     tokens, tags, blank, empty = [], [], 0, 0
     for sentence_tokens, sentence_tags in zip(file.tokens, file.tags, strict=True):
         # Blank tokens vanish in the tokenizer, leaving their tag with no sub-token to sit on.
@@ -364,14 +154,29 @@ def load_token_classification_data(
 ) -> TokenClassificationData:
     """Read, normalise to IOB2, check and split the tagged files of `data`; summarise what training will see."""
     limit = max_upload_bytes() if max_bytes is None else max_bytes
-    tagged = {"train": _normalise(_read_file(data.train, data, limit))}
+    tagged = {"train": _normalise(read_tagged_file(data.train, data, limit))}
     for split in ("validation", "test"):
         if getattr(data, split):
-            tagged[split] = _normalise(_read_file(getattr(data, split), data, limit))
+            tagged[split] = _normalise(read_tagged_file(getattr(data, split), data, limit))
     _check_training_tags(tagged["train"])
+    types = _entity_types(tagged)
+    labels = ["O", *(f"{prefix}-{t}" for t in types for prefix in ("B", "I"))]
+    parts = _split_parts(tagged, data, seed)
+    summary = _summary(tagged, parts, labels, types, tokenizer=tokenizer, max_length=max_length, seed=seed)
+    return TokenClassificationData(
+        train=_dataset(*parts["train"], labels),
+        validation=_dataset(*parts["validation"], labels),
+        test=_dataset(*parts["test"], labels),
+        labels=labels,
+        entity_types=types,
+        summary=summary,
+    )
+
+
+def _entity_types(tagged: dict[str, _Tagged]) -> list[str]:
+    """The training file's entity types; a type only a validation or test file has cannot be learned."""
     train = tagged["train"]
-    counts = _entities(train.tags)
-    types = sorted(counts)
+    types = sorted(_entities(train.tags))
     for split, found in tagged.items():
         unseen = sorted(set(_entities(found.tags)) - set(types))
         if unseen:
@@ -380,8 +185,15 @@ def load_token_classification_data(
                 f"training file {train.file.path.name}; a model cannot learn them; add training examples or remove "
                 "those entities"
             )
-    labels = ["O", *(f"{prefix}-{t}" for t in types for prefix in ("B", "I"))]
+    return types
 
+
+Parts = dict[str, tuple[list[list[str]], list[list[str]]]]
+
+
+def _split_parts(tagged: dict[str, _Tagged], data: DataSpec, seed: int) -> Parts:
+    """(tokens, tags) per split: given files as they are, missing splits held out of the training file."""
+    train = tagged["train"]
     held_out = {s: getattr(data, f"{s}_fraction") for s in ("validation", "test") if s not in tagged}
     need = 1 + len(held_out)
     if len(train.tokens) < need:
@@ -394,7 +206,21 @@ def load_token_classification_data(
     indices = stratified_split(_split_keys(train.tags, min_group), held_out, seed)
     parts = {s: ([train.tokens[i] for i in idx], [train.tags[i] for i in idx]) for s, idx in indices.items()}
     parts.update({s: (found.tokens, found.tags) for s, found in tagged.items() if s != "train"})
+    return parts
 
+
+def _summary(
+    tagged: dict[str, _Tagged],
+    parts: Parts,
+    labels: list[str],
+    types: list[str],
+    *,
+    tokenizer: Any,
+    max_length: int,
+    seed: int,
+) -> dict:
+    """What training will see: files, entities per type, splits, tag scheme and repairs, lengths, duplicates."""
+    train = tagged["train"]
     all_tokens = [sentence for s in _SPLITS for sentence in parts[s][0]]
     all_tags = [sentence for s in _SPLITS for sentence in parts[s][1]]
     words = [token for sentence in all_tokens for token in sentence]
@@ -405,19 +231,7 @@ def load_token_classification_data(
     schemes = {found.scheme for found in tagged.values()}
     split_source = "split from the training file, stratified by each sentence's rarest entity type"
     summary = {
-        "files": [
-            {
-                "split": split,
-                "path": str(found.file.path),
-                "format": found.file.format,
-                "encoding": found.file.encoding,
-                "tag_scheme": found.scheme,
-                "sentences_read": len(found.file.tokens),
-                "sentences_kept": len(found.tokens),
-                "tokens": sum(len(s) for s in found.tokens),
-            }
-            for split, found in tagged.items()
-        ],
+        "files": [_file_summary(split, found) for split, found in tagged.items()],
         "tokens_column": train.file.columns[0],
         "tags_column": train.file.columns[1],
         "labels": labels,
@@ -447,14 +261,20 @@ def load_token_classification_data(
     }
     notices = [notice for found in tagged.values() for notice in found.file.notices]
     summary["notices"] = notices + _summary_notices(summary, tagged)
-    return TokenClassificationData(
-        train=_dataset(*parts["train"], labels),
-        validation=_dataset(*parts["validation"], labels),
-        test=_dataset(*parts["test"], labels),
-        labels=labels,
-        entity_types=types,
-        summary=summary,
-    )
+    return summary
+
+
+def _file_summary(split: str, found: _Tagged) -> dict:
+    return {
+        "split": split,
+        "path": str(found.file.path),
+        "format": found.file.format,
+        "encoding": found.file.encoding,
+        "tag_scheme": found.scheme,
+        "sentences_read": len(found.file.tokens),
+        "sentences_kept": len(found.tokens),
+        "tokens": sum(len(s) for s in found.tokens),
+    }
 
 
 def inspect_token_data(data: DataSpec, *, tokenizer: Any = None, max_length: int = 128, seed: int = 42) -> dict:
@@ -467,7 +287,7 @@ def load_tagged_file(
 ) -> tuple[list[list[str]], list[list[str]], dict]:
     """One tagged file, cleaned and normalised to IOB2 like training data: tokens, tags and a short summary."""
     spec = DataSpec(train=path, format=format, tokens_column=tokens_column, tags_column=tags_column)
-    tagged = _normalise(_read_file(path, spec, max_upload_bytes()))
+    tagged = _normalise(read_tagged_file(path, spec, max_upload_bytes()))
     if not tagged.tokens:
         raise DataError(f"no usable sentences in {Path(path).name}: every sentence is empty")
     entities = _entities(tagged.tags)
