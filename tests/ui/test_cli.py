@@ -13,7 +13,7 @@ import pytest
 
 from engine.spec import JobSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REVIEWS = ROOT / "tests" / "fixtures" / "reviews.csv"
 LABELS = ["fresh", "rotten"]
 TRAIN_FLAGS = ["--text-column", "review_body", "--label-column", "verdict"]

@@ -20,7 +20,7 @@ from engine.tasks.token_classification.data import (
     read_conll,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ner"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "ner"
 EN, ZH = FIXTURES / "en.conll", FIXTURES / "zh.jsonl"
 
 

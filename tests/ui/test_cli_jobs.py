@@ -13,7 +13,7 @@ import yaml
 from ui.cli_jobs import add_job_commands
 from worker.api import JobNotFoundError
 
-from .helpers import tiny_spec
+from tests.worker.helpers import tiny_spec
 
 
 def run_cli(*argv: str) -> int:

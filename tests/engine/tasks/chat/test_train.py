@@ -18,7 +18,7 @@ from engine.tasks.chat.generation import generate_reply
 from engine.tasks.chat.recipe import Chat
 from engine.train import train
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chat" / "support.jsonl"
+FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "chat" / "support.jsonl"
 pytestmark = pytest.mark.slow
 CONVERSATION = [
     {"role": "user", "content": "How do I export my notes?"},

@@ -21,7 +21,7 @@ from engine.tasks.token_classification.metrics import (
 )
 from engine.tasks.token_classification.report import build_token_classification_report, render_ner_markdown
 
-EN = Path(__file__).resolve().parents[1] / "fixtures" / "ner" / "en.conll"
+EN = Path(__file__).resolve().parents[3] / "fixtures" / "ner" / "en.conll"
 
 # Three sentences holding one error of each kind, worked out by hand below.
 TOKENS = [

@@ -15,7 +15,7 @@ from engine.spec import JobSpec
 from engine.tasks.token_classification.recipe import IGNORE, align_tags
 from engine.train import train
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ner"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "ner"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from engine.tasks.chat.data import (
     tokenize_text,
 )
 
-SUPPORT = Path(__file__).resolve().parents[1] / "fixtures" / "chat" / "support.jsonl"
+SUPPORT = Path(__file__).resolve().parents[3] / "fixtures" / "chat" / "support.jsonl"
 END = "<|im_end|>"
 
 
