@@ -85,6 +85,13 @@ class ProgressCallback(TrainerCallback):
         self._emit(state, "step")
         self._check_stop(control)
 
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        # Leaving the loop early still ends the epoch, where the epoch strategies ask for an evaluation and a
+        # checkpoint: a stopped job skips both (the checkpoint would also rotate out the last whole epoch's).
+        if self.stopped:
+            control.should_evaluate = False
+            control.should_save = False
+
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kw: Any):
         logs = logs or {}
         if "loss" in logs:
