@@ -92,7 +92,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
         if not text.strip():
             return _page(job, ctx, text="", error="Type a text first.")
         predictor = ctx.predictors.get(ctx.model_dir(job))
-        answer = predictor.serve({"text": text, "max_new_tokens": DEMO_NEW_TOKENS})
+        answer = predictor.serve({**_task(job).request_for_text(text), "max_new_tokens": DEMO_NEW_TOKENS})
         return _page(job, ctx, text=text, answer=answer)
 
     @router.post("/demo/{token}/predict", include_in_schema=False)
@@ -101,7 +101,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
         if job is None:
             return JSONResponse({"detail": "this demo link does not exist or was revoked"}, 404, headers=_NO_STORE)
         predictor = ctx.predictors.get(ctx.model_dir(job))
-        answer = predictor.serve({"text": body.text, "max_new_tokens": DEMO_NEW_TOKENS})
+        answer = predictor.serve({**_task(job).request_for_text(body.text), "max_new_tokens": DEMO_NEW_TOKENS})
         # One text in, one answer out: the predictions list of a classifier and the spans of a tagger unwrap.
         for key in ("predictions", "entities"):
             if key in answer:

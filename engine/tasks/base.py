@@ -168,6 +168,10 @@ class Task:
         """Answer one REST / share-page request ({text | texts | messages, options}); ValueError for a wrong shape."""
         raise NotImplementedError
 
+    def request_for_text(self, text: str) -> dict[str, Any]:
+        """The `serve` request for one typed text (a share page's form): a text, or a one-message conversation."""
+        return {"text": text}
+
     def predict_file(self, predictor: Predictor, input_path: Path, output_path: Path, **options: Any) -> int:
         """Predict every row of a file into a .csv or .jsonl beside it; returns the number of rows."""
         raise NotImplementedError

@@ -58,11 +58,12 @@ class ChatTask(Task):
     def serve(self, predictor: Predictor, request: dict[str, Any]) -> dict[str, Any]:
         messages = request.get("messages")
         if messages is None:
-            if request.get("text") is None:
-                raise ValueError("this is a chat model: send 'messages', a list of {role, content}, not texts")
-            messages = [{"role": "user", "content": str(request["text"])}]
+            raise ValueError("this is a chat model: send 'messages', a list of {role, content}, not texts")
         options = {key: request[key] for key in ("max_new_tokens", "temperature", "top_p") if key in request}
         return {"reply": predictor.chat(list(messages), **options)}
+
+    def request_for_text(self, text: str) -> dict[str, Any]:
+        return {"messages": [{"role": "user", "content": text}]}
 
     def predict_file(self, predictor: Predictor, input_path: Path, output_path: Path, **options: Any) -> int:
         """Answer each line of a JSONL file ({"messages": [...]} or {"prompt": "..."}) into answers JSONL."""
