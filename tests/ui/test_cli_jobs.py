@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.worker.helpers import tiny_spec
 from ui.cli_jobs import add_job_commands
 from worker.api import JobNotFoundError
-
-from tests.worker.helpers import tiny_spec
 
 
 def run_cli(*argv: str) -> int:

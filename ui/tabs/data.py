@@ -12,27 +12,15 @@ import pandas as pd
 from engine.errors import DataError
 from engine.report_views import label_frame
 from engine.spec import DataSpec
-from engine.tabular import read_table
-from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, task_names
+from engine.tabular import EXTENSIONS, read_table
+from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, own_format_suffixes, task_names
 from ui.context import AppContext, inspect_task_data
-from ui.tabs.common import owner_of, user_error
+from ui.tabs.common import bind, owner_of, user_error
 from ui.views import error_markdown, when
 from worker.uploads import Dataset
 
-FILE_TYPES = [
-    ".csv",
-    ".tsv",
-    ".tab",
-    ".txt",
-    ".json",
-    ".jsonl",
-    ".ndjson",
-    ".parquet",
-    ".pq",
-    ".conll",
-    ".iob",
-    ".bio",
-]
+# What the upload box accepts: every table suffix the reader knows and every task's own format (CoNLL).
+FILE_TYPES = [*EXTENSIONS, *own_format_suffixes()]
 PREVIEW_ROWS = 20
 START_HERE = (
     "**Start here.** Drop a file of labeled examples on the box at the left. *Text classification*: one row per "
@@ -87,29 +75,174 @@ def extra_columns() -> list[Column]:
     return out
 
 
+def task_column_fields() -> list[str]:
+    """The DataSpec fields of the extra column pickers, in the order of `DataTab.task_columns`."""
+    return [column.field for column in extra_columns()]
+
+
+def read(dataset: Dataset) -> pd.DataFrame:
+    """The uploaded file as a table; DataError when it can't be read."""
+    return read_table(dataset.path).frame
+
+
+def show(ctx: AppContext, dataset: Dataset | None, text: str | None = None, label: str | None = None) -> tuple:
+    """Preview, column pickers (pre-set to the given, remembered or guessed columns), summary and chart."""
+    no_chart = label_frame({})
+    if dataset is None:
+        empty = gr.Dropdown(choices=[], value=None)
+        return pd.DataFrame(), empty, empty, "No file yet: upload one on the left.", no_chart
+    try:
+        frame = read(dataset)
+    except DataError as exc:
+        empty = gr.Dropdown(choices=[], value=None)
+        return pd.DataFrame(), empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
+    columns = [str(c) for c in frame.columns]
+    task_name = detect_task(dataset.path, frame)
+    if task_name != default_task().name:
+        # The summary of the detected task; its own pickers are filled by task_view, which runs next.
+        message, chart_data = check(ctx, dataset, task_name, {})
+        empty = gr.Dropdown(choices=columns, value=None)
+        return frame.head(PREVIEW_ROWS), empty, empty, message, chart_data
+    if text not in columns or label not in columns:
+        text, label = dataset.text_column, dataset.label_column
+    if text not in columns or label not in columns:
+        text, label = _guess(frame)
+    message, chart_data = check(ctx, dataset, task_name, {"text_column": text, "label_column": label})
+    pickers = gr.Dropdown(choices=columns, value=text), gr.Dropdown(choices=columns, value=label)
+    return frame.head(PREVIEW_ROWS), *pickers, message, chart_data
+
+
+def check(
+    ctx: AppContext, dataset: Dataset, task_name: str, columns: dict[str, str | None]
+) -> tuple[str, pd.DataFrame]:
+    """The summary and counts chart of a dataset for one task; text/label columns that check out are remembered."""
+    try:
+        summary = inspect_task_data(task_name, data_spec(str(dataset.path), task_name, columns))
+    except (DataError, ValueError) as exc:
+        message = error_markdown(str(exc), f"{dataset.name} can't be used for training yet")
+        return message, label_frame({})
+    if task_name == default_task().name:
+        ctx.datasets.remember_columns(dataset.id, dataset.owner, summary["text_column"], summary["label_column"])
+    return get_task(task_name).summary_view(summary, dataset.name)
+
+
+def task_pickers(dataset: Dataset | None, task_name: str) -> tuple:
+    """The task radio, the task's own column pickers (choices from the file) and which picker group shows."""
+    columns: list[str] = []
+    if dataset is not None:
+        try:
+            columns = [str(c) for c in read(dataset).columns]
+        except DataError:
+            columns = []
+    task = get_task(task_name)
+    fields = task_column_fields()
+    choices = {name: columns for name in fields}
+    own_format = task.file_format is not None and dataset is not None and len(task.columns) >= 2
+    if own_format and (dataset.format == task.file_format or not columns or dataset.format in ("tsv", "csv")):
+        # CoNLL has no named fields: tokens are the first column, the tag column is picked by number.
+        choices[task.columns[0].field] = []
+        choices[task.columns[1].field] = [str(i) for i in range(2, max(len(columns), 2) + 1)]
+    updates = [gr.Dropdown(choices=choices[name], value=None) for name in fields]
+    shown = [gr.Group(visible=task_name == name) for name in task_names()]
+    return gr.Radio(value=task_name), *updates, *shown
+
+
+def task_view(ctx: AppContext, dataset_id: str | None, request: gr.Request):
+    """After a dataset is shown: its detected task and that task's column pickers."""
+    owner = owner_of(ctx, request)
+    dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
+    frame = None
+    if dataset is not None:
+        try:
+            frame = read(dataset)
+        except DataError:
+            frame = None
+    task_name = detect_task(dataset.path, frame) if dataset is not None else default_task().name
+    return task_pickers(dataset, task_name)
+
+
+def list_datasets(ctx: AppContext, current: str | None, request: gr.Request):
+    """The owner's uploaded files, keeping the current pick (else the newest), shown with its summary."""
+    owner = owner_of(ctx, request)
+    datasets = ctx.datasets.list(owner)
+    picked = next((d for d in datasets if d.id == current), datasets[0] if datasets else None)
+    picker = gr.Dropdown(choices=dataset_choices(datasets), value=picked.id if picked else None)
+    return picker, *show(ctx, picked)
+
+
+def upload_dataset(ctx: AppContext, path: str | None, request: gr.Request):
+    """Keep an uploaded file as one of the owner's datasets and show it; a file that can't be read is not kept."""
+    owner = owner_of(ctx, request)
+    if not path:
+        return (
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+            "No file received; drop a file on the box again.",
+            gr.skip(),
+        )
+    name = Path(path).name
+    try:
+        dataset, _ = ctx.datasets.register(owner, path, name)
+    except DataError as exc:
+        message = error_markdown(str(exc), f"{name} can't be read")
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, gr.skip()
+    picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
+    return picker, *show(ctx, dataset)
+
+
+def open_dataset(ctx: AppContext, dataset_id: str | None, request: gr.Request):
+    """Show one of the owner's datasets: preview, column pickers, summary and label chart."""
+    owner = owner_of(ctx, request)
+    dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
+    if dataset_id and dataset is None:
+        raise user_error(f"no uploaded file {dataset_id!r}; pick one from the list or upload it again")
+    return show(ctx, dataset)
+
+
+def check_dataset(
+    ctx: AppContext,
+    dataset_id: str | None,
+    text: str | None,
+    label: str | None,
+    task_name: str | None,
+    tokens_column: str | None,
+    tags_column: str | None,
+    messages_column: str | None,
+    instruction_column: str | None,
+    input_column: str | None,
+    output_column: str | None,
+    request: gr.Request,
+):
+    """The validation summary and the counts chart of a dataset with this task and column mapping."""
+    owner = owner_of(ctx, request)
+    dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
+    if dataset is None:
+        return "No file yet: upload one on the left.", label_frame({})
+    columns = {k: v for k, v in locals().items() if k.endswith("_column")}
+    return check(
+        ctx, dataset, task_name or default_task().name, {"text_column": text, "label_column": label, **columns}
+    )
+
+
+def change_task(ctx: AppContext, dataset_id: str | None, task_name: str, request: gr.Request):
+    """The user overrode the detected task: that task's pickers, summary and chart."""
+    owner = owner_of(ctx, request)
+    dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
+    radio, *rest = task_pickers(dataset, task_name)
+    if dataset is None:
+        return *rest, gr.skip(), gr.skip()
+    columns = {"text_column": dataset.text_column, "label_column": dataset.label_column}
+    return *rest, *check(ctx, dataset, task_name, columns if task_name == default_task().name else {})
+
+
 def build(ctx: AppContext) -> DataTab:
     """Lay out the Data tab and wire its events."""
     gr.Markdown(START_HERE, elem_classes=["pg-intro"])
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
-            upload = gr.File(
-                label="Drop a labeled file here (CSV, TSV, JSON, JSONL, Parquet, CoNLL)",
-                file_types=FILE_TYPES,
-                type="filepath",
-                height=170,
-                elem_id="data-upload",
-            )
-            with gr.Row():
-                dataset = gr.Dropdown(
-                    label="Your uploaded files",
-                    info="Every file you upload is kept here, so you can pick it again later.",
-                    choices=[],
-                    value=None,
-                    allow_custom_value=True,
-                    scale=4,
-                    elem_id="data-dataset",
-                )
-                refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="data-refresh")
+            upload, dataset, refresh = _file_pickers()
             task = gr.Radio(
                 choices=[(task.title, task.name) for task in all_tasks()],
                 value=default_task().name,
@@ -117,31 +250,10 @@ def build(ctx: AppContext) -> DataTab:
                 info="Detected from the file; change it if the guess is wrong.",
                 elem_id="data-task",
             )
-            text_column, label_column = (_picker(column.field, column.question) for column in default_task().columns)
-            task_columns = {column.field: _picker(column.field, column.question) for column in extra_columns()}
-            by_field = {"text_column": text_column, "label_column": label_column, **task_columns}
-            groups = []
-            for info in all_tasks():
-                # Each task's pickers show together; a picker two tasks share is shown by the first.
-                with gr.Group(visible=info.name == default_task().name, elem_id=f"data-columns-{info.name}") as group:
-                    for column in info.columns:
-                        picker = by_field[column.field]
-                        if not picker.is_rendered:
-                            picker.render()
-                groups.append(group)
+            text_column, label_column, task_columns, groups = _column_pickers()
         with gr.Column(scale=3, min_width=360):
             summary = gr.Markdown("No file yet: upload one on the left.", elem_id="data-summary")
-            chart = gr.BarPlot(
-                value=label_frame({}),
-                x="label",
-                y="rows",
-                title="Rows per label · entities per type · turns per role",
-                y_lim=[0, None],
-                x_title="",
-                y_title="count",
-                height=240,
-                elem_id="data-chart",
-            )
+            chart = _counts_chart()
     preview = gr.Dataframe(
         label=f"First {PREVIEW_ROWS} rows of the file",
         interactive=False,
@@ -150,163 +262,22 @@ def build(ctx: AppContext) -> DataTab:
         elem_id="data-preview",
     )
     pickers = list(task_columns.values())
-
-    def read(dataset: Dataset) -> pd.DataFrame:
-        return read_table(dataset.path).frame
-
-    def show(dataset: Dataset | None, text: str | None = None, label: str | None = None) -> tuple:
-        """Preview, column pickers (pre-set to the given, remembered or guessed columns), summary and chart."""
-        no_chart = label_frame({})
-        if dataset is None:
-            empty = gr.Dropdown(choices=[], value=None)
-            return pd.DataFrame(), empty, empty, "No file yet: upload one on the left.", no_chart
-        try:
-            frame = read(dataset)
-        except DataError as exc:
-            empty = gr.Dropdown(choices=[], value=None)
-            return pd.DataFrame(), empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
-        columns = [str(c) for c in frame.columns]
-        task_name = detect_task(dataset.path, frame)
-        if task_name != default_task().name:
-            # The summary of the detected task; its own pickers are filled by task_view, which runs next.
-            message, chart_data = check(dataset, task_name, {})
-            empty = gr.Dropdown(choices=columns, value=None)
-            return frame.head(PREVIEW_ROWS), empty, empty, message, chart_data
-        if text not in columns or label not in columns:
-            text, label = dataset.text_column, dataset.label_column
-        if text not in columns or label not in columns:
-            text, label = _guess(frame)
-        message, chart_data = check(dataset, task_name, {"text_column": text, "label_column": label})
-        pickers_ = gr.Dropdown(choices=columns, value=text), gr.Dropdown(choices=columns, value=label)
-        return frame.head(PREVIEW_ROWS), *pickers_, message, chart_data
-
-    def check(dataset: Dataset, task_name: str, columns: dict[str, str | None]) -> tuple[str, pd.DataFrame]:
-        try:
-            summary = inspect_task_data(task_name, data_spec(str(dataset.path), task_name, columns))
-        except (DataError, ValueError) as exc:
-            message = error_markdown(str(exc), f"{dataset.name} can't be used for training yet")
-            return message, label_frame({})
-        if task_name == default_task().name:
-            ctx.datasets.remember_columns(dataset.id, dataset.owner, summary["text_column"], summary["label_column"])
-        return get_task(task_name).summary_view(summary, dataset.name)
-
-    def task_pickers(dataset: Dataset | None, task_name: str) -> tuple:
-        """The task radio, the task's own column pickers (choices from the file) and which picker group shows."""
-        columns: list[str] = []
-        if dataset is not None:
-            try:
-                columns = [str(c) for c in read(dataset).columns]
-            except DataError:
-                columns = []
-        task = get_task(task_name)
-        choices = {name: columns for name in task_columns}
-        own_format = task.file_format is not None and dataset is not None and len(task.columns) >= 2
-        if own_format and (dataset.format == task.file_format or not columns or dataset.format in ("tsv", "csv")):
-            # CoNLL has no named fields: tokens are the first column, the tag column is picked by number.
-            choices[task.columns[0].field] = []
-            choices[task.columns[1].field] = [str(i) for i in range(2, max(len(columns), 2) + 1)]
-        updates = [gr.Dropdown(choices=choices[name], value=None) for name in task_columns]
-        shown = [gr.Group(visible=task_name == name) for name in task_names()]
-        return gr.Radio(value=task_name), *updates, *shown
-
-    def task_view(dataset_id: str | None, request: gr.Request):
-        """After a dataset is shown: its detected task and that task's column pickers."""
-        owner = owner_of(ctx, request)
-        dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
-        frame = None
-        if dataset is not None:
-            try:
-                frame = read(dataset)
-            except DataError:
-                frame = None
-        task_name = detect_task(dataset.path, frame) if dataset is not None else default_task().name
-        return task_pickers(dataset, task_name)
-
-    def list_datasets(current: str | None, request: gr.Request):
-        """The owner's uploaded files, keeping the current pick (else the newest), shown with its summary."""
-        owner = owner_of(ctx, request)
-        datasets = ctx.datasets.list(owner)
-        picked = next((d for d in datasets if d.id == current), datasets[0] if datasets else None)
-        picker = gr.Dropdown(choices=dataset_choices(datasets), value=picked.id if picked else None)
-        return picker, *show(picked)
-
-    def upload_dataset(path: str | None, request: gr.Request):
-        """Keep an uploaded file as one of the owner's datasets and show it; a file that can't be read is not kept."""
-        owner = owner_of(ctx, request)
-        if not path:
-            return (
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                "No file received; drop a file on the box again.",
-                gr.skip(),
-            )
-        name = Path(path).name
-        try:
-            dataset, _ = ctx.datasets.register(owner, path, name)
-        except DataError as exc:
-            message = error_markdown(str(exc), f"{name} can't be read")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, gr.skip()
-        picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
-        return picker, *show(dataset)
-
-    def open_dataset(dataset_id: str | None, request: gr.Request):
-        """Show one of the owner's datasets: preview, column pickers, summary and label chart."""
-        owner = owner_of(ctx, request)
-        dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
-        if dataset_id and dataset is None:
-            raise user_error(f"no uploaded file {dataset_id!r}; pick one from the list or upload it again")
-        return show(dataset)
-
-    def check_dataset(
-        dataset_id: str | None,
-        text: str | None,
-        label: str | None,
-        task_name: str | None,
-        tokens_column: str | None,
-        tags_column: str | None,
-        messages_column: str | None,
-        instruction_column: str | None,
-        input_column: str | None,
-        output_column: str | None,
-        request: gr.Request,
-    ):
-        """The validation summary and the counts chart of a dataset with this task and column mapping."""
-        owner = owner_of(ctx, request)
-        dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
-        if dataset is None:
-            return "No file yet: upload one on the left.", label_frame({})
-        columns = {k: v for k, v in locals().items() if k.endswith("_column")}
-        return check(
-            dataset, task_name or default_task().name, {"text_column": text, "label_column": label, **columns}
-        )
-
-    def change_task(dataset_id: str | None, task_name: str, request: gr.Request):
-        """The user overrode the detected task: that task's pickers, summary and chart."""
-        owner = owner_of(ctx, request)
-        dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
-        radio, *rest = task_pickers(dataset, task_name)
-        if dataset is None:
-            return *rest, gr.skip(), gr.skip()
-        columns = {"text_column": dataset.text_column, "label_column": dataset.label_column}
-        return *rest, *check(dataset, task_name, columns if task_name == default_task().name else {})
-
     shown = [preview, text_column, label_column, summary, chart]
     after = [task, *pickers, *groups]
-    refresh.click(list_datasets, [dataset], [dataset, *shown], api_name="list_datasets").then(
-        task_view, [dataset], after, api_visibility="private"
+    on_load, view = bind(ctx, list_datasets), bind(ctx, task_view)
+    refresh.click(on_load, [dataset], [dataset, *shown], api_name="list_datasets").then(
+        view, [dataset], after, api_visibility="private"
     )
-    upload.upload(upload_dataset, [upload], [dataset, *shown], api_name="upload_dataset").then(
-        task_view, [dataset], after, api_visibility="private"
+    upload.upload(bind(ctx, upload_dataset), [upload], [dataset, *shown], api_name="upload_dataset").then(
+        view, [dataset], after, api_visibility="private"
     )
-    dataset.input(open_dataset, [dataset], shown, api_name="open_dataset").then(
-        task_view, [dataset], after, api_visibility="private"
+    dataset.input(bind(ctx, open_dataset), [dataset], shown, api_name="open_dataset").then(
+        view, [dataset], after, api_visibility="private"
     )
-    task.input(change_task, [dataset, task], [*pickers, *groups, summary, chart], api_visibility="private")
+    task.input(bind(ctx, change_task), [dataset, task], [*pickers, *groups, summary, chart], api_visibility="private")
     gr.on(
         [text_column.input, label_column.input, *(p.input for p in pickers)],
-        check_dataset,
+        bind(ctx, check_dataset),
         [dataset, text_column, label_column, task, *pickers],
         [summary, chart],
         api_name="check_dataset",
@@ -321,11 +292,65 @@ def build(ctx: AppContext) -> DataTab:
         preview,
         chart,
         refresh,
-        list_datasets,
+        on_load,
         task,
         task_columns,
-        task_view,
+        view,
         after,
+    )
+
+
+def _file_pickers() -> tuple[gr.File, gr.Dropdown, gr.Button]:
+    """The upload box, the picker of the owner's uploaded files and its refresh button."""
+    upload = gr.File(
+        label="Drop a labeled file here (CSV, TSV, JSON, JSONL, Parquet, CoNLL)",
+        file_types=FILE_TYPES,
+        type="filepath",
+        height=170,
+        elem_id="data-upload",
+    )
+    with gr.Row():
+        dataset = gr.Dropdown(
+            label="Your uploaded files",
+            info="Every file you upload is kept here, so you can pick it again later.",
+            choices=[],
+            value=None,
+            allow_custom_value=True,
+            scale=4,
+            elem_id="data-dataset",
+        )
+        refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="data-refresh")
+    return upload, dataset, refresh
+
+
+def _column_pickers() -> tuple[gr.Dropdown, gr.Dropdown, dict[str, gr.Dropdown], list[gr.Group]]:
+    """The text/label pickers, the other tasks' pickers by DataSpec field, and one group of pickers per task."""
+    text_column, label_column = (_picker(column.field, column.question) for column in default_task().columns)
+    task_columns = {column.field: _picker(column.field, column.question) for column in extra_columns()}
+    by_field = {"text_column": text_column, "label_column": label_column, **task_columns}
+    groups = []
+    for info in all_tasks():
+        # Each task's pickers show together; a picker two tasks share is shown by the first.
+        with gr.Group(visible=info.name == default_task().name, elem_id=f"data-columns-{info.name}") as group:
+            for column in info.columns:
+                picker = by_field[column.field]
+                if not picker.is_rendered:
+                    picker.render()
+        groups.append(group)
+    return text_column, label_column, task_columns, groups
+
+
+def _counts_chart() -> gr.BarPlot:
+    return gr.BarPlot(
+        value=label_frame({}),
+        x="label",
+        y="rows",
+        title="Rows per label · entities per type · turns per role",
+        y_lim=[0, None],
+        x_title="",
+        y_title="count",
+        height=240,
+        elem_id="data-chart",
     )
 
 

@@ -11,15 +11,18 @@ import pandas as pd
 from engine.errors import DataError, ModelNotFoundError
 from ui.charts import training_curves_html
 from ui.context import AppContext
-from ui.tabs.common import owner_of, user_error
+from ui.tabs.common import bind, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
 from ui.views import JOB_COLUMNS, error_markdown, job_choice, job_markdown, jobs_frame, progress_html
 from worker.api import JobNotFoundError
-from worker.records import SUCCEEDED, TRAIN
+from worker.records import SUCCEEDED, TRAIN, Job
 
 REFRESH_SECONDS = 2.0
 LOG_LINES = 40
+LIST_LIMIT = 100
 NO_JOB = "No job selected. Start one in the **Train** tab, or pick one above."
+# What the timer's tick returns: the listing (3), the picked job's status (7) and the new signature.
+TICK_OUTPUTS = 11
 
 
 @dataclass
@@ -34,6 +37,131 @@ class JobsTab:
     open_playground: gr.Button
     list_jobs: Callable[..., tuple]  # (request) -> (table, job picker, ids)
     listing: list  # the outputs of list_jobs
+
+
+# ---- callbacks ------------------------------------------------------------------------------------------------------
+
+
+def job_listing(jobs: list[Job]) -> tuple:
+    """Jobs as the table, the picker and the ids behind the table's rows."""
+    return jobs_frame(jobs), gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs]
+
+
+def list_jobs(ctx: AppContext, request: gr.Request):
+    """The owner's jobs as a table, and the same jobs for the picker."""
+    owner = owner_of(ctx, request)
+    return job_listing(ctx.jobs.list_jobs(owner, limit=LIST_LIMIT))
+
+
+def job_status(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """One job: heading (error and hint), progress bar, loss curve, log tail, and which buttons apply."""
+    owner = owner_of(ctx, request)
+    if not job_id:
+        hidden = gr.Button(visible=False)
+        return NO_JOB, "", training_curves_html([]), "", hidden, hidden, hidden
+    try:
+        record = ctx.job(job_id, owner)
+    except JobNotFoundError as exc:
+        raise user_error(str(exc)) from exc
+    curve_data = training_curves_html(
+        ctx.jobs.history(record.id, owner=owner), record.total_steps, (record.spec or {}).get("task")
+    )
+    tail = ctx.jobs.log_tail(record.id, LOG_LINES, owner=owner)
+    can_cancel = not record.finished and not record.cancel_requested
+    return (
+        job_markdown(record),
+        progress_html(record),
+        curve_data,
+        tail,
+        gr.Button(visible=can_cancel),
+        gr.Button(visible=record.status == SUCCEEDED),
+        gr.Button(visible=record.status == SUCCEEDED and record.kind == TRAIN),
+    )
+
+
+def tick(ctx: AppContext, job_id: str | None, last_seen: str, request: gr.Request):
+    """Timer: re-read the store; outputs that did not change are skipped, so nothing flickers."""
+    owner = owner_of(ctx, request)
+    jobs = ctx.jobs.list_jobs(owner, limit=LIST_LIMIT)
+    picked = next((j for j in jobs if j.id == job_id), None)
+    signature = repr(
+        [(j.id, j.status, j.step, j.position, j.cancel_requested) for j in jobs]
+        + [job_id, picked.heartbeat_at if picked else None]
+    )
+    if signature == last_seen:
+        return (gr.skip(),) * TICK_OUTPUTS
+    return *job_listing(jobs), *job_status(ctx, job_id, request), signature
+
+
+def pick_row(row_ids: list[str], evt: gr.SelectData):
+    """The id of the job in the clicked table row (nothing changes for a click outside the rows)."""
+    row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+    return row_ids[row] if isinstance(row, int) and 0 <= row < len(row_ids) else gr.skip()
+
+
+def cancel_job(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """Cancel the job: a waiting one at once, a running one at its next training step."""
+    owner = owner_of(ctx, request)
+    try:
+        record = ctx.jobs.cancel(job_id or "", owner=owner)
+    except JobNotFoundError as exc:
+        raise user_error(str(exc)) from exc
+    if record.finished and record.status != "cancelled":
+        gr.Info(f"job {record.id} had already ended ({record.status})")
+    return job_status(ctx, record.id, request)
+
+
+def eval_upload(ctx: AppContext, path: str | None, request: gr.Request):
+    """Keep the evaluation file as one of the owner's datasets and guess its columns."""
+    owner = owner_of(ctx, request)
+    if not path:
+        return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), ""
+    try:
+        dataset, table = ctx.datasets.register(owner, path)
+    except DataError as exc:
+        return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), "Can't read it")
+    from engine.tasks.text_classification.data import guess_columns
+
+    columns = [str(c) for c in table.frame.columns]
+    try:
+        text, label = guess_columns(table.frame)
+    except DataError:
+        text, label = None, None
+    return (
+        dataset.id,
+        gr.Dropdown(choices=columns, value=text),
+        gr.Dropdown(choices=columns, value=label),
+        f"Ready to evaluate on **{dataset.name}** ({len(table.frame)} rows).",
+    )
+
+
+def evaluate_job(
+    ctx: AppContext,
+    job_id: str | None,
+    dataset_id: str | None,
+    text: str | None,
+    label: str | None,
+    request: gr.Request,
+):
+    """Queue an evaluation of the picked job's model on an uploaded labeled file; returns a message and its id."""
+    owner = owner_of(ctx, request)
+    try:
+        model_job = ctx.finished_model(job_id, owner)
+        if not dataset_id:
+            raise DataError("upload a labeled file to evaluate on first")
+        spec = {
+            "model": model_job.id,
+            "data": dataset_id,
+            "text_column": text or None,
+            "label_column": label or None,
+        }
+        new_id = ctx.submit(spec, owner)
+    except (DataError, ModelNotFoundError, ValueError) as exc:
+        return error_markdown(str(exc), "Not started"), gr.skip()
+    return f"✅ Evaluation queued as job `{new_id}`.", new_id
+
+
+# ---- layout ---------------------------------------------------------------------------------------------------------
 
 
 def build(ctx: AppContext) -> JobsTab:
@@ -53,6 +181,38 @@ def build(ctx: AppContext) -> JobsTab:
     job = gr.Dropdown(label="Job", choices=[], value=None, allow_custom_value=True, elem_id="jobs-job")
     remembered_job = gr.BrowserState("", storage_key="playground-job")
     seen = gr.State("")
+    detail, progress, cancel, open_report, open_playground = _status_section()
+    curve = gr.HTML(training_curves_html([]), elem_id="jobs-curve")
+    log = gr.Textbox(
+        label="Log (last lines)", lines=10, max_lines=10, interactive=False, autoscroll=True, elem_id="jobs-log"
+    )
+    eval_file, eval_dataset, eval_text, eval_label, eval_button, eval_status = _evaluate_section()
+    timer = gr.Timer(REFRESH_SECONDS)
+
+    status_outputs = [detail, progress, curve, log, cancel, open_report, open_playground]
+    listing_outputs = [table, job, ids]
+    list_bound = bind(ctx, list_jobs)
+    refresh.click(list_bound, None, listing_outputs, api_name="list_jobs")
+    job.change(bind(ctx, job_status), [job], status_outputs, api_name="job_status", show_progress="hidden").then(
+        lambda job_id: job_id or "", [job], [remembered_job], api_visibility="private"
+    )
+    table.select(pick_row, [ids], [job], api_visibility="private")
+    timer.tick(
+        bind(ctx, tick),
+        [job, seen],
+        [*listing_outputs, *status_outputs, seen],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    cancel.click(bind(ctx, cancel_job), [job], status_outputs, api_name="cancel_job")
+    eval_inputs = [eval_dataset, eval_text, eval_label]
+    eval_file.upload(bind(ctx, eval_upload), [eval_file], [*eval_inputs, eval_status], api_visibility="private")
+    eval_button.click(bind(ctx, evaluate_job), [job, *eval_inputs], [eval_status, job], api_name="evaluate_job")
+    return JobsTab(job, table, timer, remembered_job, open_report, open_playground, list_bound, listing_outputs)
+
+
+def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Button]:
+    """The picked job's heading and progress bar, beside the buttons that apply to it."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             detail = gr.Markdown(NO_JOB, elem_id="jobs-detail")
@@ -61,10 +221,11 @@ def build(ctx: AppContext) -> JobsTab:
             cancel = gr.Button("Cancel this job", variant="stop", visible=False, elem_id="jobs-cancel")
             open_report = gr.Button("Open its report", visible=False, elem_id="jobs-open-report")
             open_playground = gr.Button("Try the model", visible=False, elem_id="jobs-open-playground")
-    curve = gr.HTML(training_curves_html([]), elem_id="jobs-curve")
-    log = gr.Textbox(
-        label="Log (last lines)", lines=10, max_lines=10, interactive=False, autoscroll=True, elem_id="jobs-log"
-    )
+    return detail, progress, cancel, open_report, open_playground
+
+
+def _evaluate_section() -> tuple[gr.File, gr.Textbox, gr.Dropdown, gr.Dropdown, gr.Button, gr.Markdown]:
+    """Score a finished model on another labeled file: the upload, its columns, the button and its message."""
     with gr.Accordion("Evaluate this model on another labeled file", open=False, elem_id="jobs-evaluate"):
         gr.Markdown("Score a finished model on new labeled data; the result is a new job with its own report.")
         with gr.Row():
@@ -75,126 +236,4 @@ def build(ctx: AppContext) -> JobsTab:
                 eval_label = gr.Dropdown(label="Label column", choices=[], allow_custom_value=True)
         eval_button = gr.Button("Evaluate", elem_id="jobs-eval-button")
         eval_status = gr.Markdown()
-    timer = gr.Timer(REFRESH_SECONDS)
-
-    def list_jobs(request: gr.Request):
-        """The owner's jobs as a table, and the same jobs for the picker."""
-        owner = owner_of(ctx, request)
-        jobs = ctx.jobs.list_jobs(owner, limit=100)
-        return jobs_frame(jobs), gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs]
-
-    def job_status(job_id: str | None, request: gr.Request):
-        """One job: heading (error and hint), progress bar, loss curve, log tail, and which buttons apply."""
-        owner = owner_of(ctx, request)
-        if not job_id:
-            hidden = gr.Button(visible=False)
-            return NO_JOB, "", training_curves_html([]), "", hidden, hidden, hidden
-        try:
-            record = ctx.job(job_id, owner)
-        except JobNotFoundError as exc:
-            raise user_error(str(exc)) from exc
-        curve_data = training_curves_html(
-            ctx.jobs.history(record.id, owner=owner), record.total_steps, (record.spec or {}).get("task")
-        )
-        tail = ctx.jobs.log_tail(record.id, LOG_LINES, owner=owner)
-        can_cancel = not record.finished and not record.cancel_requested
-        return (
-            job_markdown(record),
-            progress_html(record),
-            curve_data,
-            tail,
-            gr.Button(visible=can_cancel),
-            gr.Button(visible=record.status == SUCCEEDED),
-            gr.Button(visible=record.status == SUCCEEDED and record.kind == TRAIN),
-        )
-
-    def tick(job_id: str | None, last_seen: str, request: gr.Request):
-        """Timer: re-read the store; outputs that did not change are skipped, so nothing flickers."""
-        owner = owner_of(ctx, request)
-        jobs = ctx.jobs.list_jobs(owner, limit=100)
-        picked = next((j for j in jobs if j.id == job_id), None)
-        signature = repr(
-            [(j.id, j.status, j.step, j.position, j.cancel_requested) for j in jobs]
-            + [job_id, picked.heartbeat_at if picked else None]
-        )
-        if signature == last_seen:
-            return (gr.skip(),) * 11
-        listing = (jobs_frame(jobs), gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs])
-        return *listing, *job_status(job_id, request), signature
-
-    def pick_row(row_ids: list[str], evt: gr.SelectData):
-        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        return row_ids[row] if isinstance(row, int) and 0 <= row < len(row_ids) else gr.skip()
-
-    def cancel_job(job_id: str | None, request: gr.Request):
-        """Cancel the job: a waiting one at once, a running one at its next training step."""
-        owner = owner_of(ctx, request)
-        try:
-            record = ctx.jobs.cancel(job_id or "", owner=owner)
-        except JobNotFoundError as exc:
-            raise user_error(str(exc)) from exc
-        if record.finished and record.status != "cancelled":
-            gr.Info(f"job {record.id} had already ended ({record.status})")
-        return job_status(record.id, request)
-
-    def eval_upload(path: str | None, request: gr.Request):
-        """Keep the evaluation file as one of the owner's datasets and guess its columns."""
-        owner = owner_of(ctx, request)
-        if not path:
-            return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), ""
-        try:
-            dataset, table = ctx.datasets.register(owner, path)
-        except DataError as exc:
-            return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), "Can't read it")
-        from engine.tasks.text_classification.data import guess_columns
-
-        columns = [str(c) for c in table.frame.columns]
-        try:
-            text, label = guess_columns(table.frame)
-        except DataError:
-            text, label = None, None
-        return (
-            dataset.id,
-            gr.Dropdown(choices=columns, value=text),
-            gr.Dropdown(choices=columns, value=label),
-            f"Ready to evaluate on **{dataset.name}** ({len(table.frame)} rows).",
-        )
-
-    def evaluate_job(
-        job_id: str | None, dataset_id: str | None, text: str | None, label: str | None, request: gr.Request
-    ):
-        """Queue an evaluation of the picked job's model on an uploaded labeled file; returns a message and its id."""
-        owner = owner_of(ctx, request)
-        try:
-            model_job = ctx.finished_model(job_id, owner)
-            if not dataset_id:
-                raise DataError("upload a labeled file to evaluate on first")
-            spec = {
-                "model": model_job.id,
-                "data": dataset_id,
-                "text_column": text or None,
-                "label_column": label or None,
-            }
-            new_id = ctx.submit(spec, owner)
-        except (DataError, ModelNotFoundError, ValueError) as exc:
-            return error_markdown(str(exc), "Not started"), gr.skip()
-        return f"✅ Evaluation queued as job `{new_id}`.", new_id
-
-    status_outputs = [detail, progress, curve, log, cancel, open_report, open_playground]
-    listing_outputs = [table, job, ids]
-    refresh.click(list_jobs, None, listing_outputs, api_name="list_jobs")
-    job.change(job_status, [job], status_outputs, api_name="job_status", show_progress="hidden").then(
-        lambda job_id: job_id or "", [job], [remembered_job], api_visibility="private"
-    )
-    table.select(pick_row, [ids], [job], api_visibility="private")
-    timer.tick(
-        tick, [job, seen], [*listing_outputs, *status_outputs, seen], api_visibility="private", show_progress="hidden"
-    )
-    cancel.click(cancel_job, [job], status_outputs, api_name="cancel_job")
-    eval_file.upload(
-        eval_upload, [eval_file], [eval_dataset, eval_text, eval_label, eval_status], api_visibility="private"
-    )
-    eval_button.click(
-        evaluate_job, [job, eval_dataset, eval_text, eval_label], [eval_status, job], api_name="evaluate_job"
-    )
-    return JobsTab(job, table, timer, remembered_job, open_report, open_playground, list_jobs, listing_outputs)
+    return eval_file, eval_dataset, eval_text, eval_label, eval_button, eval_status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from engine.errors import DataError
 from engine.tabular import read_table
 from engine.tasks import default_task, get_task
 from ui.context import AppContext
-from ui.tabs.common import download_dir, owner_of, user_error
+from ui.tabs.common import bind, download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
 from ui.task_views import chat_messages, highlighted
 from ui.views import job_choice, job_title, when
@@ -22,6 +22,7 @@ MAX_TEXT_CHARS = 20_000
 SHARE_COLUMNS = ["Link", "Model", "Created"]
 # What a whole file of texts turns into, per playground interaction (a chat model answers conversations instead).
 FILE_OUTPUT = {"classify": "csv", "tag": "jsonl"}
+PREVIEW_ROWS = 20
 
 
 @dataclass
@@ -33,12 +34,197 @@ class PlaygroundTab:
     refresh_choices: Callable[..., tuple]  # (current, request) -> (model picker, share table, revoke picker)
 
 
+@dataclass
+class ChatSection:
+    """The chat part of the page: both conversations, the message box and the generation settings."""
+
+    section: gr.Column
+    conversation: gr.Chatbot
+    base_conversation: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    clear: gr.Button
+    system_prompt: gr.Textbox
+    temperature: gr.Slider
+    top_p: gr.Slider
+    max_new_tokens: gr.Slider
+    compare: gr.Checkbox
+
+
 def public_base(request: gr.Request | None) -> str:
     """The address the browser used to reach the app, for share links (honours reverse-proxy headers)."""
     headers = {k.lower(): v for k, v in dict(getattr(request, "headers", None) or {}).items()}
     host = headers.get("x-forwarded-host") or headers.get("host") or "127.0.0.1:7860"
     scheme = headers.get("x-forwarded-proto") or getattr(getattr(request, "url", None), "scheme", None) or "http"
     return f"{scheme}://{host}"
+
+
+# ---- callbacks ------------------------------------------------------------------------------------------------------
+
+
+def share_listing(ctx: AppContext, owner: str, request: gr.Request | None):
+    """The owner's active share links as a table, and the same links for the revoke picker."""
+    base = public_base(request)
+    rows, choices = [], []
+    for share in ctx.shares.list(owner):
+        url = f"{base}{share.path}"
+        try:
+            what = job_title(ctx.job(share.job_id, owner))
+        except ValueError:
+            what = share.job_id
+        rows.append([f"[{url}]({url})", f"{share.job_id[:8]} · {what}", when(share.created_at)])
+        choices.append((f"{share.token[:10]}… · {share.job_id[:8]} · {when(share.created_at)}", share.token))
+    return pd.DataFrame(rows, columns=SHARE_COLUMNS), gr.Dropdown(choices=choices, value=None)
+
+
+def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
+    """Finished training runs of the owner, and their share links."""
+    owner = owner_of(ctx, request)
+    choices = [job_choice(j) for j in ctx.finished_jobs(owner, kind="train")]
+    value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
+    return gr.Dropdown(choices=choices, value=value), *share_listing(ctx, owner, request)
+
+
+def classify(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Request):
+    """Every label's probability for one text, from the picked model."""
+    owner = owner_of(ctx, request)
+    if not (sentence or "").strip():
+        raise user_error("Type a text to classify first.")
+    try:
+        predictor = ctx.predictor(job_id, owner)
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    return predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"]
+
+
+def file_columns(path: str | None):
+    """The columns of an uploaded file, for the text-column picker (none picked: the column is guessed)."""
+    if not path:
+        return gr.Dropdown(choices=[], value=None)
+    try:
+        frame = read_table(path).frame
+    except DataError as exc:
+        raise user_error(str(exc)) from exc
+    return gr.Dropdown(choices=[str(c) for c in frame.columns], value=None)
+
+
+def predict_file(ctx: AppContext, job_id: str | None, path: str | None, text_column: str | None, request: gr.Request):
+    """Classify every row of an uploaded file; returns a CSV with the prediction and each label's probability."""
+    from engine.predict import predict_file as predict_rows
+
+    owner = owner_of(ctx, request)
+    if not path:
+        raise user_error("Upload a file of texts first.")
+    try:
+        predictor = ctx.predictor(job_id, owner)
+        suffix = FILE_OUTPUT.get(predictor.task_info.playground)
+        if suffix is None:
+            raise ValueError(f"a {predictor.task} model answers conversations; use the chat above, not a file")
+        output = download_dir() / f"{Path(path).stem}-predictions.{suffix}"
+        predict_rows(predictor, path, output, text_column=text_column or None)
+    except (DataError, ValueError) as exc:
+        raise user_error(str(exc)) from exc
+    if suffix == "csv":
+        return str(output), pd.read_csv(output).head(PREVIEW_ROWS)
+    preview = pd.read_json(output, lines=True, nrows=PREVIEW_ROWS)
+    preview["entities"] = [
+        ", ".join(f"{span['text']} ({span['type']})" for span in spans) for spans in preview["entities"]
+    ]
+    return str(output), preview
+
+
+def model_task(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """Show the part of the page that fits the picked model's task: classify, tag or chat."""
+    owner = owner_of(ctx, request)
+    kind = default_task().playground
+    if job_id:
+        try:
+            kind = get_task((ctx.job(job_id, owner).spec or {}).get("task")).playground
+        except ValueError:
+            kind = default_task().playground
+    return (
+        gr.Row(visible=kind == "classify"),
+        gr.Row(visible=kind == "tag"),
+        gr.Column(visible=kind == "chat"),
+        gr.Accordion(visible=kind in FILE_OUTPUT),
+        [],
+        [],
+    )
+
+
+def tag(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Request):
+    """The entities the picked tagger finds in one text, as highlighted spans."""
+    owner = owner_of(ctx, request)
+    if not (sentence or "").strip():
+        raise user_error("Type a text to tag first.")
+    try:
+        predictor = ctx.predictor(job_id, owner)
+        spans = predictor.tag([sentence[:MAX_TEXT_CHARS]])[0]
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    return highlighted(sentence[:MAX_TEXT_CHARS], spans)
+
+
+def chat(
+    ctx: AppContext,
+    job_id: str | None,
+    text: str,
+    history: list,
+    base_history: list,
+    system: str,
+    temperature_: float,
+    top_p_: float,
+    max_new: int,
+    with_base: bool,
+    request: gr.Request,
+) -> Iterator[tuple[str, list, list]]:
+    """Answer the message with the fine-tuned model, token by token; with the base model too when comparing."""
+    owner = owner_of(ctx, request)
+    if not (text or "").strip():
+        raise user_error("Type a message first.")
+    try:
+        record = ctx.finished_model(job_id, owner)
+        predictors = [ctx.predictor(record.id, owner)]
+        if with_base:
+            predictors.append(ctx.base_predictor(record))
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    text = text[:MAX_TEXT_CHARS]
+    options = {"max_new_tokens": int(max_new), "temperature": float(temperature_), "top_p": float(top_p_)}
+    chats = [list(history or []), list(base_history or [])]
+    for chat_history, predictor in zip(chats, predictors, strict=False):
+        messages = [*chat_messages(chat_history, system), {"role": "user", "content": text}]
+        chat_history += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        for piece in predictor.stream_chat(messages, **options):
+            chat_history[-1]["content"] += piece
+            yield "", chats[0], chats[1]
+    yield "", chats[0], chats[1]
+
+
+def create_share(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """A new share link for the picked model; returns the link and the updated list."""
+    owner = owner_of(ctx, request)
+    try:
+        record = ctx.finished_model(job_id, owner)
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    share = ctx.shares.create(owner, record.id)
+    url = f"{public_base(request)}{share.path}"
+    message = f"✓ **Share link created:** [{url}]({url}) (anyone with it can try this model)"
+    return message, *share_listing(ctx, owner, request)
+
+
+def revoke_share(ctx: AppContext, token: str | None, request: gr.Request):
+    """Switch a share link off; it answers 'not found' from now on."""
+    owner = owner_of(ctx, request)
+    if not token:
+        raise user_error("Pick a link to revoke first.")
+    if not ctx.shares.revoke(token, owner):
+        raise user_error("That link is not one of your active links.")
+    return "Link revoked: it now answers “not found”.", *share_listing(ctx, owner, request)
+
+
+# ---- layout ---------------------------------------------------------------------------------------------------------
 
 
 def build(ctx: AppContext) -> PlaygroundTab:
@@ -53,7 +239,65 @@ def build(ctx: AppContext) -> PlaygroundTab:
             elem_id="playground-model",
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="playground-refresh")
-    with gr.Row(equal_height=False, elem_id="playground-classify-section") as classify_section:
+    classify_section, text, classify_button, result = _classify_section()
+    tag_section, tag_text, tag_button, entities = _tag_section()
+    chat_ui = _chat_section()
+    file_section, file_in, column, predict_button, file_out, predictions_preview = _file_section()
+    share_button, share_message, shares, revoke_pick, revoke_button = _share_section()
+
+    refresh_bound = bind(ctx, refresh_choices)
+    refresh.click(refresh_bound, [model], [model, shares, revoke_pick], api_name="list_models")
+    gr.on(
+        [classify_button.click, text.submit],
+        bind(ctx, classify),
+        [model, text],
+        [result],
+        api_name="classify",
+        concurrency_limit=2,
+    )
+    sections = [classify_section, tag_section, chat_ui.section, file_section]
+    conversations = [chat_ui.conversation, chat_ui.base_conversation]
+    model.change(bind(ctx, model_task), [model], [*sections, *conversations], api_visibility="private")
+    gr.on(
+        [tag_button.click, tag_text.submit],
+        bind(ctx, tag),
+        [model, tag_text],
+        [entities],
+        api_name="tag",
+        concurrency_limit=2,
+    )
+    _wire_chat(ctx, model, chat_ui)
+    file_in.upload(file_columns, [file_in], [column], api_visibility="private")
+    predict_button.click(
+        bind(ctx, predict_file), [model, file_in, column], [file_out, predictions_preview], api_name="predict_file"
+    )
+    share_outputs = [share_message, shares, revoke_pick]
+    share_button.click(bind(ctx, create_share), [model], share_outputs, api_name="create_share")
+    revoke_button.click(bind(ctx, revoke_share), [revoke_pick], share_outputs, api_name="revoke_share")
+    return PlaygroundTab(model, [shares, revoke_pick], refresh_bound)
+
+
+def _wire_chat(ctx: AppContext, model: gr.Dropdown, chat_ui: ChatSection) -> None:
+    """The chat's events: send a message (streamed), start over, show the base model beside it."""
+    settings = [chat_ui.system_prompt, chat_ui.temperature, chat_ui.top_p, chat_ui.max_new_tokens, chat_ui.compare]
+    conversations = [chat_ui.conversation, chat_ui.base_conversation]
+    gr.on(
+        [chat_ui.send.click, chat_ui.message.submit],
+        bind(ctx, chat),
+        [model, chat_ui.message, *conversations, *settings],
+        [chat_ui.message, *conversations],
+        api_name="chat",
+        concurrency_limit=2,
+    )
+    chat_ui.clear.click(lambda: ([], []), None, conversations, api_visibility="private")
+    chat_ui.compare.change(
+        lambda on: gr.Chatbot(visible=on), [chat_ui.compare], [chat_ui.base_conversation], api_visibility="private"
+    )
+
+
+def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.Label]:
+    """One text in, every label's probability out (shown for classifiers)."""
+    with gr.Row(equal_height=False, elem_id="playground-classify-section") as section:
         with gr.Column(scale=3):
             text = gr.Textbox(
                 label="Type or paste a text",
@@ -62,24 +306,34 @@ def build(ctx: AppContext) -> PlaygroundTab:
                 placeholder="A tender, funny film with a terrific cast.",
                 elem_id="playground-text",
             )
-            classify_button = gr.Button("Classify", variant="primary", elem_id="playground-classify")
+            button = gr.Button("Classify", variant="primary", elem_id="playground-classify")
         with gr.Column(scale=2):
             result = gr.Label(label="Probability of each label", elem_id="playground-result")
-    with gr.Row(equal_height=False, visible=False, elem_id="playground-tag-section") as tag_section:
+    return section, text, button, result
+
+
+def _tag_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.HighlightedText]:
+    """One text in, its entities highlighted (shown for taggers)."""
+    with gr.Row(equal_height=False, visible=False, elem_id="playground-tag-section") as section:
         with gr.Column(scale=3):
-            tag_text = gr.Textbox(
+            text = gr.Textbox(
                 label="Type or paste a text to find its entities",
                 lines=4,
                 max_length=MAX_TEXT_CHARS,
                 placeholder="Maria Schmidt flew from Berlin to Madrid with Lufthansa.",
                 elem_id="playground-tag-text",
             )
-            tag_button = gr.Button("Find entities", variant="primary", elem_id="playground-tag")
+            button = gr.Button("Find entities", variant="primary", elem_id="playground-tag")
         with gr.Column(scale=3):
             entities = gr.HighlightedText(
                 label="Entities found", combine_adjacent=False, show_legend=True, elem_id="playground-entities"
             )
-    with gr.Column(visible=False, elem_id="playground-chat-section") as chat_section, gr.Row(equal_height=False):
+    return section, text, button, entities
+
+
+def _chat_section() -> ChatSection:
+    """A conversation with the model, optionally beside the base model's (shown for chat models)."""
+    with gr.Column(visible=False, elem_id="playground-chat-section") as section, gr.Row(equal_height=False):
         with gr.Column(scale=3):
             with gr.Row():
                 conversation = gr.Chatbot(label="Fine-tuned model", height=420, elem_id="playground-chat")
@@ -105,7 +359,24 @@ def build(ctx: AppContext) -> PlaygroundTab:
                 info="The base model answers the same messages beside it.",
                 elem_id="playground-chat-compare",
             )
-    with gr.Accordion("Classify or tag a whole file", open=False, elem_id="playground-file-section") as file_section:
+    return ChatSection(
+        section,
+        conversation,
+        base_conversation,
+        message,
+        send,
+        clear,
+        system_prompt,
+        temperature,
+        top_p,
+        max_new_tokens,
+        compare,
+    )
+
+
+def _file_section() -> tuple[gr.Accordion, gr.File, gr.Dropdown, gr.Button, gr.File, gr.Dataframe]:
+    """A whole file of texts in, a file of predictions out (classifiers and taggers)."""
+    with gr.Accordion("Classify or tag a whole file", open=False, elem_id="playground-file-section") as section:
         with gr.Row():
             file_in = gr.File(label="File of texts", file_types=FILE_TYPES, height=110, elem_id="playground-file")
             with gr.Column():
@@ -118,7 +389,12 @@ def build(ctx: AppContext) -> PlaygroundTab:
                 interactive=False,
                 elem_id="playground-predictions",
             )
-        predictions_preview = gr.Dataframe(label="First predictions", interactive=False, wrap=True, max_height=260)
+        preview = gr.Dataframe(label="First predictions", interactive=False, wrap=True, max_height=260)
+    return section, file_in, column, predict_button, file_out, preview
+
+
+def _share_section() -> tuple[gr.Button, gr.Markdown, gr.Dataframe, gr.Dropdown, gr.Button]:
+    """Create a read-only demo link of the model, list the active links, revoke one."""
     with gr.Accordion("Share a demo of this model", open=False, elem_id="playground-share-section"):
         gr.Markdown(
             "A share link opens a small page where anyone with the link can try this model, **without logging in**. "
@@ -139,186 +415,4 @@ def build(ctx: AppContext) -> PlaygroundTab:
                 label="Link to revoke", choices=[], allow_custom_value=True, scale=4, elem_id="playground-revoke-pick"
             )
             revoke_button = gr.Button("Revoke", variant="stop", scale=0, min_width=120, elem_id="playground-revoke")
-
-    def share_listing(owner: str, request: gr.Request | None):
-        base = public_base(request)
-        rows, choices = [], []
-        for share in ctx.shares.list(owner):
-            url = f"{base}{share.path}"
-            try:
-                what = job_title(ctx.job(share.job_id, owner))
-            except ValueError:
-                what = share.job_id
-            rows.append([f"[{url}]({url})", f"{share.job_id[:8]} · {what}", when(share.created_at)])
-            choices.append((f"{share.token[:10]}… · {share.job_id[:8]} · {when(share.created_at)}", share.token))
-        return pd.DataFrame(rows, columns=SHARE_COLUMNS), gr.Dropdown(choices=choices, value=None)
-
-    def refresh_choices(current: str | None, request: gr.Request):
-        """Finished training runs of the owner, and their share links."""
-        owner = owner_of(ctx, request)
-        choices = [job_choice(j) for j in ctx.finished_jobs(owner, kind="train")]
-        value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
-        return gr.Dropdown(choices=choices, value=value), *share_listing(owner, request)
-
-    def classify(job_id: str | None, sentence: str, request: gr.Request):
-        """Every label's probability for one text, from the picked model."""
-        owner = owner_of(ctx, request)
-        if not (sentence or "").strip():
-            raise user_error("Type a text to classify first.")
-        try:
-            predictor = ctx.predictor(job_id, owner)
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        return predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"]
-
-    def file_columns(path: str | None):
-        if not path:
-            return gr.Dropdown(choices=[], value=None)
-        try:
-            frame = read_table(path).frame
-        except DataError as exc:
-            raise user_error(str(exc)) from exc
-        return gr.Dropdown(choices=[str(c) for c in frame.columns], value=None)
-
-    def predict_file(job_id: str | None, path: str | None, text_column: str | None, request: gr.Request):
-        """Classify every row of an uploaded file; returns a CSV with the prediction and each label's probability."""
-        from engine.predict import predict_file as predict_rows
-
-        owner = owner_of(ctx, request)
-        if not path:
-            raise user_error("Upload a file of texts first.")
-        try:
-            predictor = ctx.predictor(job_id, owner)
-            suffix = FILE_OUTPUT.get(predictor.task_info.playground)
-            if suffix is None:
-                raise ValueError(f"a {predictor.task} model answers conversations; use the chat above, not a file")
-            output = download_dir() / f"{Path(path).stem}-predictions.{suffix}"
-            predict_rows(predictor, path, output, text_column=text_column or None)
-        except (DataError, ValueError) as exc:
-            raise user_error(str(exc)) from exc
-        if suffix == "csv":
-            return str(output), pd.read_csv(output).head(20)
-        preview = pd.read_json(output, lines=True, nrows=20)
-        preview["entities"] = [
-            ", ".join(f"{span['text']} ({span['type']})" for span in spans) for spans in preview["entities"]
-        ]
-        return str(output), preview
-
-    def model_task(job_id: str | None, request: gr.Request):
-        """Show the part of the page that fits the picked model's task: classify, tag or chat."""
-        owner = owner_of(ctx, request)
-        kind = default_task().playground
-        if job_id:
-            try:
-                kind = get_task((ctx.job(job_id, owner).spec or {}).get("task")).playground
-            except ValueError:
-                kind = default_task().playground
-        return (
-            gr.Row(visible=kind == "classify"),
-            gr.Row(visible=kind == "tag"),
-            gr.Column(visible=kind == "chat"),
-            gr.Accordion(visible=kind in FILE_OUTPUT),
-            [],
-            [],
-        )
-
-    def tag(job_id: str | None, sentence: str, request: gr.Request):
-        """The entities the picked tagger finds in one text, as highlighted spans."""
-        owner = owner_of(ctx, request)
-        if not (sentence or "").strip():
-            raise user_error("Type a text to tag first.")
-        try:
-            predictor = ctx.predictor(job_id, owner)
-            spans = predictor.tag([sentence[:MAX_TEXT_CHARS]])[0]
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        return highlighted(sentence[:MAX_TEXT_CHARS], spans)
-
-    def chat(
-        job_id: str | None,
-        text: str,
-        history: list,
-        base_history: list,
-        system: str,
-        temperature_: float,
-        top_p_: float,
-        max_new: int,
-        with_base: bool,
-        request: gr.Request,
-    ):
-        """Answer the message with the fine-tuned model, token by token; with the base model too when comparing."""
-        owner = owner_of(ctx, request)
-        if not (text or "").strip():
-            raise user_error("Type a message first.")
-        try:
-            record = ctx.finished_model(job_id, owner)
-            predictors = [ctx.predictor(record.id, owner)]
-            if with_base:
-                predictors.append(ctx.base_predictor(record))
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        text = text[:MAX_TEXT_CHARS]
-        options = {"max_new_tokens": int(max_new), "temperature": float(temperature_), "top_p": float(top_p_)}
-        chats = [list(history or []), list(base_history or [])]
-        for chat_history, predictor in zip(chats, predictors, strict=False):
-            messages = [*chat_messages(chat_history, system), {"role": "user", "content": text}]
-            chat_history += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-            for piece in predictor.stream_chat(messages, **options):
-                chat_history[-1]["content"] += piece
-                yield "", chats[0], chats[1]
-        yield "", chats[0], chats[1]
-
-    def create_share(job_id: str | None, request: gr.Request):
-        """A new share link for the picked model; returns the link and the updated list."""
-        owner = owner_of(ctx, request)
-        try:
-            record = ctx.finished_model(job_id, owner)
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        share = ctx.shares.create(owner, record.id)
-        url = f"{public_base(request)}{share.path}"
-        message = f"✓ **Share link created:** [{url}]({url}) (anyone with it can try this model)"
-        return message, *share_listing(owner, request)
-
-    def revoke_share(token: str | None, request: gr.Request):
-        """Switch a share link off; it answers 'not found' from now on."""
-        owner = owner_of(ctx, request)
-        if not token:
-            raise user_error("Pick a link to revoke first.")
-        if not ctx.shares.revoke(token, owner):
-            raise user_error("That link is not one of your active links.")
-        return "Link revoked: it now answers “not found”.", *share_listing(owner, request)
-
-    refresh.click(refresh_choices, [model], [model, shares, revoke_pick], api_name="list_models")
-    gr.on(
-        [classify_button.click, text.submit],
-        classify,
-        [model, text],
-        [result],
-        api_name="classify",
-        concurrency_limit=2,
-    )
-    model.change(
-        model_task,
-        [model],
-        [classify_section, tag_section, chat_section, file_section, conversation, base_conversation],
-        api_visibility="private",
-    )
-    gr.on([tag_button.click, tag_text.submit], tag, [model, tag_text], [entities], api_name="tag", concurrency_limit=2)
-    gr.on(
-        [send.click, message.submit],
-        chat,
-        [model, message, conversation, base_conversation, system_prompt, temperature, top_p, max_new_tokens, compare],
-        [message, conversation, base_conversation],
-        api_name="chat",
-        concurrency_limit=2,
-    )
-    clear.click(lambda: ([], []), None, [conversation, base_conversation], api_visibility="private")
-    compare.change(lambda on: gr.Chatbot(visible=on), [compare], [base_conversation], api_visibility="private")
-    file_in.upload(file_columns, [file_in], [column], api_visibility="private")
-    predict_button.click(
-        predict_file, [model, file_in, column], [file_out, predictions_preview], api_name="predict_file"
-    )
-    share_button.click(create_share, [model], [share_message, shares, revoke_pick], api_name="create_share")
-    revoke_button.click(revoke_share, [revoke_pick], [share_message, shares, revoke_pick], api_name="revoke_share")
-    return PlaygroundTab(model, [shares, revoke_pick], refresh_choices)
+    return share_button, share_message, shares, revoke_pick, revoke_button

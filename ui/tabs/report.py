@@ -13,11 +13,12 @@ import pandas as pd
 from engine.report_views import round3
 from engine.tasks import ReportView, all_tasks, default_task, get_task
 from ui.context import AppContext
-from ui.tabs.common import copy_for_download, download_dir, owner_of, user_error
+from ui.tabs.common import bind, copy_for_download, download_dir, owner_of, user_error
 from ui.views import comparison_frame, job_choice, report_title
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
 ERRORS_LABEL = "Most confident mistakes (what the model got wrong while being sure)"
+REPORT_FILES = ("report.json", "report.md")
 
 
 @dataclass
@@ -39,6 +40,97 @@ def zip_folder(folder: Path, target: Path) -> Path:
     return target
 
 
+# ---- callbacks ------------------------------------------------------------------------------------------------------
+
+
+def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
+    """Finished runs of the owner for both pickers; keeps the current pick."""
+    owner = owner_of(ctx, request)
+    choices = [job_choice(j) for j in ctx.finished_jobs(owner)]
+    value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
+    return gr.Dropdown(choices=choices, value=value), gr.Dropdown(choices=choices)
+
+
+def show_report(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """Headline, per-class table, confusion matrix, confident errors and report files of a finished run."""
+    owner = owner_of(ctx, request)
+    if not job_id:
+        return NO_REPORT, pd.DataFrame(), "", pd.DataFrame(), None, None
+    try:
+        record = ctx.job(job_id, owner)
+        report = ctx.report(record.id, owner)
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    folder = Path(record.artifact_dir or "")
+    downloads = [
+        copy_for_download(folder / name, f"{Path(name).stem}-{record.id[:8]}{Path(name).suffix}")
+        for name in REPORT_FILES
+        if (folder / name).is_file()
+    ]
+    view = report_view(report, record)
+    per_class = view.per_class if view.per_class is not None else pd.DataFrame()
+    errors = view.errors if view.errors is not None else pd.DataFrame()
+    return view.headline, per_class, view.confusion or "", errors, downloads, None
+
+
+def show_task_parts(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """What only some tasks have: error kinds (taggers), generations side by side (chat), and the help text."""
+    owner = owner_of(ctx, request)
+    report: dict = {}
+    if job_id:
+        try:
+            report = ctx.report(job_id, owner)
+        except ValueError:
+            report = {}
+    view = report_view(report, None) if report else None
+    has = {
+        "scores": view is None or view.per_class is not None,
+        "details": view is not None and view.details is not None,
+        "generations": view is not None and view.generations is not None,
+        "errors": view is None or view.errors is not None,
+    }
+    return (
+        gr.Row(visible=has["scores"]),
+        view.how_to_read if view else default_task().how_to_read,
+        gr.Group(visible=has["details"]),
+        (view.details or "") if view else "",
+        gr.Group(visible=has["generations"]),
+        view.generations if has["generations"] else pd.DataFrame(),
+        gr.Dataframe(visible=has["errors"], label=(view.errors_label if view else "") or ERRORS_LABEL),
+    )
+
+
+def download_model(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """The fine-tuned model folder of a finished training run as a zip file."""
+    owner = owner_of(ctx, request)
+    try:
+        record = ctx.finished_model(job_id, owner)
+    except ValueError as exc:
+        raise user_error(str(exc)) from exc
+    folder = ctx.model_dir(record)
+    if not folder.is_dir():
+        raise user_error(f"the model files of job {record.id} are missing; train it again")
+    return str(zip_folder(folder, download_dir() / f"model-{record.id[:8]}.zip"))
+
+
+def compare_runs(ctx: AppContext, job_ids: list[str] | None, request: gr.Request):
+    """One column per run: settings, headline scores and per-label F1, plus a macro-F1 chart."""
+    owner = owner_of(ctx, request)
+    runs = []
+    for job_id in job_ids or []:
+        try:
+            record = ctx.job(job_id, owner)
+            runs.append((record, ctx.report(record.id, owner)))
+        except ValueError as exc:
+            raise user_error(str(exc)) from exc
+    if len(runs) < 2:
+        gr.Warning("Pick at least two finished runs to compare.")
+    return comparison_frame(runs), _chart(runs)
+
+
+# ---- layout ---------------------------------------------------------------------------------------------------------
+
+
 def build(ctx: AppContext) -> ReportTab:
     """Lay out the Report tab and wire its events."""
     with gr.Row():
@@ -47,6 +139,40 @@ def build(ctx: AppContext) -> ReportTab:
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="report-refresh")
     headline = gr.Markdown(NO_REPORT, elem_id="report-headline")
+    scores_row, per_class, confusion = _scores_section()
+    how_to_read = gr.Markdown(default_task().how_to_read, elem_classes=["pg-help"], elem_id="report-help")
+    ner_section, error_kinds, chat_section, generations = _task_sections()
+    errors = gr.Dataframe(
+        label=ERRORS_LABEL,
+        interactive=False,
+        wrap=True,
+        max_height=320,
+        elem_id="report-errors",
+    )
+    files, zip_button, model_zip = _downloads_section()
+    compare, compare_button, comparison, comparison_chart = _compare_section()
+
+    refresh_bound = bind(ctx, refresh_choices)
+    refresh.click(refresh_bound, [job], [job, compare], api_name="list_reports")
+    job.change(
+        bind(ctx, show_report),
+        [job],
+        [headline, per_class, confusion, errors, files, model_zip],
+        api_name="show_report",
+    )
+    job.change(
+        bind(ctx, show_task_parts),
+        [job],
+        [scores_row, how_to_read, ner_section, error_kinds, chat_section, generations, errors],
+        api_name="show_report_parts",
+    )
+    zip_button.click(bind(ctx, download_model), [job], [model_zip], api_name="download_model")
+    compare_button.click(bind(ctx, compare_runs), [compare], [comparison, comparison_chart], api_name="compare_runs")
+    return ReportTab(job, compare, refresh_bound)
+
+
+def _scores_section() -> tuple[gr.Row, gr.Dataframe, gr.HTML]:
+    """The per-label table beside the confusion matrix (hidden for tasks without labels)."""
     with gr.Row(equal_height=False) as scores_row:
         per_class = gr.Dataframe(
             label="Per label: precision, recall, F1 and support (number of test rows)",
@@ -55,7 +181,11 @@ def build(ctx: AppContext) -> ReportTab:
             scale=3,
         )
         confusion = gr.HTML(label="Confusion matrix", elem_id="report-confusion")
-    how_to_read = gr.Markdown(default_task().how_to_read, elem_classes=["pg-help"], elem_id="report-help")
+    return scores_row, per_class, confusion
+
+
+def _task_sections() -> tuple[gr.Group, gr.Markdown, gr.Group, gr.Dataframe]:
+    """What only some tasks show: a tagger's error kinds, a chat model's generations."""
     with gr.Group(visible=False, elem_id="report-ner") as ner_section:
         error_kinds = gr.Markdown(elem_id="report-error-kinds")
     with gr.Group(visible=False, elem_id="report-chat") as chat_section:
@@ -67,13 +197,11 @@ def build(ctx: AppContext) -> ReportTab:
             column_widths=["25%", "25%", "25%", "25%"],
             elem_id="report-generations",
         )
-    errors = gr.Dataframe(
-        label="Most confident mistakes (what the model got wrong while being sure)",
-        interactive=False,
-        wrap=True,
-        max_height=320,
-        elem_id="report-errors",
-    )
+    return ner_section, error_kinds, chat_section, generations
+
+
+def _downloads_section() -> tuple[gr.File, gr.Button, gr.File]:
+    """The report files, and a button that zips the model for download."""
     with gr.Row():
         files = gr.File(label="Report files", file_count="multiple", interactive=False, elem_id="report-files")
         with gr.Column():
@@ -81,6 +209,11 @@ def build(ctx: AppContext) -> ReportTab:
             model_zip = gr.File(
                 label="Model (.zip, loads with transformers)", interactive=False, elem_id="report-model"
             )
+    return files, zip_button, model_zip
+
+
+def _compare_section() -> tuple[gr.Dropdown, gr.Button, gr.Dataframe, gr.BarPlot]:
+    """Runs picked side by side: a table of their settings and scores, and a chart of their headline scores."""
     with gr.Accordion("Compare runs side by side", open=False, elem_id="report-compare-section"):
         with gr.Row():
             compare = gr.Dropdown(
@@ -101,98 +234,10 @@ def build(ctx: AppContext) -> ReportTab:
             + ", ".join(f"{task.headline_name} ({task.short_title.lower()})" for task in all_tasks()),
             height=220,
         )
+    return compare, compare_button, comparison, comparison_chart
 
-    def refresh_choices(current: str | None, request: gr.Request):
-        """Finished runs of the owner for both pickers; keeps the current pick."""
-        owner = owner_of(ctx, request)
-        choices = [job_choice(j) for j in ctx.finished_jobs(owner)]
-        value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
-        return gr.Dropdown(choices=choices, value=value), gr.Dropdown(choices=choices)
 
-    def show_report(job_id: str | None, request: gr.Request):
-        """Headline, per-class table, confusion matrix, confident errors and report files of a finished run."""
-        owner = owner_of(ctx, request)
-        if not job_id:
-            return NO_REPORT, pd.DataFrame(), "", pd.DataFrame(), None, None
-        try:
-            record = ctx.job(job_id, owner)
-            report = ctx.report(record.id, owner)
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        folder = Path(record.artifact_dir or "")
-        downloads = [
-            copy_for_download(folder / name, f"{Path(name).stem}-{record.id[:8]}{Path(name).suffix}")
-            for name in ("report.json", "report.md")
-            if (folder / name).is_file()
-        ]
-        view = report_view(report, record)
-        per_class = view.per_class if view.per_class is not None else pd.DataFrame()
-        errors = view.errors if view.errors is not None else pd.DataFrame()
-        return view.headline, per_class, view.confusion or "", errors, downloads, None
-
-    def show_task_parts(job_id: str | None, request: gr.Request):
-        """What only some tasks have: error kinds (taggers), generations side by side (chat), and the help text."""
-        owner = owner_of(ctx, request)
-        report: dict = {}
-        if job_id:
-            try:
-                report = ctx.report(job_id, owner)
-            except ValueError:
-                report = {}
-        view = report_view(report, None) if report else None
-        has = {
-            "scores": view is None or view.per_class is not None,
-            "details": view is not None and view.details is not None,
-            "generations": view is not None and view.generations is not None,
-            "errors": view is None or view.errors is not None,
-        }
-        return (
-            gr.Row(visible=has["scores"]),
-            view.how_to_read if view else default_task().how_to_read,
-            gr.Group(visible=has["details"]),
-            (view.details or "") if view else "",
-            gr.Group(visible=has["generations"]),
-            view.generations if has["generations"] else pd.DataFrame(),
-            gr.Dataframe(visible=has["errors"], label=(view.errors_label if view else "") or ERRORS_LABEL),
-        )
-
-    def download_model(job_id: str | None, request: gr.Request):
-        """The fine-tuned model folder of a finished training run as a zip file."""
-        owner = owner_of(ctx, request)
-        try:
-            record = ctx.finished_model(job_id, owner)
-        except ValueError as exc:
-            raise user_error(str(exc)) from exc
-        folder = ctx.model_dir(record)
-        if not folder.is_dir():
-            raise user_error(f"the model files of job {record.id} are missing; train it again")
-        return str(zip_folder(folder, download_dir() / f"model-{record.id[:8]}.zip"))
-
-    def compare_runs(job_ids: list[str] | None, request: gr.Request):
-        """One column per run: settings, headline scores and per-label F1, plus a macro-F1 chart."""
-        owner = owner_of(ctx, request)
-        runs = []
-        for job_id in job_ids or []:
-            try:
-                record = ctx.job(job_id, owner)
-                runs.append((record, ctx.report(record.id, owner)))
-            except ValueError as exc:
-                raise user_error(str(exc)) from exc
-        if len(runs) < 2:
-            gr.Warning("Pick at least two finished runs to compare.")
-        return comparison_frame(runs), _chart(runs)
-
-    refresh.click(refresh_choices, [job], [job, compare], api_name="list_reports")
-    job.change(show_report, [job], [headline, per_class, confusion, errors, files, model_zip], api_name="show_report")
-    job.change(
-        show_task_parts,
-        [job],
-        [scores_row, how_to_read, ner_section, error_kinds, chat_section, generations, errors],
-        api_name="show_report_parts",
-    )
-    zip_button.click(download_model, [job], [model_zip], api_name="download_model")
-    compare_button.click(compare_runs, [compare], [comparison, comparison_chart], api_name="compare_runs")
-    return ReportTab(job, compare, refresh_choices)
+# ---- helpers --------------------------------------------------------------------------------------------------------
 
 
 def report_view(report: dict, job) -> ReportView:

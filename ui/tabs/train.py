@@ -11,13 +11,14 @@ from typing import Any
 
 import gradio as gr
 import yaml
+from pydantic.fields import FieldInfo
 
 from engine.catalog import list_models
 from engine.errors import DataError, ModelNotFoundError
 from engine.spec import DataSpec, JobSpec, TrainingParams
 from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
-from ui.tabs.common import bounds, help_text, owner_of
+from ui.tabs.common import bind, bounds, help_text, owner_of
 from ui.tabs.data import DataTab, dataset_choices
 from ui.views import error_markdown
 
@@ -31,6 +32,7 @@ ADVANCED = (
 )
 SPLITS = (("validation_fraction", 0.01), ("test_fraction", 0.01))
 LORA = (("lora_rank", "slider", 1), ("lora_alpha", "slider", 1), ("lora_dropout", "slider", 0.01))
+METHOD_WORDS = {"lora": "LoRA adapters", "full": "Full fine-tuning"}  # how the spec's methods read on the page
 # The method box shows for the tasks that read one of these knobs.
 METHOD_KNOBS = ("method", *(name for name, _, _ in LORA))
 # The data-spec fields beyond text/label that tasks map their columns with, in the order of the Data tab's pickers.
@@ -42,6 +44,25 @@ TASK_COLUMN_FIELDS = (
     "input_column",
     "output_column",
 )
+# The knobs of TrainingParams the tab sets, in the order of its inputs.
+PARAM_FIELDS = (*(name for name, _, _ in BASIC + ADVANCED), "precision", *METHOD_KNOBS)
+# The names of the tab's inputs, once: the order of `inputs` and of preview_spec's and submit_job's parameters.
+INPUT_FIELDS = (
+    "dataset_id",
+    "text_column",
+    "label_column",
+    "task",
+    "base_model",
+    *(name for name, _, _ in BASIC + ADVANCED),
+    "precision",
+    *(name for name, _ in SPLITS),
+    "validation_dataset",
+    "test_dataset",
+    *TASK_COLUMN_FIELDS,
+    *METHOD_KNOBS,
+)
+# The knobs a change of task resets to that task's defaults.
+TASK_DEFAULT_KNOBS = ("batch_size", "learning_rate", "max_length")
 LABELS = {
     "epochs": "Epochs",
     "batch_size": "Batch size",
@@ -169,68 +190,166 @@ def cli_command(spec: dict[str, Any]) -> str:
     return " \\\n    ".join(shlex.join(part) for part in parts)
 
 
+def input_values(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The tab's inputs by name, from a callback's `locals()` (which also hold ctx and the request)."""
+    return {name: arguments[name] for name in INPUT_FIELDS}
+
+
+def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The job spec of the tab's inputs and the training file's name; DataError when a picked file is missing."""
+    dataset_id = values["dataset_id"]
+    if not dataset_id:
+        raise DataError("no training data picked: upload a file or pick one in the Data tab")
+    dataset = ctx.datasets.get(dataset_id, owner)
+    if dataset is None:
+        raise DataError(f"no uploaded file {dataset_id!r}: pick one in the Data tab")
+    params = {}
+    for name in PARAM_FIELDS:
+        value = values[name]
+        annotation = TrainingParams.model_fields[name].annotation
+        if value is None:
+            value = task_defaults(values["task"])[name]  # a client that left a knob out gets the default
+        params[name] = int(value) if annotation is int else value
+    splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
+    for split in ("validation", "test"):
+        picked = values[f"{split}_dataset"]
+        if picked:
+            other = ctx.datasets.get(picked, owner)
+            if other is None:
+                raise DataError(f"no uploaded file {picked!r} for the {split} split: pick one from the list")
+            splits[split] = str(other.path)
+    spec = build_spec(
+        str(dataset.path),
+        values["text_column"],
+        values["label_column"],
+        values["task"],
+        values["base_model"] or "",
+        params,
+        splits,
+        {name: values.get(name) for name in TASK_COLUMN_FIELDS},
+    )
+    return spec, dataset.name
+
+
+# Explicit parameters (not *args) so that API clients see named inputs; their order is INPUT_FIELDS.
+def preview_spec(
+    ctx: AppContext,
+    dataset_id: str | None,
+    text_column: str | None,
+    label_column: str | None,
+    task: str,
+    base_model: str,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    seed: int,
+    precision: str,
+    validation_fraction: float,
+    test_fraction: float,
+    validation_dataset: str | None,
+    test_dataset: str | None,
+    tokens_column: str | None = None,
+    tags_column: str | None = None,
+    messages_column: str | None = None,
+    instruction_column: str | None = None,
+    input_column: str | None = None,
+    output_column: str | None = None,
+    method: str | None = None,
+    lora_rank: int | None = None,
+    lora_alpha: int | None = None,
+    lora_dropout: float | None = None,
+    request: gr.Request = None,
+):
+    """The equivalent `playground train` command and YAML spec of the current settings."""
+    values = input_values(locals())
+    owner = owner_of(ctx, request)
+    try:
+        spec, name = spec_from(ctx, owner, values)
+    except DataError:
+        return "Pick a file in the **Data** tab first.", "", ""
+    data = spec["data"]
+    mapped = " · ".join(
+        f"{key.removesuffix('_column')} from `{data[key]}`" for key in get_task(task).column_fields if data.get(key)
+    )
+    line = f"Training data: **{name}** · {get_task(task).short_title}" + (
+        f" · {mapped}" if mapped else " · columns guessed"
+    )
+    return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+
+
+def submit_job(
+    ctx: AppContext,
+    dataset_id: str | None,
+    text_column: str | None,
+    label_column: str | None,
+    task: str,
+    base_model: str,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    seed: int,
+    precision: str,
+    validation_fraction: float,
+    test_fraction: float,
+    validation_dataset: str | None,
+    test_dataset: str | None,
+    tokens_column: str | None = None,
+    tags_column: str | None = None,
+    messages_column: str | None = None,
+    instruction_column: str | None = None,
+    input_column: str | None = None,
+    output_column: str | None = None,
+    method: str | None = None,
+    lora_rank: int | None = None,
+    lora_alpha: int | None = None,
+    lora_dropout: float | None = None,
+    request: gr.Request = None,
+):
+    """Check the data and settings, then queue the training job; returns a message and the new job id."""
+    values = input_values(locals())
+    owner = owner_of(ctx, request)
+    try:
+        spec, _ = spec_from(ctx, owner, values)
+        job_id = ctx.submit(spec, owner)
+    except (DataError, ModelNotFoundError) as exc:
+        return error_markdown(str(exc), "Not started: the data needs fixing"), ""
+    except ValueError as exc:
+        return error_markdown(str(exc), "Not started: a setting needs fixing"), ""
+    return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.", job_id
+
+
+def models_for(task_name: str):
+    """Base models that can learn the task, its default knobs, and the chat settings shown only for chat."""
+    choices = model_choices(task_name)
+    defaults = task_defaults(task_name)
+    names = {c[1] for c in choices}
+    picked = defaults["base_model"] if defaults["base_model"] in names else (choices[0][1] if choices else None)
+    values = [gr.update(value=defaults[name]) for name in TASK_DEFAULT_KNOBS]
+    return (
+        gr.Radio(value=task_name),
+        gr.Dropdown(choices=choices, value=picked),
+        *values,
+        gr.Accordion(visible=bool(set(get_task(task_name).own_params) & set(METHOD_KNOBS))),
+    )
+
+
+def refresh_choices(ctx: AppContext, request: gr.Request):
+    """The owner's uploaded files as choices of the validation and test file pickers."""
+    owner = owner_of(ctx, request)
+    choices = dataset_choices(ctx.datasets.list(owner))
+    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices)
+
+
 def build(ctx: AppContext, data: DataTab) -> TrainTab:
     """Lay out the Train tab and wire Submit."""
     source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
-    with gr.Row():
-        task = gr.Radio(
-            choices=[(task.short_title, task.name) for task in all_tasks()],
-            value=default_task().name,
-            label="Task",
-            info=JobSpec.model_fields["task"].description,
-            elem_id="train-task",
-        )
-        base_model = gr.Dropdown(
-            choices=model_choices(default_task().name),
-            value=default_task().default_base_model,
-            label="Base model",
-            info=JobSpec.model_fields["base_model"].description,
-            allow_custom_value=True,
-            elem_id="train-base-model",
-        )
-    with gr.Row():
-        basic = [_widget(name, kind, step) for name, kind, step in BASIC]
-    with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
-        with gr.Row():
-            advanced = [_widget(name, kind, step) for name, kind, step in ADVANCED]
-        with gr.Row():
-            precision_field = TrainingParams.model_fields["precision"]
-            precision = gr.Radio(
-                choices=list(typing.get_args(precision_field.annotation)),
-                value=precision_field.default,
-                label=LABELS["precision"],
-                info=help_text(precision_field),
-                elem_id="train-precision",
-            )
-            fractions = [_widget(name, "slider", step, DataSpec) for name, step in SPLITS]
-    with gr.Accordion("Fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
-        with gr.Row():
-            method_field = TrainingParams.model_fields["method"]
-            method = gr.Radio(
-                choices=[("LoRA adapters", "lora"), ("Full fine-tuning", "full")],
-                value=method_field.default,
-                label=LABELS["method"],
-                info=help_text(method_field),
-                elem_id="train-method",
-            )
-            lora = [_widget(name, kind, step) for name, kind, step in LORA]
-        with gr.Row():
-            validation_dataset = gr.Dropdown(
-                label="Separate validation file (optional)",
-                info=DataSpec.model_fields["validation"].description,
-                choices=[],
-                value="",
-                allow_custom_value=True,
-                elem_id="train-validation-file",
-            )
-            test_dataset = gr.Dropdown(
-                label="Separate test file (optional)",
-                info=DataSpec.model_fields["test"].description,
-                choices=[],
-                value="",
-                allow_custom_value=True,
-                elem_id="train-test-file",
-            )
+    controls, chat_box = _settings()
     with gr.Row():
         submit = gr.Button("Start training", variant="primary", scale=0, min_width=220, elem_id="train-submit")
         status = gr.Markdown(elem_id="train-status")
@@ -239,181 +358,90 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-cli")
         spec_yaml = gr.Code(label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12)
 
-    knobs = [*basic, *advanced, precision]
-    chat_knobs = [method, *lora]
-    # The order of `inputs` is the order of preview_spec's and submit_job's parameters.
-    param_names = [name for name, _, _ in BASIC] + [name for name, _, _ in ADVANCED] + ["precision"]
-    param_names += ["method", *(name for name, _, _ in LORA)]
-    inputs = [
-        data.dataset,
-        data.text_column,
-        data.label_column,
-        task,
-        base_model,
-        *knobs,
-        *fractions,
-        validation_dataset,
-        test_dataset,
-        *(data.task_columns[name] for name in TASK_COLUMN_FIELDS),
-        *chat_knobs,
-    ]
-
-    def spec_from(owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        dataset_id = values["dataset_id"]
-        if not dataset_id:
-            raise DataError("no training data picked: upload a file or pick one in the Data tab")
-        dataset = ctx.datasets.get(dataset_id, owner)
-        if dataset is None:
-            raise DataError(f"no uploaded file {dataset_id!r}: pick one in the Data tab")
-        params = {}
-        for name in param_names:
-            value = values[name]
-            annotation = TrainingParams.model_fields[name].annotation
-            if value is None:
-                value = task_defaults(values["task"])[name]  # a client that left a knob out gets the default
-            params[name] = int(value) if annotation is int else value
-        splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
-        for split in ("validation", "test"):
-            picked = values[f"{split}_dataset"]
-            if picked:
-                other = ctx.datasets.get(picked, owner)
-                if other is None:
-                    raise DataError(f"no uploaded file {picked!r} for the {split} split: pick one from the list")
-                splits[split] = str(other.path)
-        spec = build_spec(
-            str(dataset.path),
-            values["text_column"],
-            values["label_column"],
-            values["task"],
-            values["base_model"] or "",
-            params,
-            splits,
-            {name: values.get(name) for name in TASK_COLUMN_FIELDS},
-        )
-        return spec, dataset.name
-
-    # Explicit parameters (not *args) so that API clients see named inputs; their order is the order of `inputs`.
-    def preview_spec(
-        dataset_id: str | None,
-        text_column: str | None,
-        label_column: str | None,
-        task: str,
-        base_model: str,
-        epochs: float,
-        batch_size: int,
-        learning_rate: float,
-        max_length: int,
-        warmup_ratio: float,
-        weight_decay: float,
-        seed: int,
-        precision: str,
-        validation_fraction: float,
-        test_fraction: float,
-        validation_dataset: str | None,
-        test_dataset: str | None,
-        tokens_column: str | None = None,
-        tags_column: str | None = None,
-        messages_column: str | None = None,
-        instruction_column: str | None = None,
-        input_column: str | None = None,
-        output_column: str | None = None,
-        method: str | None = None,
-        lora_rank: int | None = None,
-        lora_alpha: int | None = None,
-        lora_dropout: float | None = None,
-        request: gr.Request = None,
-    ):
-        """The equivalent `playground train` command and YAML spec of the current settings."""
-        values = {k: v for k, v in locals().items() if k != "request"}
-        owner = owner_of(ctx, request)
-        try:
-            spec, name = spec_from(owner, values)
-        except DataError:
-            return "Pick a file in the **Data** tab first.", "", ""
-        data_ = spec["data"]
-        mapped = " · ".join(
-            f"{key.removesuffix('_column')} from `{data_[key]}`"
-            for key in get_task(task).column_fields
-            if data_.get(key)
-        )
-        line = f"Training data: **{name}** · {get_task(task).short_title}" + (
-            f" · {mapped}" if mapped else " · columns guessed"
-        )
-        return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
-
-    def submit_job(
-        dataset_id: str | None,
-        text_column: str | None,
-        label_column: str | None,
-        task: str,
-        base_model: str,
-        epochs: float,
-        batch_size: int,
-        learning_rate: float,
-        max_length: int,
-        warmup_ratio: float,
-        weight_decay: float,
-        seed: int,
-        precision: str,
-        validation_fraction: float,
-        test_fraction: float,
-        validation_dataset: str | None,
-        test_dataset: str | None,
-        tokens_column: str | None = None,
-        tags_column: str | None = None,
-        messages_column: str | None = None,
-        instruction_column: str | None = None,
-        input_column: str | None = None,
-        output_column: str | None = None,
-        method: str | None = None,
-        lora_rank: int | None = None,
-        lora_alpha: int | None = None,
-        lora_dropout: float | None = None,
-        request: gr.Request = None,
-    ):
-        """Check the data and settings, then queue the training job; returns a message and the new job id."""
-        values = {k: v for k, v in locals().items() if k != "request"}
-        owner = owner_of(ctx, request)
-        try:
-            spec, _ = spec_from(owner, values)
-            job_id = ctx.submit(spec, owner)
-        except (DataError, ModelNotFoundError) as exc:
-            return error_markdown(str(exc), "Not started: the data needs fixing"), ""
-        except ValueError as exc:
-            return error_markdown(str(exc), "Not started: a setting needs fixing"), ""
-        return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.", job_id
-
-    def models_for(task_name: str):
-        """Base models that can learn the task, its default knobs, and the chat settings shown only for chat."""
-        choices = model_choices(task_name)
-        defaults = task_defaults(task_name)
-        names = {c[1] for c in choices}
-        picked = defaults["base_model"] if defaults["base_model"] in names else (choices[0][1] if choices else None)
-        values = [gr.update(value=defaults[name]) for name in ("batch_size", "learning_rate", "max_length")]
-        return (
-            gr.Radio(value=task_name),
-            gr.Dropdown(choices=choices, value=picked),
-            *values,
-            gr.Accordion(visible=bool(set(get_task(task_name).own_params) & set(METHOD_KNOBS))),
-        )
-
-    def refresh_choices(request: gr.Request):
-        owner = owner_of(ctx, request)
-        choices = dataset_choices(ctx.datasets.list(owner))
-        return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices)
-
-    by_name = dict(zip([name for name, _, _ in BASIC + ADVANCED], [*basic, *advanced], strict=True))
-    task_outputs = [task, base_model, by_name["batch_size"], by_name["learning_rate"], by_name["max_length"], chat_box]
+    from_data = {"dataset_id": data.dataset, "text_column": data.text_column, "label_column": data.label_column}
+    by_name = {**from_data, **{name: data.task_columns[name] for name in TASK_COLUMN_FIELDS}, **controls}
+    inputs = [by_name[name] for name in INPUT_FIELDS]
+    task, base_model = controls["task"], controls["base_model"]
+    task_outputs = [task, base_model, *(controls[name] for name in TASK_DEFAULT_KNOBS), chat_box]
     task.input(models_for, [task], task_outputs, api_visibility="private")
     data.task.change(models_for, [data.task], task_outputs, api_visibility="private")
     gr.on(
         [component.change for component in inputs],
-        preview_spec,
+        bind(ctx, preview_spec),
         inputs,
         [source, command, spec_yaml],
         api_name="preview_spec",
         trigger_mode="always_last",
         show_progress="hidden",
     )
-    submit.click(submit_job, inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
-    return TrainTab(submit, status, submitted_job, base_model, validation_dataset, test_dataset, refresh_choices)
+    submit.click(bind(ctx, submit_job), inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
+    validation_dataset, test_dataset = controls["validation_dataset"], controls["test_dataset"]
+    return TrainTab(
+        submit, status, submitted_job, base_model, validation_dataset, test_dataset, bind(ctx, refresh_choices)
+    )
+
+
+def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
+    """Task, base model, every training knob and the split files, by input name; and the chat-only box."""
+    controls: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        controls["task"] = gr.Radio(
+            choices=[(task.short_title, task.name) for task in all_tasks()],
+            value=default_task().name,
+            label="Task",
+            info=JobSpec.model_fields["task"].description,
+            elem_id="train-task",
+        )
+        controls["base_model"] = gr.Dropdown(
+            choices=model_choices(default_task().name),
+            value=default_task().default_base_model,
+            label="Base model",
+            info=JobSpec.model_fields["base_model"].description,
+            allow_custom_value=True,
+            elem_id="train-base-model",
+        )
+    with gr.Row():
+        controls.update({name: _widget(name, kind, step) for name, kind, step in BASIC})
+    with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
+        with gr.Row():
+            controls.update({name: _widget(name, kind, step) for name, kind, step in ADVANCED})
+        with gr.Row():
+            controls["precision"] = _choice("precision", list(typing.get_args(_field("precision").annotation)))
+            controls.update({name: _widget(name, "slider", step, DataSpec) for name, step in SPLITS})
+    with gr.Accordion("Fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
+        with gr.Row():
+            methods = typing.get_args(TrainingParams.model_fields["method"].annotation)
+            controls["method"] = _choice("method", [(METHOD_WORDS.get(m, m), m) for m in methods])
+            controls.update({name: _widget(name, kind, step) for name, kind, step in LORA})
+        with gr.Row():
+            controls["validation_dataset"] = _split_file("validation")
+            controls["test_dataset"] = _split_file("test")
+    return controls, chat_box
+
+
+def _field(name: str) -> FieldInfo:
+    return TrainingParams.model_fields[name]
+
+
+def _choice(name: str, choices: list) -> gr.Radio:
+    """A radio for a TrainingParams field with a few allowed values."""
+    field = _field(name)
+    return gr.Radio(
+        choices=choices,
+        value=field.default,
+        label=LABELS[name],
+        info=help_text(field),
+        elem_id=f"train-{name}",
+    )
+
+
+def _split_file(split: str) -> gr.Dropdown:
+    """The optional picker of a separate validation or test file."""
+    return gr.Dropdown(
+        label=f"Separate {split} file (optional)",
+        info=DataSpec.model_fields[split].description,
+        choices=[],
+        value="",
+        allow_custom_value=True,
+        elem_id=f"train-{split}-file",
+    )
