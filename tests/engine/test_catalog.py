@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import catalog
+from engine import catalog, packaged
 from engine.catalog import (
     CATALOG,
     count_parameters,
@@ -24,6 +24,7 @@ from engine.catalog import (
 from engine.errors import ModelNotFoundError
 
 SMOLLM2 = "smollm2-135m-instruct"
+GEMMA = "gemma3-270m"
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +109,7 @@ def test_catalog_task_mismatch_names_the_supported_tasks() -> None:
     # Refused before any conversion is attempted.
     with pytest.raises(ModelNotFoundError, match=r"'smollm2-135m-instruct' supports chat, not 'text-classification'"):
         resolve_model(SMOLLM2, task="text-classification")
-    assert not catalog._smollm2_folder().exists()
+    assert not packaged.converted_folder(SMOLLM2).exists()
 
 
 def test_unknown_task_is_a_value_error() -> None:
@@ -140,10 +141,16 @@ def test_model_that_supports_no_task_says_why(tmp_path: Path) -> None:
         resolve_model(str(folder), task="text-classification")
 
 
-def test_list_models_reports_both_packaged_models_as_offline() -> None:
+def test_list_models_reports_the_packaged_models_as_offline() -> None:
     rows = {row["name"]: row for row in list_models()}
 
-    assert set(rows) == {"minilm-l6", SMOLLM2}
+    assert set(rows) == {"minilm-l6", SMOLLM2, GEMMA}
+    gemma = rows[GEMMA]
+    assert gemma["tasks"] == ["text-classification", "token-classification", "chat"]
+    assert gemma["available_offline"] and gemma["converted"] is False and gemma["languages"] == "multilingual"
+    # Not converted yet: the size is the four GGUF chunks' together (241 MB).
+    assert 230 * 2**20 < gemma["disk_bytes"] < 250 * 2**20
+    assert "Gemma Terms of Use" in gemma["terms"]
     minilm, smollm2 = rows["minilm-l6"], rows[SMOLLM2]
     assert minilm["tasks"] == ["text-classification", "token-classification"]
     assert smollm2["tasks"] == ["chat"]
@@ -164,7 +171,11 @@ def test_models_table_is_aligned_and_readable() -> None:
     minilm = next(line for line in lines if line.startswith("minilm-l6 "))
     smollm2 = next(line for line in lines if line.startswith(SMOLLM2))
     assert "22.7M" in minilm and "87 MB" in minilm and " yes" in minilm
-    assert "134.5M" in smollm2 and f"converted on first use (~{catalog.CONVERSION_SECONDS} s)" in smollm2
+    assert (
+        "134.5M" in smollm2
+        and f"converted on first use (~{catalog.CATALOG[SMOLLM2].weights.conversion_seconds} s)" in smollm2
+    )
+    assert lines[-1] == f"{GEMMA}: its use is under the {catalog.GEMMA_TERMS}."
     # Every column starts at the same offset on every line.
     assert lines[0].index("PARAMS") == minilm.index("22.7M") == smollm2.index("134.5M")
 
@@ -192,7 +203,7 @@ def test_concurrent_first_uses_convert_once(monkeypatch: pytest.MonkeyPatch, pri
     stale = _write_config(private_cache / SMOLLM2, {"model_type": "llama"})
     (stale / "leftover.bin").write_bytes(b"x")
     calls: list[Path] = []
-    monkeypatch.setattr(catalog, "_convert_gguf", _fake_conversion(calls, delay=0.5))
+    monkeypatch.setattr(packaged, "convert_gguf", _fake_conversion(calls, delay=0.5))
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(resolve_model(SMOLLM2))) for _ in range(3)]
 
@@ -204,7 +215,7 @@ def test_concurrent_first_uses_convert_once(monkeypatch: pytest.MonkeyPatch, pri
     assert len(calls) == 1
     assert results == [str(private_cache / SMOLLM2)] * 3
     assert not (stale / "leftover.bin").exists()
-    assert (stale / catalog._DONE_MARKER).is_file()
+    assert (stale / packaged.DONE_MARKER).is_file()
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(stale.stat().st_mode) == 0o777 & ~umask, "the cache folder must follow the umask"
@@ -213,7 +224,7 @@ def test_concurrent_first_uses_convert_once(monkeypatch: pytest.MonkeyPatch, pri
 
 def test_failed_conversion_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
     calls: list[Path] = []
-    monkeypatch.setattr(catalog, "_convert_gguf", _fake_conversion(calls, fail=True))
+    monkeypatch.setattr(packaged, "convert_gguf", _fake_conversion(calls, fail=True))
 
     with pytest.raises(RuntimeError, match="conversion interrupted"):
         resolve_model(SMOLLM2)
@@ -272,7 +283,7 @@ def test_smollm2_is_converted_once_into_a_plain_chat_model(
     assert "paris" in reply.lower()
 
     # Second use: no conversion, same folder, fast.
-    monkeypatch.setattr(catalog, "_convert_gguf", lambda *_: pytest.fail("converted a second time"))
+    monkeypatch.setattr(packaged, "convert_gguf", lambda *_: pytest.fail("converted a second time"))
     started = time.monotonic()
     assert resolve_model(SMOLLM2) == str(folder)
     assert time.monotonic() - started < 1.0
