@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from engine.catalog import resolve_model
 from engine.hardware import device_name, resolve_precision
+from engine.language import advise
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
 from engine.report import write_report
 from engine.spec import JobSpec
@@ -68,9 +69,11 @@ def train(
     model_path = resolve_model(spec.base_model, task=spec.task)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prepared = recipe.prepare(spec, tokenizer)
+    advise(prepared.summary, spec.task, spec.base_model)  # the report says so too when the model reads it badly
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
     model = recipe.build_model(spec, model_path, prepared.labels)
+    frozen = freeze_embeddings(model, params.freeze_embeddings)
     precision = resolve_precision(params.precision)
     args = _training_args(spec, recipe, output_dir / CHECKPOINTS, precision, n_train=len(prepared.train))
     progress = ProgressCallback(on_event, should_stop, samples_per_step=params.batch_size)
@@ -93,11 +96,32 @@ def train(
         raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
 
     train_info = _train_info(trainer, recipe.metric_for_best_model, outcome.metrics, wall_seconds, precision)
+    train_info.update(
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_parameters=sum(p.numel() for p in model.parameters()),
+        frozen_embeddings=frozen > 0,
+    )
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
     model_dir = recipe.save(trainer.model, tokenizer, output_dir)
     write_report(report, output_dir, renderer=task.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
+
+
+def freeze_embeddings(model: torch.nn.Module, requested: bool | None) -> int:
+    """Stop the input embeddings from training when asked, or (unset) when they are most of the weights.
+
+    Returns how many weights were frozen. Tied output embeddings (a causal LM's head) freeze with them.
+    """
+    embeddings = model.get_input_embeddings()
+    if embeddings is None:
+        return 0
+    size = embeddings.weight.numel()
+    total = sum(p.numel() for p in model.parameters())
+    if requested is False or (requested is None and size < 0.5 * total):
+        return 0
+    embeddings.weight.requires_grad_(False)
+    return size
 
 
 def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:

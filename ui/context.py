@@ -89,10 +89,19 @@ def _split_pair(pair: str, source: str) -> tuple[str, str]:
     return user, password
 
 
-def inspect_task_data(task: str, data: DataSpec, *, max_length: int = 128, seed: int = 42) -> dict[str, Any]:
-    """The validation summary of a data mapping for one task; raises DataError with a readable message."""
+def inspect_task_data(
+    task: str, data: DataSpec, *, base_model: str | None = None, max_length: int = 128, seed: int = 42
+) -> dict[str, Any]:
+    """The validation summary of a data mapping for one task; raises DataError with a readable message.
+
+    When the base model (by default the task's) reads the texts badly, the summary's first notice names a better one.
+    """
+    from engine.language import advise
+
     # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
-    return get_task(task).inspect(data, max_length=max_length, seed=seed)
+    summary = get_task(task).inspect(data, max_length=max_length, seed=seed)
+    advise(summary, task, base_model or get_task(task).default_base_model)
+    return summary
 
 
 def local_owner() -> str:
@@ -275,7 +284,10 @@ class AppContext:
 
     def check_data(self, spec: JobSpec) -> dict[str, Any]:
         """The validation summary of a training spec's data; raises DataError with a readable message."""
-        return inspect_task_data(spec.task, spec.data, max_length=spec.params.max_length, seed=spec.params.seed)
+        params = spec.params
+        return inspect_task_data(
+            spec.task, spec.data, base_model=spec.base_model, max_length=params.max_length, seed=params.seed
+        )
 
     def base_predictor(self, job: Job) -> Predictor:
         """The loaded base model a chat job was fine-tuned from, to answer the same message for comparison."""

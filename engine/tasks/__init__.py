@@ -99,8 +99,14 @@ def inspect_job_data(spec: JobSpec) -> dict:
     from engine.catalog import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec.base_model, task=spec.task))
+    from engine.language import advise
+
     params = spec.params
-    return get_task(spec.task).inspect(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
+    summary = get_task(spec.task).inspect(
+        spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed
+    )
+    advise(summary, spec.task, spec.base_model)
+    return summary
 
 
 # The built-in tasks; the first is the default of a spec that names none.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from engine.files import atomic_dir
+from engine.heads import export_code
 
 if TYPE_CHECKING:
     import datasets
@@ -207,4 +208,5 @@ def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     with atomic_dir(final) as partial:
         model.save_pretrained(partial, safe_serialization=True)
         tokenizer.save_pretrained(partial)
+        export_code(model, partial)  # a head of our own travels with the folder, for plain transformers users
     return final

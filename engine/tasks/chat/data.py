@@ -16,6 +16,7 @@ import datasets
 from jinja2 import TemplateError
 
 from engine.errors import DataError
+from engine.language import language_summary
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats
@@ -25,6 +26,7 @@ from engine.tasks.chat.tokens import (
     ChatTemplateError,
     check_template,
     encode_texts,
+    ensure_chat_template,
     prompt_messages,
     render_template,
     tokenize_conversation,
@@ -98,6 +100,8 @@ def load_chat_data(
     data: DataSpec, *, tokenizer: Any = None, max_length: int = 512, seed: int = 42, max_bytes: int | None = None
 ) -> ChatData:
     """Read, validate and split chat data (conversations, instruction pairs or plain text) and summarise it."""
+    if tokenizer is not None:
+        ensure_chat_template(tokenizer)  # a base model (Gemma 3 270M) learns chat in its own turn format
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     columns: dict = {}
     files = {"train": read_conversation_file(data.train, data, limit, None, columns)}
@@ -229,6 +233,8 @@ def _summary(
             "last_answer_lost": sum(n >= max_length for n in last_starts),
             "no_answer_left": sum(n >= max_length for n in first_starts),
         }
+    texts = examples if kind == "text" else [m["content"] for c in examples for m in c]
+    summary["language"] = language_summary(texts, tokenizer)
     keys = [json.dumps(e, sort_keys=True) for e in examples]
     train_keys = {json.dumps(e, sort_keys=True) for e in parts["train"]}
     summary["duplicates"] = {

@@ -36,6 +36,9 @@ def _prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict], device: to
 def _sampling(temperature: float, top_p: float, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase) -> dict:
     # temperature 0 means greedy: reproducible answers for reports and tests.
     args: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    if tokenizer.eos_token_id is not None:
+        # The template's end of turn (a base model's added template sets it) ends a reply like the model's own eos.
+        args["eos_token_id"] = tokenizer.eos_token_id
     if temperature > 0:
         args.update(do_sample=True, temperature=temperature, top_p=top_p)
     else:

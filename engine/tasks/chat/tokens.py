@@ -23,6 +23,40 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
 
+# For base models that know turn markers but ship no template (Gemma 3 270M): Gemma's own turn format, with
+# generation markers so the loss falls on the model's turns. A system prompt opens the first user turn, as in
+# Gemma's instruct template.
+_TURN_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- set system = messages[0]['content'] | trim + '\\n\\n' "
+    "if messages and messages[0]['role'] == 'system' else '' -%}"
+    "{%- for message in messages if message['role'] != 'system' -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<start_of_turn>model\\n' }}{% generation %}{{ message['content'] | trim }}<end_of_turn>{% endgeneration %}"
+    "{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ '<start_of_turn>user\\n' + (system if loop.first else '') + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif -%}"
+)
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give a base model's tokenizer a chat template from its own turn markers when it has none; True if added.
+
+    The template is saved with the fine-tuned model, and its end-of-turn marker becomes the token generation stops at.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    vocab = tokenizer.get_vocab()
+    if "<start_of_turn>" not in vocab or "<end_of_turn>" not in vocab:
+        return False  # check_template then says what to pick instead
+    tokenizer.chat_template = _TURN_TEMPLATE
+    tokenizer.eos_token = "<end_of_turn>"
+    return True
+
+
 def check_template(tokenizer: Any) -> str:
     template = getattr(tokenizer, "chat_template", None)
     if not template:

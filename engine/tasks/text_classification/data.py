@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import DataError
+from engine.language import language_summary
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
@@ -290,6 +291,7 @@ def load_classification_data(
         seed=seed,
     )
     file_notices = [notice for table in tables.values() for notice in table.notices]
+    summary["language"] = language_summary(all_texts, tokenizer)
     summary["notices"] = file_notices + _summary_notices(summary, split_labels)
     return ClassificationData(
         train=_dataset(*parts["train"], names),

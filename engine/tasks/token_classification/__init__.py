@@ -53,6 +53,8 @@ class TokenClassificationTask(Task):
     def load_model(self, model_dir: Path, device: str) -> PreTrainedModel:
         from transformers import AutoModelForTokenClassification
 
+        import engine.heads.gemma3_token_classification  # noqa: F401  (registers the Gemma 3 tagging head)
+
         return AutoModelForTokenClassification.from_pretrained(model_dir).to(device).eval()
 
     def shown_labels(self, labels: list[str]) -> list[str]:

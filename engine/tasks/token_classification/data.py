@@ -11,6 +11,7 @@ from typing import Any
 import datasets
 
 from engine.errors import DataError
+from engine.language import language_summary
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
@@ -258,6 +259,7 @@ def _summary(
         },
         "duplicates": _duplicates(parts),
         "seed": seed,
+        "language": language_summary([("" if level == "character" else " ").join(s) for s in all_tokens], tokenizer),
     }
     notices = [notice for found in tagged.values() for notice in found.file.notices]
     summary["notices"] = notices + _summary_notices(summary, tagged)

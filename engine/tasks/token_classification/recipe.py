@@ -13,6 +13,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+import engine.heads.gemma3_token_classification  # noqa: F401  (registers the Gemma 3 tagging head)
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, save_model_folder
 from engine.tasks.token_classification.data import (
