@@ -169,6 +169,15 @@ def resolve_model(name: str, *, task: str | None = None) -> str:
     )
 
 
+def check_model(name: str, *, task: str) -> None:
+    """Refuse a base model that cannot learn `task`, without converting a catalog model (that waits for training)."""
+    if name in CATALOG:
+        get_task(task)
+        _check_task(name, list(CATALOG[name].tasks), task)
+        return
+    resolve_model(name, task=task)
+
+
 def model_tasks(path_or_name: str) -> list[str]:
     """Tasks a catalog model or local model folder can be fine-tuned for (empty if none)."""
     if path_or_name in CATALOG:

@@ -102,6 +102,23 @@ def advise(summary: dict[str, Any], task: str, base_model: str) -> str | None:
     return suggestion
 
 
+def fitting_base_model(task: str, data: Any) -> tuple[str, str | None]:
+    """The base model for a job that names none: the task's default, or the multilingual model the texts need.
+
+    Returns the model and, when it is not the task's default, the sentence that says why.
+    """
+    from engine.tasks import get_task
+
+    info = get_task(task)
+    summary = info.inspect(data)  # no tokenizer: scripts decide, which is what tells CJK text apart
+    if advise(summary, task, info.default_base_model) is None:
+        return info.default_base_model, None
+    suggestion = summary["suggested_base_model"]
+    scripts = ", ".join(f"{s} {share:.0%}" for s, share in list(summary["language"]["scripts"].items())[:3])
+    why = f"base model {suggestion} chosen for this data ({scripts}); {info.default_base_model} reads English"
+    return suggestion, why
+
+
 def language_notice(section: dict[str, Any], base_model: str, suggestion: str) -> str:
     """The warning a person reads before training: what the model cannot read, and which model to pick instead."""
     scripts = ", ".join(f"{script} {share:.0%}" for script, share in list(section.get("scripts", {}).items())[:3])

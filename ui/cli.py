@@ -163,7 +163,15 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         if value is not None:
             raw[key] = value
     raw.update(data=data, params=params)
-    return JobSpec.from_dict(raw, source="command line")
+    spec = JobSpec.from_dict(raw, source="command line")
+    if not raw.get("base_model"):  # none chosen: the model that fits the data
+        from engine.language import fitting_base_model
+
+        base_model, why = fitting_base_model(spec.task, spec.data)
+        if why:
+            print(why, file=sys.stderr)
+            spec = spec.model_copy(update={"base_model": base_model})
+    return spec
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

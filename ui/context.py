@@ -301,10 +301,14 @@ class AppContext:
 
     def submit(self, raw: dict[str, Any] | Spec, owner: str) -> str:
         """Check a spec (access, then data) and queue it; returns the job id. Nothing is queued on an error."""
-        from engine.catalog import resolve_model
+        from engine.catalog import check_model
+        from engine.language import fitting_base_model
 
+        chose_model = not isinstance(raw, dict) or "model" in raw or bool(raw.get("base_model"))
         spec = self.prepare_spec(raw, owner)
         if isinstance(spec, JobSpec):
-            resolve_model(spec.base_model, task=spec.task)
+            if not chose_model:  # the model that fits the data: the multilingual one for Chinese, say
+                spec = spec.model_copy(update={"base_model": fitting_base_model(spec.task, spec.data)[0]})
+            check_model(spec.base_model, task=spec.task)
             self.check_data(spec)
         return self.jobs.submit(spec, owner)

@@ -74,3 +74,30 @@ def test_many_unknown_tokens_alone_are_enough_for_advice():
         {**section, "unknown_token_rate": 0.01}, "minilm-l6", ["text-classification"], "text-classification"
     )
     assert not better_model({**section, "unknown_token_rate": 0.2}, "minilm-l6", ["chat"], "text-classification")
+
+
+def test_a_job_that_names_no_base_model_gets_the_one_that_fits_its_texts():
+    from engine.language import fitting_base_model
+
+    chinese = DataSpec(train=str(FIXTURES / "zh" / "reviews.csv"))
+    model, why = fitting_base_model("text-classification", chinese)
+    assert model == MULTILINGUAL_MODEL
+    assert why.startswith("base model gemma3-270m chosen for this data (Han 9") and "minilm-l6 reads English" in why
+    tags = DataSpec(train=str(FIXTURES / "ner" / "zh.jsonl"))
+    assert fitting_base_model("token-classification", tags)[0] == MULTILINGUAL_MODEL
+    assert fitting_base_model("text-classification", DataSpec(train=str(FIXTURES / "reviews.csv"))) == (
+        "minilm-l6",
+        None,
+    )
+
+
+def test_checking_a_catalog_model_does_not_convert_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from engine import packaged
+    from engine.catalog import check_model
+    from engine.errors import ModelNotFoundError
+
+    monkeypatch.setenv("PLAYGROUND_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(packaged, "convert_gguf", lambda *_: pytest.fail("a submit must not wait for a conversion"))
+    check_model("gemma3-270m", task="token-classification")
+    with pytest.raises(ModelNotFoundError, match="supports chat, not 'token-classification'"):
+        check_model("smollm2-135m-instruct", task="token-classification")

@@ -63,7 +63,8 @@ def headline_markdown(report: dict[str, Any], title: str) -> str:
             "| " + " | ".join(f"**{metrics[key]:.3f}**" for key, _ in shown) + " |",
         ]
     )
-    return "\n\n".join(part for part in (title, scope, table, baseline_sentence(report)) if part)
+    warnings = "\n".join(f"⚠ **{warning}**" for warning in report.get("warnings") or [])
+    return "\n\n".join(part for part in (title, warnings, scope, table, baseline_sentence(report)) if part)
 
 
 def errors_frame(report: dict[str, Any], limit: int = 10) -> pd.DataFrame:

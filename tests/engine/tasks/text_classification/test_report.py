@@ -496,3 +496,26 @@ def test_render_markdown_tolerates_missing_and_unknown_keys():
     data = section(md, "Data")
     assert "- one notice" in data
     assert "| Label |" not in data and "| Split |" not in data
+
+
+def test_a_collapsed_model_is_called_out_at_the_top_with_its_likely_cause():
+    from engine.tasks.text_classification.report import collapse_warnings
+    from engine.tasks.text_classification.views import headline_markdown
+
+    labels = ["正面", "负面"]
+    y_true = [0, 1] * 10
+    chinese = {"language": {"unknown_token_rate": 0.68}, "suggested_base_model": "gemma3-270m"}
+    baseline = {"name": "TF-IDF + logistic regression", "macro_f1": 0.8}
+    warnings = collapse_warnings(y_true, [0] * 20, labels, {"macro_f1": 0.33}, baseline, chinese)
+    assert warnings[0].startswith("The model predicts '正面' for 100% of the test rows, though only 50% really are")
+    assert "68% of the tokens are unknown to the base model; fine-tune gemma3-270m instead" in warnings[0]
+    assert warnings[1].startswith("The fine-tuned model scores below the TF-IDF + logistic regression baseline")
+    assert collapse_warnings(y_true, y_true, labels, {"macro_f1": 1.0}, baseline, chinese) == []
+    # Most rows really are that class: predicting it a lot is no collapse; the English cause names epochs.
+    mostly = [0] * 18 + [1, 1]
+    assert collapse_warnings(mostly, [0] * 20, labels, {"macro_f1": 0.47}, None, {}) == []
+    lone = collapse_warnings(y_true, [1] * 20, labels, {"macro_f1": 0.33}, None, {"language": {}})
+    assert "too few epochs" in lone[0]
+    report = {"task": "text-classification", "metrics": {"macro_f1": 0.33}, "warnings": warnings, "n_test": 20}
+    headline = headline_markdown(report, "train minilm-l6 on 评论.csv")
+    assert headline.index("⚠ **The model predicts '正面'") < headline.index("Scored on 20 held-out test rows")
