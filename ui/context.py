@@ -36,6 +36,14 @@ MODEL_FOLDER = "model"
 REPORT_FILE = "report.json"
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A queued job, and what its owner should know before it trains (a base model that cannot read the texts)."""
+
+    job_id: str
+    warnings: list[str] = field(default_factory=list)
+
+
 class AccessError(ValueError):
     """A user named something (a file, a model folder) that is not theirs to use."""
 
@@ -299,8 +307,8 @@ class AppContext:
             raise ValueError(f"the base model of job {job.id} ({spec.get('base_model')}) is not a model folder")
         return self.predictors.get(folder)
 
-    def submit(self, raw: dict[str, Any] | Spec, owner: str) -> str:
-        """Check a spec (access, then data) and queue it; returns the job id. Nothing is queued on an error."""
+    def submit(self, raw: dict[str, Any] | Spec, owner: str) -> Submission:
+        """Check a spec (access, then data) and queue it. Nothing is queued on an error."""
         from engine.catalog import check_model
         from engine.language import fitting_base_model
 
@@ -310,5 +318,7 @@ class AppContext:
             if not chose_model:  # the model that fits the data: the multilingual one for Chinese, say
                 spec = spec.model_copy(update={"base_model": fitting_base_model(spec.task, spec.data)[0]})
             check_model(spec.base_model, task=spec.task)
-            self.check_data(spec)
-        return self.jobs.submit(spec, owner)
+            summary = self.check_data(spec)
+            if summary.get("suggested_base_model"):
+                return Submission(self.jobs.submit(spec, owner), [summary["notices"][0]])
+        return Submission(self.jobs.submit(spec, owner))

@@ -184,12 +184,13 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
         """Queue a job. A training spec as in `playground train --config`, with `data.train` an uploaded dataset's
         id (POST /api/datasets); a mapping with `model` (a finished job id) and `data` evaluates that model."""
         try:
-            job_id = ctx.submit(spec, owner)
+            submission = ctx.submit(spec, owner)
         except AccessError as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except (DataError, ModelNotFoundError, ValueError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        return ctx.jobs.get(job_id, owner=owner).to_dict()
+        # Queued as asked; "warnings" says what to know first (a base model that cannot read the texts).
+        return {**ctx.jobs.get(submission.job_id, owner=owner).to_dict(), "warnings": submission.warnings}
 
     @router.get("/jobs/{job_id}")
     def get_job(job_id: str, owner: Owner, history: bool = False):

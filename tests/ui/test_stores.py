@@ -68,3 +68,20 @@ def test_single_user_mode_takes_server_paths_and_reports_data_errors_before_queu
         assert ctx.jobs.list_jobs() == []
     finally:
         ctx.close()
+
+
+def test_chinese_data_on_the_english_model_is_queued_with_a_warning_and_without_a_model_gets_gemma(
+    home: Path, csv: Path
+):
+    zh = Path(__file__).resolve().parents[1] / "fixtures" / "zh" / "reviews.csv"
+    ctx = context(home)
+    try:
+        warned = ctx.submit({"base_model": "minilm-l6", "data": {"train": str(zh)}}, ctx.local_owner)
+        assert len(warned.warnings) == 1 and "pick base model gemma3-270m (multilingual) instead" in warned.warnings[0]
+        assert ctx.jobs.get(warned.job_id).spec["base_model"] == "minilm-l6"  # the user's choice is kept
+        chosen = ctx.submit({"data": {"train": str(zh)}}, ctx.local_owner)
+        assert chosen.warnings == [] and ctx.jobs.get(chosen.job_id).spec["base_model"] == "gemma3-270m"
+        english = ctx.submit({"data": {"train": str(csv)}}, ctx.local_owner)
+        assert english.warnings == [] and ctx.jobs.get(english.job_id).spec["base_model"] == "minilm-l6"
+    finally:
+        ctx.close()

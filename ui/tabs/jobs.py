@@ -155,7 +155,7 @@ def evaluate_job(
             "text_column": text or None,
             "label_column": label or None,
         }
-        new_id = ctx.submit(spec, owner)
+        new_id = ctx.submit(spec, owner).job_id
     except (DataError, ModelNotFoundError, ValueError) as exc:
         return error_markdown(str(exc), "Not started"), gr.skip()
     return f"✅ Evaluation queued as job `{new_id}`.", new_id

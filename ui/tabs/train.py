@@ -316,12 +316,14 @@ def submit_job(
     owner = owner_of(ctx, request)
     try:
         spec, _ = spec_from(ctx, owner, values)
-        job_id = ctx.submit(spec, owner)
+        submission = ctx.submit(spec, owner)
     except (DataError, ModelNotFoundError) as exc:
         return error_markdown(str(exc), "Not started: the data needs fixing"), ""
     except ValueError as exc:
         return error_markdown(str(exc), "Not started: a setting needs fixing"), ""
-    return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.", job_id
+    job_id = submission.job_id
+    warnings = "".join(f"\n\n⚠ **{warning}**" for warning in submission.warnings)
+    return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.{warnings}", job_id
 
 
 def models_for(task_name: str):
