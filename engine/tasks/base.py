@@ -202,6 +202,17 @@ class Task:
         return f"{result}\t{text}"
 
 
+def model_with_head(auto_class: Any, model_path: str, labels: list[str]) -> PreTrainedModel:
+    """The pretrained model with a fresh classification head for `labels`, their names stored in its config."""
+    return auto_class.from_pretrained(
+        model_path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a base model that already has a head of another size gets a fresh one
+    )
+
+
 def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
     """model/ with weights (safetensors), config with label names, and tokenizer, written atomically."""
     final = output_dir / "model"

@@ -16,7 +16,7 @@ from transformers import (
 from engine.metrics import softmax, trainer_compute_metrics
 from engine.predict import predict_logits
 from engine.spec import JobSpec
-from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.base import Prepared, model_with_head, save_model_folder
 from engine.tasks.text_classification import NAME
 from engine.tasks.text_classification.data import ClassificationData, load_classification_data
 from engine.tasks.text_classification.report import build_classification_report, tfidf_baseline
@@ -41,13 +41,7 @@ class TextClassification:
         return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(
-            model_path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,  # a base model that already has a head of another size gets a fresh one
-        )
+        return model_with_head(AutoModelForSequenceClassification, model_path, labels)
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)

@@ -15,7 +15,7 @@ from transformers import (
 
 import engine.heads.gemma3_token_classification  # noqa: F401  (registers the Gemma 3 tagging head)
 from engine.spec import JobSpec
-from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.base import Prepared, model_with_head, save_model_folder
 from engine.tasks.token_classification.data import (
     TokenClassificationData,
     load_token_classification_data,
@@ -63,13 +63,7 @@ class TokenClassification:
         return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
-        return AutoModelForTokenClassification.from_pretrained(
-            model_path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-        )
+        return model_with_head(AutoModelForTokenClassification, model_path, labels)
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
