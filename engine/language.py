@@ -109,14 +109,30 @@ def fitting_base_model(task: str, data: Any) -> tuple[str, str | None]:
     """
     from engine.tasks import get_task
 
+    # No tokenizer: scripts decide, which is what tells CJK text apart.
+    return fitting_for_language(task, get_task(task).inspect(data).get("language") or {})
+
+
+def fitting_for_language(task: str, section: dict[str, Any]) -> tuple[str, str | None]:
+    """fitting_base_model for a data summary's language section already at hand."""
+    from engine.tasks import get_task
+
     info = get_task(task)
-    summary = info.inspect(data)  # no tokenizer: scripts decide, which is what tells CJK text apart
-    if advise(summary, task, info.default_base_model) is None:
+    summary: dict[str, Any] = {"language": section}
+    suggestion = advise(summary, task, info.default_base_model)
+    if suggestion is None:
         return info.default_base_model, None
-    suggestion = summary["suggested_base_model"]
-    scripts = ", ".join(f"{s} {share:.0%}" for s, share in list(summary["language"]["scripts"].items())[:3])
-    why = f"base model {suggestion} chosen for this data ({scripts}); {info.default_base_model} reads English"
-    return suggestion, why
+    scripts = ", ".join(f"{s} {share:.0%}" for s, share in list(section.get("scripts", {}).items())[:3])
+    return (
+        suggestion,
+        f"base model {suggestion} chosen for this data ({scripts}); {info.default_base_model} reads English",
+    )
+
+
+def model_warning(task: str, section: dict[str, Any], base_model: str) -> str | None:
+    """The warning to show before training when `base_model` reads the texts of this language section badly."""
+    summary: dict[str, Any] = {"language": section}
+    return summary["notices"][0] if advise(summary, task, base_model) else None
 
 
 def language_notice(section: dict[str, Any], base_model: str, suggestion: str) -> str:

@@ -47,6 +47,12 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def warnings_section(report: dict) -> list[str]:
+    """The report.md section that comes first when the model collapsed or lost to its baseline."""
+    warnings = report.get("warnings") or []
+    return ["## Warnings", "", *(f"- **{cell(warning)}**" for warning in warnings), ""] if warnings else []
+
+
 def per_class_section(
     report: dict, *, title: str = "Per class", column: str = "Label", noun: str = "labels"
 ) -> list[str]:

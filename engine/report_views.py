@@ -96,6 +96,11 @@ def confusion_html(report: dict[str, Any]) -> str:
     )
 
 
+def warnings_markdown(report: dict[str, Any]) -> str:
+    """A report's warnings (a collapsed model, a loss to the baseline), one bold line each, for the top of a view."""
+    return "\n\n".join(f"⚠ **{warning}**" for warning in report.get("warnings") or [])
+
+
 def round3(value: Any) -> float | None:
     return round(float(value), 3) if isinstance(value, int | float) else None
 

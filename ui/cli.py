@@ -314,7 +314,12 @@ def format_summary(summary: dict) -> str:
 
 
 def format_report_summary(report: dict) -> str:
-    """Headline numbers of a report for the terminal; the full version is report.md."""
+    """Headline numbers of a report for the terminal, after its warnings; the full version is report.md."""
+    warnings = "".join(f"WARNING: {warning}\n" for warning in report.get("warnings") or [])
+    return warnings + _report_numbers(report)
+
+
+def _report_numbers(report: dict) -> str:
     m = report["metrics"]
     if "per_class" not in report:  # a language model: held-out perplexity against the base model it started from
         return (

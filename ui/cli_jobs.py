@@ -262,9 +262,10 @@ def _progress_text(job) -> str:
 def _result_text(job) -> str:
     if job.error:
         return job.error
+    warned = "⚠ " if job.summary.get("warnings") else ""  # a collapsed model, or one that lost to its baseline
     if "macro_f1" in job.summary:
-        return f"macro-F1 {job.summary['macro_f1']:.3f}"
-    return ""
+        return f"{warned}macro-F1 {job.summary['macro_f1']:.3f}"
+    return warned.strip()
 
 
 def _duration(seconds: float) -> str:

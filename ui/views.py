@@ -109,7 +109,7 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
                 progress,
                 duration(job.eta_seconds) if job.status == RUNNING else "",
                 when(job.created_at),
-                result_text(job),
+                ("⚠ " if report_warnings(job) else "") + result_text(job),
             ]
         )
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
@@ -152,6 +152,11 @@ def _seconds(job: Job) -> float | None:
     return None
 
 
+def report_warnings(job: Job) -> list[str]:
+    """What the job's report says first: a collapsed model, or one that lost to its baseline."""
+    return [str(warning) for warning in (job.summary or {}).get("warnings") or []]
+
+
 def job_markdown(job: Job) -> str:
     """The heading of the job detail: what, status, and for failures the error with what to do next."""
     lines = [f"### {job_title(job).capitalize()}", ""]
@@ -168,6 +173,8 @@ def job_markdown(job: Job) -> str:
         key = "baseline_micro_f1" if result.startswith("entity") else "baseline_macro_f1"
         extra = f" (baseline {summary[key]:.3f})" if key in summary else ""
         lines += ["", f"Result on the test split: **{result}**{extra}. Open the **Report** tab for the details."]
+    if job.status == SUCCEEDED:
+        lines[3:3] = [line for warning in report_warnings(job) for line in ("", f"⚠ **{warning}**")]
     if job.status == FAILED:
         lines += ["", f"**What went wrong:** {job.error or 'the job failed without a message'}"]
         if job.hint:

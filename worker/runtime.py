@@ -351,7 +351,7 @@ def _complete_checkpoint(folder: Path) -> bool:
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of a report, for job lists."""
+    """The headline numbers of a report, and its warnings, for job lists."""
     metrics = report.get("metrics") or {}
     # Classifiers lead with macro-F1, taggers with entity micro-F1, chat models with held-out perplexity.
     keys = (
@@ -369,7 +369,10 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     for key in ("macro_f1", "micro_f1"):
         if _is_number(baseline.get(key)):
             summary[f"baseline_{key}"] = float(baseline[key])
-    return {k: v for k, v in summary.items() if math.isfinite(v)}
+    summary = {k: v for k, v in summary.items() if math.isfinite(v)}
+    # A collapsed model or a loss to the baseline: the job list and the Playground say so before any number.
+    warnings = [str(w) for w in report.get("warnings") or []]
+    return {**summary, "warnings": warnings} if warnings else summary
 
 
 def describe_failure(exc: BaseException, job_id: str) -> tuple[str, str]:

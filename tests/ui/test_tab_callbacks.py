@@ -195,3 +195,23 @@ def test_bound_callbacks_show_gradio_the_api_parameters(ctx: AppContext):
     assert list(check) == ["dataset_id", "text", "label", "task_name", *data.task_column_fields(), "request"]
     assert list(train.TASK_COLUMN_FIELDS) == data.task_column_fields()
     assert list(inspect.signature(bind(ctx, train.refresh_choices)).parameters) == ["request"]
+
+
+def test_the_base_model_follows_the_data_and_a_model_that_cannot_read_it_is_warned_of(
+    ctx: AppContext, latin1_reviews: Path
+):
+    chinese = uploaded(ctx, FIXTURES / "zh" / "reviews.csv")  # GB18030, 评论内容 / 情感
+    picker, note = train.fit_model(ctx, chinese, "text-classification", None, None)
+    assert picker["value"] == "gemma3-270m"
+    assert note.startswith("ℹ Base model gemma3-270m chosen for this data (Han ")
+    assert "minilm-l6 reads English; pick another model to override." in note
+    picker, note = train.fit_model(ctx, uploaded(ctx, latin1_reviews), "text-classification", None, None)
+    assert (picker["value"], note) == ("minilm-l6", "")  # French in Latin script: the default reads it
+
+    values = train_inputs(dataset_id=chinese, task="text-classification", base_model="minilm-l6", epochs=2.0)
+    line, _, _ = train.preview_spec(ctx, **values)
+    assert "\n\n⚠ **Before you start: minilm-l6 is English (the texts are Han " in line
+    assert "pick base model gemma3-270m (multilingual) instead.**" in line
+    line, _, _ = train.preview_spec(ctx, **(values | {"base_model": "gemma3-270m"}))
+    assert "⚠" not in line
+    assert train.fit_model(ctx, None, "text-classification", None, None) == (train.gr.skip(), "")

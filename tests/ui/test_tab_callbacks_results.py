@@ -208,15 +208,44 @@ def test_the_playground_shows_the_section_of_the_picked_models_task(ctx: AppCont
     chat_job = finished_job(ctx, CHAT_SPEC, CHAT_REPORT)
     classifier = finished_job(ctx, CLASSIFICATION_SPEC, CLASSIFICATION_REPORT)
 
-    classify, tag, chat, files, conversation, base_conversation = playground.model_task(ctx, chat_job.id, ALICE)
+    classify, tag, chat, files, conversation, base_conversation, warning = playground.model_task(
+        ctx, chat_job.id, ALICE
+    )
     assert chat.visible is True and files.visible is False
     assert classify.visible is False and tag.visible is False
     assert conversation == [] and base_conversation == []  # a new model starts a new conversation
+    assert warning == ""  # a model that learned: no banner
 
     classify, tag, chat, files, *_ = playground.model_task(ctx, classifier.id, ALICE)
     assert classify.visible is True and files.visible is True and chat.visible is False
     classify, *_ = playground.model_task(ctx, chat_job.id, BOB)  # not bob's: the default task's section
     assert classify.visible is True
+
+
+def test_a_collapsed_model_is_called_out_in_the_jobs_tab_and_the_playground(ctx: AppContext):
+    from worker.runtime import report_summary
+
+    collapsed = {
+        **CLASSIFICATION_REPORT,
+        "warnings": [
+            "The model predicts '正面' for 100% of the test rows, though only 52% really are: it has "
+            "collapsed to (nearly) one class. Likely cause: 68% of the tokens are unknown to the base "
+            "model; fine-tune gemma3-270m instead."
+        ],
+    }
+    job = finished_job(ctx, CLASSIFICATION_SPEC, collapsed, summary=report_summary(collapsed))
+
+    *_, banner = playground.model_task(ctx, job.id, ALICE)
+    assert banner.startswith("⚠ **Read this before you trust its answers.** The model predicts '正面' for 100%")
+    assert "fine-tune gemma3-270m instead" in banner
+    heading = jobs.job_status(ctx, job.id, ALICE)[0]
+    assert heading.index("collapsed to (nearly) one class") < heading.index("Result on the test split")
+    table = jobs.list_jobs(ctx, ALICE)[0]
+    assert table.iloc[0, -1].startswith("⚠ macro-F1")  # the job list flags it too
+    from ui.cli import format_report_summary
+
+    printed = format_report_summary(collapsed)
+    assert printed.startswith("WARNING: The model predicts '正面' for 100%") and "test accuracy" in printed
 
 
 def test_share_links_are_listed_with_the_address_the_browser_used_and_revoked_by_their_owner(ctx: AppContext):

@@ -16,7 +16,7 @@ from ui.context import AppContext
 from ui.tabs.common import bind, download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
 from ui.task_views import chat_messages, highlighted
-from ui.views import job_choice, job_title, when
+from ui.views import job_choice, job_title, report_warnings, when
 
 MAX_TEXT_CHARS = 20_000
 SHARE_COLUMNS = ["Link", "Model", "Created"]
@@ -136,10 +136,11 @@ def predict_file(ctx: AppContext, job_id: str | None, path: str | None, text_col
 def model_task(ctx: AppContext, job_id: str | None, request: gr.Request):
     """Show the part of the page that fits the picked model's task: classify, tag or chat."""
     owner = owner_of(ctx, request)
-    kind = default_task().playground
+    kind, warnings = default_task().playground, []
     if job_id:
         try:
-            kind = get_task((ctx.job(job_id, owner).spec or {}).get("task")).playground
+            job = ctx.job(job_id, owner)
+            kind, warnings = get_task((job.spec or {}).get("task")).playground, report_warnings(job)
         except ValueError:
             kind = default_task().playground
     return (
@@ -149,6 +150,7 @@ def model_task(ctx: AppContext, job_id: str | None, request: gr.Request):
         gr.Accordion(visible=kind in FILE_OUTPUT),
         [],
         [],
+        "\n\n".join(f"⚠ **Read this before you trust its answers.** {warning}" for warning in warnings),
     )
 
 
@@ -239,6 +241,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
             elem_id="playground-model",
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="playground-refresh")
+    warning = gr.Markdown(elem_id="playground-warning")
     classify_section, text, classify_button, result = _classify_section()
     tag_section, tag_text, tag_button, entities = _tag_section()
     chat_ui = _chat_section()
@@ -257,7 +260,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
     )
     sections = [classify_section, tag_section, chat_ui.section, file_section]
     conversations = [chat_ui.conversation, chat_ui.base_conversation]
-    model.change(bind(ctx, model_task), [model], [*sections, *conversations], api_visibility="private")
+    model.change(bind(ctx, model_task), [model], [*sections, *conversations, warning], api_visibility="private")
     gr.on(
         [tag_button.click, tag_text.submit],
         bind(ctx, tag),

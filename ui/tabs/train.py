@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import typing
 from collections.abc import Callable
@@ -15,11 +16,12 @@ from pydantic.fields import FieldInfo
 
 from engine.catalog import list_models
 from engine.errors import DataError, ModelNotFoundError
+from engine.language import fitting_for_language, model_warning
 from engine.spec import DataSpec, JobSpec, TrainingParams
 from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
 from ui.tabs.common import bind, bounds, help_text, owner_of
-from ui.tabs.data import DataTab, dataset_choices
+from ui.tabs.data import DataTab, data_spec, dataset_choices
 from ui.views import error_markdown
 
 # (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
@@ -277,7 +279,52 @@ def preview_spec(
     line = f"Training data: **{name}** · {get_task(task).short_title}" + (
         f" · {mapped}" if mapped else " · columns guessed"
     )
+    warning = model_warning(task, _language(data["train"], task, values), spec["base_model"])
+    if warning:  # said before Start is pressed, with the model that reads the data named
+        line += f"\n\n⚠ **Before you start: {warning}.**"
     return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+
+
+def _language(path: str, task: str, columns: dict[str, Any]) -> dict[str, Any]:
+    """The language section of the data summary (scripts, no tokenizer) of a training file mapped for `task`."""
+    fields = get_task(task).column_fields
+    try:
+        stamp = Path(path).stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _language_cached(path, stamp, task, tuple((name, columns.get(name) or None) for name in fields))
+
+
+@functools.lru_cache(maxsize=64)
+def _language_cached(path: str, stamp: int, task: str, columns: tuple) -> dict[str, Any]:
+    try:
+        return get_task(task).inspect(data_spec(path, task, dict(columns))).get("language") or {}
+    except (DataError, ValueError):
+        return {}  # the Data tab says what is wrong with the file
+
+
+def fit_model(
+    ctx: AppContext,
+    dataset_id: str | None,
+    task: str,
+    text_column: str | None,
+    label_column: str | None,
+    tokens_column: str | None = None,
+    tags_column: str | None = None,
+    messages_column: str | None = None,
+    instruction_column: str | None = None,
+    input_column: str | None = None,
+    output_column: str | None = None,
+    request: gr.Request = None,
+):
+    """The base model that reads the picked file (the multilingual one for Chinese, say), and why in words."""
+    dataset = ctx.datasets.get(dataset_id, owner_of(ctx, request)) if dataset_id else None
+    if dataset is None or task not in task_names():
+        return gr.skip(), ""
+    columns = {name: value for name, value in locals().items() if name.endswith("_column")}
+    model, why = fitting_for_language(task, _language(str(dataset.path), task, columns))
+    note = f"ℹ {why[:1].upper()}{why[1:]}; pick another model to override." if why else ""
+    return gr.update(value=model), note
 
 
 def submit_job(
@@ -352,6 +399,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     """Lay out the Train tab and wire Submit."""
     source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
     controls, chat_box = _settings()
+    model_note = gr.Markdown(elem_id="train-model-note")
     with gr.Row():
         submit = gr.Button("Start training", variant="primary", scale=0, min_width=220, elem_id="train-submit")
         status = gr.Markdown(elem_id="train-status")
@@ -365,8 +413,17 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     inputs = [by_name[name] for name in INPUT_FIELDS]
     task, base_model = controls["task"], controls["base_model"]
     task_outputs = [task, base_model, *(controls[name] for name in TASK_DEFAULT_KNOBS), chat_box]
-    task.input(models_for, [task], task_outputs, api_visibility="private")
-    data.task.change(models_for, [data.task], task_outputs, api_visibility="private")
+    # The base model follows the data: a new file or task gets the model that reads it, and the note says why.
+    fit_inputs = [data.dataset, task, data.text_column, data.label_column]
+    fit_inputs += [data.task_columns[name] for name in TASK_COLUMN_FIELDS]
+    fit = bind(ctx, fit_model)
+    task.input(models_for, [task], task_outputs, api_visibility="private").then(
+        fit, fit_inputs, [base_model, model_note], api_visibility="private"
+    )
+    data.task.change(models_for, [data.task], task_outputs, api_visibility="private").then(
+        fit, fit_inputs, [base_model, model_note], api_visibility="private"
+    )
+    data.dataset.change(fit, fit_inputs, [base_model, model_note], api_visibility="private")
     gr.on(
         [component.change for component in inputs],
         bind(ctx, preview_spec),

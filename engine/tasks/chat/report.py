@@ -57,11 +57,22 @@ def build_chat_report(
             "loss": round(base_loss, 4),
             "perplexity": round(base_perplexity, 3),
         },
+        "warnings": _warnings(perplexity, base_perplexity),
         "generations": generations,
         "generation": {"tokens_per_second": generation_tokens_per_second, "decoding": "greedy"},
         "data": data_summary,
         "train": train_info,
     }
+
+
+def _warnings(perplexity: float, base_perplexity: float) -> list[str]:
+    if perplexity < base_perplexity:
+        return []
+    return [
+        f"Fine-tuning did not lower held-out perplexity ({base_perplexity:.2f} before, {perplexity:.2f} after): the "
+        "model got no better at these conversations. Try more data or epochs, or a lower learning rate if the "
+        "training loss fell while this rose (overfitting)."
+    ]
 
 
 def render_chat_markdown(report: dict) -> str:

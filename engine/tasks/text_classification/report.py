@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, make_pipeline
 
+from engine.collapse import below_baseline_warning, likely_cause, one_answer_warning, present
 from engine.markdown import (
     as_count,
     cell,
@@ -22,6 +22,7 @@ from engine.markdown import (
     per_class_section,
     table,
     train_section,
+    warnings_section,
 )
 from engine.metrics import classification_metrics
 
@@ -164,10 +165,6 @@ def build_classification_report(
     }
 
 
-# A model that gives one label to this share of the test rows, when far fewer really have it, has collapsed.
-COLLAPSE_SHARE = 0.9
-
-
 def collapse_warnings(
     y_true: Sequence[int],
     y_pred: Sequence[int],
@@ -178,36 +175,11 @@ def collapse_warnings(
 ) -> list[str]:
     """What must be said at the top of a report: a model that predicts one class for everything, or loses to the
     baseline, with the likely cause and what to try."""
-    warnings = []
-    n = len(y_pred)
-    cause = _likely_cause(data_summary)
-    if n >= 10 and len(labels) > 1:
-        top, count = Counter(y_pred).most_common(1)[0]
-        really = sum(1 for t in y_true if t == top) / n
-        if count / n >= COLLAPSE_SHARE and really < 0.75:
-            warnings.append(
-                f"The model predicts '{labels[top]}' for {count / n:.0%} of the test rows, though only {really:.0%} "
-                f"really are: it has collapsed to (nearly) one class. {cause}"
-            )
-    ours, theirs = metrics.get("macro_f1"), (baseline or {}).get("macro_f1")
-    if ours is not None and theirs is not None and ours < theirs - 0.005:
-        warnings.append(
-            f"The fine-tuned model scores below the {baseline.get('name', 'baseline')} baseline on this split "
-            f"(macro-F1 {ours:.3f} vs {theirs:.3f}). {cause}"
-        )
-    return warnings
-
-
-def _likely_cause(data_summary: dict | None) -> str:
-    language = (data_summary or {}).get("language") or {}
-    unknown = language.get("unknown_token_rate")
-    suggestion = (data_summary or {}).get("suggested_base_model")
-    if suggestion or (unknown is not None and unknown > 0.05):
-        unread = f"{unknown:.0%} of the tokens are unknown to the base model" if unknown else "an English base model"
-        return f"Likely cause: {unread}; fine-tune {suggestion or 'a multilingual model'} instead."
-    return (
-        "Likely causes: too few epochs, a learning rate too high or too low, or too few examples of the other "
-        "labels; try more epochs or a learning rate 2-5 times lower, and check the label counts."
+    cause = likely_cause(data_summary)
+    named = ([labels[i] for i in y_true], [labels[i] for i in y_pred])
+    return present(
+        one_answer_warning(named[1], named[0], cause, unit="rows") if len(labels) > 1 else None,
+        below_baseline_warning(metrics.get("macro_f1"), baseline, "macro_f1", "macro-F1", cause),
     )
 
 
@@ -343,8 +315,7 @@ def render_markdown(report: dict) -> str:
     context = [f"{key.replace('_', ' ')}: {report[key]}" for key in ("split", "n_test", "created_at") if key in report]
     if context:
         lines += [" · ".join(context), ""]
-    if report.get("warnings"):
-        lines += ["## Warnings", "", *(f"- **{cell(warning)}**" for warning in report["warnings"]), ""]
+    lines += warnings_section(report)
     headline_rows = [[title, num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
     lines += ["## Headline metrics", "", *table(["Metric", "Value"], headline_rows), ""]
     lines += ["## Fine-tuned vs baseline", "", _comparison_line(report), ""]

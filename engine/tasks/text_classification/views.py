@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.report_views import WORDS_NOTICE, baseline_sentence
+from engine.report_views import WORDS_NOTICE, baseline_sentence, warnings_markdown
 
 
 def summary_markdown(summary: dict[str, Any], dataset_name: str = "") -> str:
@@ -63,8 +63,8 @@ def headline_markdown(report: dict[str, Any], title: str) -> str:
             "| " + " | ".join(f"**{metrics[key]:.3f}**" for key, _ in shown) + " |",
         ]
     )
-    warnings = "\n".join(f"⚠ **{warning}**" for warning in report.get("warnings") or [])
-    return "\n\n".join(part for part in (title, warnings, scope, table, baseline_sentence(report)) if part)
+    parts = (title, warnings_markdown(report), scope, table, baseline_sentence(report))
+    return "\n\n".join(part for part in parts if part)
 
 
 def errors_frame(report: dict[str, Any], limit: int = 10) -> pd.DataFrame:

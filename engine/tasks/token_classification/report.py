@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.collapse import below_baseline_warning, likely_cause, no_entities_warning, present
 from engine.markdown import (
     cell,
     confusion_section,
@@ -15,6 +16,7 @@ from engine.markdown import (
     per_class_section,
     table,
     train_section,
+    warnings_section,
 )
 from engine.tasks.text_classification.report import ERROR_TEXT_CHARS
 from engine.tasks.token_classification import NAME
@@ -43,6 +45,18 @@ _KIND_TITLES = {
     "wrong_boundary": ("Wrong boundary", "a predicted entity overlaps the gold one but does not match its span"),
 }
 _SPLIT_NAMES = ("train", "validation", "test")
+
+
+def collapse_warnings(scores: dict[str, Any], baseline: dict | None, data_summary: dict | None) -> list[str]:
+    """What must be said first: a tagger that finds (nearly) no entities, or loses to the baseline, and why."""
+    matrix = scores["confusion_matrix"]["matrix"]  # gold type by predicted type, "O" last in both
+    gold = sum(sum(row) for row in matrix[:-1])
+    found = sum(sum(row[:-1]) for row in matrix)
+    cause = likely_cause(data_summary)
+    return present(
+        no_entities_warning(found, gold, cause),
+        below_baseline_warning(scores["metrics"].get("micro_f1"), baseline, "micro_f1", "entity micro-F1", cause),
+    )
 
 
 def build_token_classification_report(
@@ -92,6 +106,7 @@ def build_token_classification_report(
         "error_kinds": scores["error_kinds"],
         "prediction_repairs": repaired,
         "baseline": baseline,
+        "warnings": collapse_warnings(scores, baseline, data_summary),
         "errors": error_examples(test_tokens, y_true_tags, predicted),
         "data": data_summary,
         "train": train_info,
@@ -257,6 +272,7 @@ def render_ner_markdown(report: dict) -> str:
     if context:
         lines += [" · ".join(context), ""]
     rows = [[title, num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
+    lines += warnings_section(report)
     lines += [
         "## Headline metrics",
         "",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.report_views import baseline_sentence, length_sentence, notices_markdown
+from engine.report_views import baseline_sentence, length_sentence, notices_markdown, warnings_markdown
 
 ERROR_KIND_WORDS = {
     "missed": ("Missed", "a real entity the model did not find at all"),
@@ -78,7 +78,8 @@ def ner_headline_markdown(report: dict[str, Any], title: str) -> str:
             "| " + " | ".join(f"**{metrics[key]:.3f}**" for key, _ in shown) + " |",
         ]
     )
-    return "\n\n".join(part for part in (f"### Report: {title}", scope, table, ner_baseline_sentence(report)) if part)
+    parts = (f"### Report: {title}", warnings_markdown(report), scope, table, ner_baseline_sentence(report))
+    return "\n\n".join(part for part in parts if part)
 
 
 def ner_baseline_sentence(report: dict[str, Any]) -> str:

@@ -349,3 +349,26 @@ def test_render_ner_markdown_without_errors_or_baseline():
     markdown = render_ner_markdown(report)
     assert "No baseline was computed" in markdown and "No entity errors on the test split." in markdown
     assert "No data summary was recorded." in markdown
+
+
+def test_a_tagger_that_finds_no_entities_or_loses_to_the_baseline_is_called_out_first(english):
+    from engine.tasks.token_classification.views import ner_headline_markdown
+
+    gold = _tags(english.test, english.labels)
+    all_o = [["O"] * len(tags) for tags in gold]
+    baseline = {"name": "most frequent tag per word", "micro_f1": 0.55}
+    report = _report(english, predicted=all_o, baseline=baseline)
+    n_gold = sum(tag.startswith("B-") for tags in gold for tag in tags)
+    first, second = report["warnings"]
+    assert first.startswith(f"The model marks 0 entities in the test sentences, which hold {n_gold}: it has collapsed")
+    assert "Likely causes: too few epochs" in first  # English data, an English model: the knobs are to blame
+    assert second.startswith("The fine-tuned model scores below the most frequent tag per word baseline")
+    assert "(entity micro-F1 0.000 vs 0.550)" in second
+    markdown = render_ner_markdown(report)
+    assert markdown.index("## Warnings") < markdown.index("## Headline metrics")
+    headline = ner_headline_markdown(report, "tagger")
+    assert headline.index("⚠ **The model marks 0 entities") < headline.index("Scored on")
+    # A perfect tagger gets no warning; one that finds half the entities has not collapsed.
+    assert _report(english, baseline=baseline)["warnings"] == []
+    half = [tags if i % 2 else ["O"] * len(tags) for i, tags in enumerate(gold)]
+    assert not any("collapsed" in w for w in _report(english, predicted=half)["warnings"])
