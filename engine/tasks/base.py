@@ -99,6 +99,10 @@ class TrainingRecipe(Protocol):
         ...
 
 
+# The TrainingParams fields of the fine-tuning method (full, or LoRA with its settings), read by every task.
+METHOD_PARAMS = ("method", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
+
+
 @dataclass(frozen=True)
 class Task:
     """One fine-tuning task as every edge sees it. Subclasses fill the fields and the hooks below."""
@@ -214,7 +218,13 @@ def model_with_head(auto_class: Any, model_path: str, labels: list[str]) -> PreT
 
 
 def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
-    """model/ with weights (safetensors), config with label names, and tokenizer, written atomically."""
+    """model/ with weights (safetensors), config with label names, and tokenizer, written atomically.
+
+    A LoRA model is saved merged, with its adapter alone beside it in adapter/.
+    """
+    from engine.adapters import merged
+
+    model = merged(model, tokenizer, output_dir)
     final = output_dir / "model"
     with atomic_dir(final) as partial:
         model.save_pretrained(partial, safe_serialization=True)

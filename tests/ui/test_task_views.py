@@ -224,7 +224,8 @@ def test_train_tab_builds_valid_specs_for_every_task():
         {},
         {"tags_column": "2"},
     )
-    assert ner["params"] == {"epochs": 2} and ner["data"]["tags_column"] == "2"
+    # Every task reads the method now: LoRA on a tagger trains adapters and the tag head.
+    assert ner["params"] == {"epochs": 2, "method": "lora"} and ner["data"]["tags_column"] == "2"
     assert JobSpec.from_dict(ner).task == "token-classification"
 
 

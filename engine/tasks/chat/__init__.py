@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError
-from engine.tasks.base import Column, ReportView, Task
+from engine.tasks.base import METHOD_PARAMS, Column, ReportView, Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,7 +136,7 @@ CHAT = ChatTask(
     default_base_model="smollm2-135m-instruct",
     # LoRA adapters start at zero and need a larger step than full fine-tuning to move in a few epochs.
     default_params={"max_length": 512, "batch_size": 8, "learning_rate": 2e-4},
-    own_params=("method", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"),
+    own_params=METHOD_PARAMS,
     headline_metric="perplexity",
     headline_name="perplexity",
     greater_is_better=False,

@@ -11,7 +11,7 @@ import datasets
 import torch
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from engine.files import atomic_dir
+from engine.adapters import add_adapters
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, save_model_folder
 from engine.tasks.chat.data import (
@@ -24,25 +24,8 @@ from engine.tasks.chat.data import (
 from engine.tasks.chat.generation import generate_reply, mean_token_loss, perplexity
 from engine.tasks.chat.report import build_chat_report
 
-# Attention and MLP projections: adapters there train best per parameter (the LoRA and QLoRA papers' finding).
-DEFAULT_TARGETS = {
-    "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    "mistral": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    "qwen3": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    "gemma": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),
-    "gpt2": ("c_attn", "c_proj", "c_fc"),
-}
 REPORT_GENERATIONS = 10
 REPORT_NEW_TOKENS = 64
-
-
-def lora_targets(model_type: str, requested: tuple[str, ...] | None) -> list[str] | str:
-    """The layers that get adapters: the user's list, the architecture's default, or every linear layer."""
-    if requested:
-        return list(requested)
-    return list(DEFAULT_TARGETS.get(model_type, ())) or "all-linear"
 
 
 class Chat:
@@ -67,20 +50,8 @@ class Chat:
         """The causal LM in fp32 (autocast does the bf16 math), wrapped in LoRA adapters for method 'lora'."""
         self.model_path = model_path
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        params = spec.params
-        self.method = params.method
-        if params.method == "full":
-            return model
-        from peft import LoraConfig, get_peft_model
-
-        config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=params.lora_rank,
-            lora_alpha=params.lora_alpha,
-            lora_dropout=params.lora_dropout,
-            target_modules=lora_targets(model.config.model_type, params.lora_target_modules),
-        )
-        return get_peft_model(model, config)
+        self.method = spec.params.method
+        return add_adapters(model, spec.params, "CAUSAL_LM")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorForSeq2Seq(
@@ -151,12 +122,6 @@ class Chat:
         del base
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
-        if hasattr(model, "merge_and_unload"):
-            # The adapter alone (a few MB) for peft users, and merged weights any transformers user can load.
-            with atomic_dir(output_dir / "adapter") as partial:
-                model.save_pretrained(partial, safe_serialization=True)
-                tokenizer.save_pretrained(partial)
-            model = model.merge_and_unload()
         return save_model_folder(model, tokenizer, output_dir)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.tasks.base import Column, ReportView, Task
+from engine.tasks.base import METHOD_PARAMS, Column, ReportView, Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,6 +130,8 @@ TEXT_CLASSIFICATION = TextClassificationTask(
     playground="classify",
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "accuracy"),
+    default_params={"method": "full"},
+    own_params=METHOD_PARAMS,
     model_architectures=("ForSequenceClassification",),
     demo_prompt=("Type or paste a text:", "Classify", "classify"),
 )

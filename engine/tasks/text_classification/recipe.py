@@ -13,6 +13,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from engine.adapters import add_adapters
 from engine.metrics import softmax, trainer_compute_metrics
 from engine.predict import predict_logits
 from engine.spec import JobSpec
@@ -41,7 +42,9 @@ class TextClassification:
         return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
-        return model_with_head(AutoModelForSequenceClassification, model_path, labels)
+        # The fresh head trains fully; with method 'lora' the rest of the model learns through adapters.
+        model = model_with_head(AutoModelForSequenceClassification, model_path, labels)
+        return add_adapters(model, spec.params, "SEQ_CLS")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)

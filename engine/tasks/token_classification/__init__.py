@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.tasks.base import Column, ReportView, Task
+from engine.tasks.base import METHOD_PARAMS, Column, ReportView, Task
 from engine.tasks.text_classification import texts_of
 
 if TYPE_CHECKING:
@@ -147,6 +147,8 @@ TOKEN_CLASSIFICATION = TokenClassificationTask(
     headline_name="micro F1",
     greater_is_better=True,
     playground="tag",
+    default_params={"method": "full"},
+    own_params=METHOD_PARAMS,
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "micro_f1"),  # not token accuracy: high from the first step, most tokens are O
     model_architectures=("ForTokenClassification",),

@@ -14,6 +14,7 @@ from transformers import (
 )
 
 import engine.heads.gemma3_token_classification  # noqa: F401  (registers the Gemma 3 tagging head)
+from engine.adapters import add_adapters
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, model_with_head, save_model_folder
 from engine.tasks.token_classification.data import (
@@ -63,7 +64,9 @@ class TokenClassification:
         return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
-        return model_with_head(AutoModelForTokenClassification, model_path, labels)
+        # The fresh head trains fully; with method 'lora' the rest of the model learns through adapters.
+        model = model_with_head(AutoModelForTokenClassification, model_path, labels)
+        return add_adapters(model, spec.params, "TOKEN_CLS")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
