@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,11 @@ class DataSpec(_Frozen):
     format: FileFormat | None = Field(
         default=None, description="File format; guessed from the file name and contents when absent."
     )
+    encoding: str | None = Field(
+        default=None,
+        description="Text encoding of the data files (utf-8, cp1252, gb18030, shift_jis, big5, ...); guessed when "
+        "absent, with a notice that shows decoded samples.",
+    )
     text_column: str | None = Field(default=None, description="Column holding the text; guessed when absent.")
     label_column: str | None = Field(default=None, description="Column holding the label; guessed when absent.")
     tokens_column: str | None = Field(
@@ -69,6 +75,18 @@ class DataSpec(_Frozen):
     test_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing."
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return codecs.lookup(value.strip()).name
+        except LookupError as exc:
+            raise ValueError(
+                f"unknown encoding {value!r}; use a name such as utf-8, cp1252, latin-1, gb18030, shift_jis or big5"
+            ) from exc
 
     def with_absolute_paths(self, base: str | Path | None = None) -> DataSpec:
         """The same mapping with relative data files made absolute against `base` (default: the current folder)."""
@@ -106,7 +124,8 @@ class TrainingParams(_Frozen):
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the data split, initialisation and order.")
     method: Method = Field(
         default="lora",
-        description="Chat: 'lora' trains small adapter matrices (fast, little memory); 'full' trains every weight.",
+        description="'lora' trains small adapter matrices (fast, little memory) and the task's head; 'full' trains "
+        "every weight. Classification and tagging default to 'full', chat to 'lora'.",
     )
     lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA: rank of the adapter matrices.")
     lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA: scaling of the adapter (alpha / rank).")

@@ -128,6 +128,7 @@ def _add_data_flags(parser: argparse.ArgumentParser, *, with_splits: bool) -> No
         parser.add_argument("--validation", help="optional validation file (else split from --train)")
         parser.add_argument("--test", help="optional test file (else split from --train)")
     parser.add_argument("--format", choices=FORMATS, help=DataSpec.model_fields["format"].description)
+    parser.add_argument("--encoding", help=DataSpec.model_fields["encoding"].description)
     for name in DATA_COLUMNS:
         parser.add_argument(f"--{name.replace('_', '-')}", help=DataSpec.model_fields[name].description)
 
@@ -147,7 +148,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     raw: dict[str, Any] = config.model_dump() if config else {}
     # spec.json must work from any folder: paths in a config are relative to it, on the command line to the cwd.
     data = config.data.with_absolute_paths(args.config.resolve().parent).model_dump() if config else {}
-    for key in (*DATA_FILES, "format", *DATA_COLUMNS):
+    for key in (*DATA_FILES, "format", "encoding", *DATA_COLUMNS):
         value = getattr(args, key, None)
         if value is not None:
             data[key] = absolute_path(value) if key in DATA_FILES else value

@@ -76,13 +76,20 @@ def test_a_latin1_csv_upload_is_kept_and_summarised_with_its_guessed_columns(ctx
     assert (remembered.text_column, remembered.label_column) == ("commentaire", "note")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/tabular.py guesses ISO8859_10/14 over cp1252 for French text ('déçu' -> 'déįu', 'n°' -> 'nḞ')",
-)
-def test_a_latin1_csv_upload_keeps_its_accents(ctx: AppContext, latin1_reviews: Path):
-    _, preview, *_ = data.upload_dataset(ctx, str(latin1_reviews), None)
-    assert preview["commentaire"].iloc[0] == f"{REVIEWS[0][1]} (avis n°0)"
+def test_a_latin1_csv_upload_keeps_its_accents_and_another_encoding_can_be_picked(
+    ctx: AppContext, latin1_reviews: Path
+):
+    picker, preview, _, _, summary, _ = data.upload_dataset(ctx, str(latin1_reviews), None)
+    assert preview["commentaire"].iloc[0] == f"{REVIEWS[0][1]} (avis n°0)"  # once read as ISO-8859-10: 'déįu'
+    assert "decoded as Windows-1252 (Latin-1)" in summary and "Très déçu" in summary  # a sample to check it by
+    # Picked by hand, another code page shows what it would do; the Train tab's spec carries the pick.
+    preview, _, _, summary, _ = data.decode_dataset(ctx, picker.value, "cp1250", None)
+    assert preview["commentaire"].iloc[0].startswith("Trčs déçu")  # è is č in Windows-1250
+    assert "decoded as" not in summary  # chosen, not guessed
+    values = train_inputs(dataset_id=picker.value, task="text-classification", encoding="cp1250")
+    spec, _ = train.spec_from(ctx, ctx.owner(None), values)
+    assert spec["data"]["encoding"] == "cp1250"
+    assert "encoding" not in train.spec_from(ctx, ctx.owner(None), values | {"encoding": ""})[0]["data"]
 
 
 def test_an_empty_upload_changes_nothing_but_the_summary(ctx: AppContext):
@@ -154,7 +161,7 @@ def test_a_chat_spec_holds_only_chat_columns_and_chat_knobs(ctx: AppContext):
     assert "--task chat" in command and "text_column" not in spec_yaml
 
 
-def test_a_text_classification_spec_leaves_the_chat_knobs_out(ctx: AppContext, latin1_reviews: Path):
+def test_a_text_classification_spec_holds_its_columns_and_the_method_knobs(ctx: AppContext, latin1_reviews: Path):
     dataset_id = uploaded(ctx, latin1_reviews)
     values = train_inputs(
         dataset_id=dataset_id,
@@ -168,7 +175,7 @@ def test_a_text_classification_spec_leaves_the_chat_knobs_out(ctx: AppContext, l
     )
     spec, _ = train.spec_from(ctx, ctx.owner(None), values)
     assert spec["data"] == {"train": spec["data"]["train"], "text_column": "commentaire", "label_column": "note"}
-    assert "method" not in spec["params"] and "lora_rank" not in spec["params"]
+    assert spec["params"]["method"] == "lora" and spec["params"]["lora_rank"] == 16  # classifiers take LoRA too
     assert spec["params"]["batch_size"] == 16 and isinstance(spec["params"]["batch_size"], int)
     line, _, _ = train.preview_spec(ctx, **values)
     assert (
@@ -192,7 +199,15 @@ def test_bound_callbacks_show_gradio_the_api_parameters(ctx: AppContext):
     for callback in (train.preview_spec, train.submit_job):
         assert list(inspect.signature(bind(ctx, callback)).parameters) == [*train.INPUT_FIELDS, "request"]
     check = inspect.signature(bind(ctx, data.check_dataset)).parameters
-    assert list(check) == ["dataset_id", "text", "label", "task_name", *data.task_column_fields(), "request"]
+    assert list(check) == [
+        "dataset_id",
+        "text",
+        "label",
+        "task_name",
+        *data.task_column_fields(),
+        "encoding",
+        "request",
+    ]
     assert list(train.TASK_COLUMN_FIELDS) == data.task_column_fields()
     assert list(inspect.signature(bind(ctx, train.refresh_choices)).parameters) == ["request"]
 

@@ -12,7 +12,7 @@ import pandas as pd
 from engine.errors import DataError
 from engine.report_views import label_frame
 from engine.spec import DataSpec
-from engine.tabular import EXTENSIONS, read_table
+from engine.tabular import ENCODING_NAMES, EXTENSIONS, read_table
 from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, own_format_suffixes, task_names
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import bind, owner_of, user_error
@@ -48,6 +48,7 @@ class DataTab:
     task_columns: dict[str, gr.Dropdown]  # DataSpec field -> picker, for token classification and chat
     task_view: Callable[..., tuple]  # (dataset id, request) -> task_outputs; run after on_load
     task_outputs: list  # [task, *task pickers, *picker groups]
+    encoding: gr.Dropdown  # "" (guessed) or the encoding the user picked for the file
 
 
 def dataset_choices(datasets: list[Dataset]) -> list[tuple[str, str]]:
@@ -58,9 +59,10 @@ def dataset_choices(datasets: list[Dataset]) -> list[tuple[str, str]]:
     ]
 
 
-def data_spec(path: str, task: str, columns: dict[str, str | None]) -> DataSpec:
+def data_spec(path: str, task: str, columns: dict[str, str | None], encoding: str | None = None) -> DataSpec:
     """The data part of a job spec for `task`: only that task's columns, empty ones left to be guessed."""
-    return DataSpec(train=path, **{name: columns.get(name) or None for name in get_task(task).column_fields})
+    fields = {name: columns.get(name) or None for name in get_task(task).column_fields}
+    return DataSpec(train=path, encoding=encoding or None, **fields)
 
 
 def extra_columns() -> list[Column]:
@@ -80,19 +82,25 @@ def task_column_fields() -> list[str]:
     return [column.field for column in extra_columns()]
 
 
-def read(dataset: Dataset) -> pd.DataFrame:
-    """The uploaded file as a table; DataError when it can't be read."""
-    return read_table(dataset.path).frame
+def read(dataset: Dataset, encoding: str | None = None) -> pd.DataFrame:
+    """The uploaded file as a table (decoded as `encoding`, else as guessed); DataError when it can't be read."""
+    return read_table(dataset.path, encoding=encoding or None).frame
 
 
-def show(ctx: AppContext, dataset: Dataset | None, text: str | None = None, label: str | None = None) -> tuple:
+def show(
+    ctx: AppContext,
+    dataset: Dataset | None,
+    text: str | None = None,
+    label: str | None = None,
+    encoding: str | None = None,
+) -> tuple:
     """Preview, column pickers (pre-set to the given, remembered or guessed columns), summary and chart."""
     no_chart = label_frame({})
     if dataset is None:
         empty = gr.Dropdown(choices=[], value=None)
         return pd.DataFrame(), empty, empty, "No file yet: upload one on the left.", no_chart
     try:
-        frame = read(dataset)
+        frame = read(dataset, encoding)
     except DataError as exc:
         empty = gr.Dropdown(choices=[], value=None)
         return pd.DataFrame(), empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
@@ -100,24 +108,24 @@ def show(ctx: AppContext, dataset: Dataset | None, text: str | None = None, labe
     task_name = detect_task(dataset.path, frame)
     if task_name != default_task().name:
         # The summary of the detected task; its own pickers are filled by task_view, which runs next.
-        message, chart_data = check(ctx, dataset, task_name, {})
+        message, chart_data = check(ctx, dataset, task_name, {}, encoding)
         empty = gr.Dropdown(choices=columns, value=None)
         return frame.head(PREVIEW_ROWS), empty, empty, message, chart_data
     if text not in columns or label not in columns:
         text, label = dataset.text_column, dataset.label_column
     if text not in columns or label not in columns:
         text, label = _guess(frame)
-    message, chart_data = check(ctx, dataset, task_name, {"text_column": text, "label_column": label})
+    message, chart_data = check(ctx, dataset, task_name, {"text_column": text, "label_column": label}, encoding)
     pickers = gr.Dropdown(choices=columns, value=text), gr.Dropdown(choices=columns, value=label)
     return frame.head(PREVIEW_ROWS), *pickers, message, chart_data
 
 
 def check(
-    ctx: AppContext, dataset: Dataset, task_name: str, columns: dict[str, str | None]
+    ctx: AppContext, dataset: Dataset, task_name: str, columns: dict[str, str | None], encoding: str | None = None
 ) -> tuple[str, pd.DataFrame]:
     """The summary and counts chart of a dataset for one task; text/label columns that check out are remembered."""
     try:
-        summary = inspect_task_data(task_name, data_spec(str(dataset.path), task_name, columns))
+        summary = inspect_task_data(task_name, data_spec(str(dataset.path), task_name, columns, encoding))
     except (DataError, ValueError) as exc:
         message = error_markdown(str(exc), f"{dataset.name} can't be used for training yet")
         return message, label_frame({})
@@ -192,13 +200,18 @@ def upload_dataset(ctx: AppContext, path: str | None, request: gr.Request):
     return picker, *show(ctx, dataset)
 
 
-def open_dataset(ctx: AppContext, dataset_id: str | None, request: gr.Request):
+def open_dataset(ctx: AppContext, dataset_id: str | None, request: gr.Request, encoding: str | None = None):
     """Show one of the owner's datasets: preview, column pickers, summary and label chart."""
     owner = owner_of(ctx, request)
     dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
     if dataset_id and dataset is None:
         raise user_error(f"no uploaded file {dataset_id!r}; pick one from the list or upload it again")
-    return show(ctx, dataset)
+    return show(ctx, dataset, encoding=encoding)
+
+
+def decode_dataset(ctx: AppContext, dataset_id: str | None, encoding: str | None, request: gr.Request):
+    """Read the picked file again in the encoding the user chose (empty: guessed), when the guess was wrong."""
+    return open_dataset(ctx, dataset_id, request, encoding)
 
 
 def check_dataset(
@@ -213,7 +226,8 @@ def check_dataset(
     instruction_column: str | None,
     input_column: str | None,
     output_column: str | None,
-    request: gr.Request,
+    encoding: str | None = None,
+    request: gr.Request = None,
 ):
     """The validation summary and the counts chart of a dataset with this task and column mapping."""
     owner = owner_of(ctx, request)
@@ -221,12 +235,13 @@ def check_dataset(
     if dataset is None:
         return "No file yet: upload one on the left.", label_frame({})
     columns = {k: v for k, v in locals().items() if k.endswith("_column")}
-    return check(
-        ctx, dataset, task_name or default_task().name, {"text_column": text, "label_column": label, **columns}
-    )
+    mapping = {"text_column": text, "label_column": label, **columns}
+    return check(ctx, dataset, task_name or default_task().name, mapping, encoding)
 
 
-def change_task(ctx: AppContext, dataset_id: str | None, task_name: str, request: gr.Request):
+def change_task(
+    ctx: AppContext, dataset_id: str | None, task_name: str, encoding: str | None = None, request: gr.Request = None
+):
     """The user overrode the detected task: that task's pickers, summary and chart."""
     owner = owner_of(ctx, request)
     dataset = ctx.datasets.get(dataset_id, owner) if dataset_id else None
@@ -234,7 +249,7 @@ def change_task(ctx: AppContext, dataset_id: str | None, task_name: str, request
     if dataset is None:
         return *rest, gr.skip(), gr.skip()
     columns = {"text_column": dataset.text_column, "label_column": dataset.label_column}
-    return *rest, *check(ctx, dataset, task_name, columns if task_name == default_task().name else {})
+    return *rest, *check(ctx, dataset, task_name, columns if task_name == default_task().name else {}, encoding)
 
 
 def build(ctx: AppContext) -> DataTab:
@@ -243,6 +258,14 @@ def build(ctx: AppContext) -> DataTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             upload, dataset, refresh = _file_pickers()
+            encoding = gr.Dropdown(
+                choices=[("Guess from the file", ""), ("UTF-8", "utf-8")]
+                + [(name, code) for code, name in ENCODING_NAMES.items()],
+                value="",
+                label="Text encoding",
+                info="If accents or characters look wrong in the preview, pick the encoding the file was saved in.",
+                elem_id="data-encoding",
+            )
             task = gr.Radio(
                 choices=[(task.title, task.name) for task in all_tasks()],
                 value=default_task().name,
@@ -268,17 +291,22 @@ def build(ctx: AppContext) -> DataTab:
     refresh.click(on_load, [dataset], [dataset, *shown], api_name="list_datasets").then(
         view, [dataset], after, api_visibility="private"
     )
+    guessed = lambda: ""  # noqa: E731 - another file starts with its encoding guessed
     upload.upload(bind(ctx, upload_dataset), [upload], [dataset, *shown], api_name="upload_dataset").then(
         view, [dataset], after, api_visibility="private"
-    )
+    ).then(guessed, None, encoding, api_visibility="private")
     dataset.input(bind(ctx, open_dataset), [dataset], shown, api_name="open_dataset").then(
         view, [dataset], after, api_visibility="private"
+    ).then(guessed, None, encoding, api_visibility="private")
+    encoding.input(bind(ctx, decode_dataset), [dataset, encoding], shown, api_name="decode_dataset").then(
+        view, [dataset], after, api_visibility="private"
     )
-    task.input(bind(ctx, change_task), [dataset, task], [*pickers, *groups, summary, chart], api_visibility="private")
+    task_shown = [*pickers, *groups, summary, chart]
+    task.input(bind(ctx, change_task), [dataset, task, encoding], task_shown, api_visibility="private")
     gr.on(
         [text_column.input, label_column.input, *(p.input for p in pickers)],
         bind(ctx, check_dataset),
-        [dataset, text_column, label_column, task, *pickers],
+        [dataset, text_column, label_column, task, *pickers, encoding],
         [summary, chart],
         api_name="check_dataset",
         trigger_mode="always_last",
@@ -297,6 +325,7 @@ def build(ctx: AppContext) -> DataTab:
         task_columns,
         view,
         after,
+        encoding,
     )
 
 

@@ -62,9 +62,10 @@ INPUT_FIELDS = (
     "test_dataset",
     *TASK_COLUMN_FIELDS,
     *METHOD_KNOBS,
+    "encoding",
 )
 # The knobs a change of task resets to that task's defaults.
-TASK_DEFAULT_KNOBS = ("batch_size", "learning_rate", "max_length")
+TASK_DEFAULT_KNOBS = ("batch_size", "learning_rate", "max_length", "method")
 LABELS = {
     "epochs": "Epochs",
     "batch_size": "Batch size",
@@ -213,6 +214,7 @@ def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict
             value = task_defaults(values["task"])[name]  # a client that left a knob out gets the default
         params[name] = int(value) if annotation is int else value
     splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
+    splits["encoding"] = values["encoding"]  # the Data tab's pick; empty: guessed when the file is read
     for split in ("validation", "test"):
         picked = values[f"{split}_dataset"]
         if picked:
@@ -263,6 +265,7 @@ def preview_spec(
     lora_rank: int | None = None,
     lora_alpha: int | None = None,
     lora_dropout: float | None = None,
+    encoding: str | None = None,
     request: gr.Request = None,
 ):
     """The equivalent `playground train` command and YAML spec of the current settings."""
@@ -356,6 +359,7 @@ def submit_job(
     lora_rank: int | None = None,
     lora_alpha: int | None = None,
     lora_dropout: float | None = None,
+    encoding: str | None = None,
     request: gr.Request = None,
 ):
     """Check the data and settings, then queue the training job; returns a message and the new job id."""
@@ -408,7 +412,12 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-cli")
         spec_yaml = gr.Code(label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12)
 
-    from_data = {"dataset_id": data.dataset, "text_column": data.text_column, "label_column": data.label_column}
+    from_data = {
+        "dataset_id": data.dataset,
+        "text_column": data.text_column,
+        "label_column": data.label_column,
+        "encoding": data.encoding,
+    }
     by_name = {**from_data, **{name: data.task_columns[name] for name in TASK_COLUMN_FIELDS}, **controls}
     inputs = [by_name[name] for name in INPUT_FIELDS]
     task, base_model = controls["task"], controls["base_model"]

@@ -60,7 +60,7 @@ def _plain_text_or_format(path: Path, data: DataSpec, limit: int) -> tuple[bool,
         return False, None
     if suffix in (".md", ".markdown"):
         return True, None
-    text, _, _ = decode_text(read_bytes(path, limit), path)
+    text, _, _ = decode_text(read_bytes(path, limit), path, data.encoding)
     if not text.strip():
         return True, None
     if looks_like_json(text):
@@ -73,12 +73,12 @@ def _plain_text_or_format(path: Path, data: DataSpec, limit: int) -> tuple[bool,
     return not is_table, None
 
 
-def _read_text(path: Path, limit: int) -> ConversationFile:
+def _read_text(path: Path, limit: int, encoding: str | None) -> ConversationFile:
     raw = read_bytes(path, limit)
     binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
     if binary:
         raise DataError(f"{path.name} is {binary}, not plain text; save the text as a UTF-8 .txt file")
-    text, encoding, notices = decode_text(raw, path)
+    text, encoding, notices = decode_text(raw, path, encoding)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     documents = [d.strip() for d in _BLANK_LINES.split(text) if d.strip()]
     lines = [line.strip() for line in text.split("\n") if line.strip()]
@@ -100,8 +100,8 @@ def read_conversation_file(
     if like is not None:
         plain = like.kind == "text"
     if plain:
-        return _read_text(file_path, limit)
-    table = read_table(file_path, format=file_format, max_bytes=limit)
+        return _read_text(file_path, limit, data.encoding)
+    table = read_table(file_path, format=file_format, max_bytes=limit, encoding=data.encoding)
     frame = table.frame
     names = [str(c) for c in frame.columns]
     if like is None:
@@ -166,7 +166,7 @@ def _missing(value: Any) -> bool:
 def _where(found: ConversationFile, index: int) -> str:
     """'support.jsonl line 12' for JSON lines (blank lines counted), else 'data.json record 12'."""
     if found.format == "jsonl":
-        text, _, _ = decode_text(found.path.read_bytes(), found.path)
+        text, _, _ = decode_text(found.path.read_bytes(), found.path, found.encoding)
         lines = [n for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
         return f"{found.path.name} line {lines[index]}"
     return f"{found.path.name} record {index + 1}"

@@ -304,14 +304,14 @@ def load_classification_data(
 
 def _read_tables(data: DataSpec, limit: int) -> tuple[dict[str, Table], str, str]:
     """The data's files as tables, and the text and label columns (given, or guessed from the training file)."""
-    tables = {"train": read_table(data.train, format=data.format, max_bytes=limit)}
+    tables = {"train": read_table(data.train, format=data.format, max_bytes=limit, encoding=data.encoding)}
     text_column, label_column = guess_columns(
         tables["train"].frame, text_column=data.text_column, label_column=data.label_column
     )
     for split in ("validation", "test"):
         path = getattr(data, split)
         if path:
-            table = read_table(path, format=data.format, max_bytes=limit)
+            table = read_table(path, format=data.format, max_bytes=limit, encoding=data.encoding)
             columns = [str(c) for c in table.frame.columns]
             for kind, name in (("text", text_column), ("label", label_column)):
                 if name not in columns:

@@ -79,8 +79,8 @@ def _looks_like_conll(text: str) -> bool:
     return bool(rows) and tagged >= 0.9 * len(rows)
 
 
-def _read_conll_file(path: Path, *, tags_column: str | None, raw: bytes) -> TaggedFile:
-    text, encoding, notices = decode_text(raw, path)
+def _read_conll_file(path: Path, *, tags_column: str | None, raw: bytes, encoding: str | None = None) -> TaggedFile:
+    text, encoding, notices = decode_text(raw, path, encoding)
     if not text.strip():
         raise DataError(f"{path.name} is empty (only whitespace); upload tagged sentences, one 'token TAG' per line")
     column = _conll_column(tags_column)
@@ -142,9 +142,15 @@ def _as_list(value: Any) -> list | str | None:
 
 
 def _read_table_file(
-    path: Path, *, fmt: str | None, tokens_column: str | None, tags_column: str | None, limit: int
+    path: Path,
+    *,
+    fmt: str | None,
+    tokens_column: str | None,
+    tags_column: str | None,
+    limit: int,
+    encoding: str | None,
 ) -> TaggedFile:
-    table = read_table(path, format=fmt, max_bytes=limit)
+    table = read_table(path, format=fmt, max_bytes=limit, encoding=encoding)
     tokens_name, tags_name = _guess_token_columns(table.frame, tokens_column, tags_column)
     file = TaggedFile(path, table.format, table.encoding, [], [], None, (tokens_name, tags_name), list(table.notices))
     for i, (raw_tokens, raw_tags) in enumerate(zip(table.frame[tokens_name], table.frame[tags_name], strict=True)):
@@ -211,15 +217,16 @@ def read_tagged_file(path_name: str, data: DataSpec, limit: int) -> TaggedFile:
     binary = next((kind for magic, kind in FILE_MAGIC if raw.startswith(magic)), None)
     # Plain-text names (.txt, .tsv, none) may hold CoNLL or a table; the content decides.
     if not conll and not binary and declared in (None, "csv", "tsv") and path.suffix.lower() not in TABLE_EXTENSIONS:
-        text = decode_text(raw, path)[0]
+        text = decode_text(raw, path, data.encoding)[0]
         conll = not looks_like_json(text) and _looks_like_conll(text)
     if conll:
         if binary:
             raise DataError(f"{path.name} is {binary}, not a CoNLL text file; upload one 'token TAG' per line")
         if tokens_column not in (None, "1"):
             raise DataError(f"tokens_column {tokens_column!r}: in CoNLL files the token is always column 1")
-        file = _read_conll_file(path, tags_column=tags_column, raw=raw)
+        file = _read_conll_file(path, tags_column=tags_column, raw=raw, encoding=data.encoding)
     else:
-        file = _read_table_file(path, fmt=declared, tokens_column=tokens_column, tags_column=tags_column, limit=limit)
+        columns = {"tokens_column": tokens_column, "tags_column": tags_column}
+        file = _read_table_file(path, fmt=declared, **columns, limit=limit, encoding=data.encoding)
     _check_tags(file)
     return file
