@@ -311,8 +311,8 @@ def _read_json(text: str, path: Path, *, prefer_lines: bool) -> tuple[pd.DataFra
             frame = _read_jsonl(text, path)
             return frame, "jsonl", [f"{path.name} holds JSON lines (one record per line); read it as JSONL"]
         raise DataError(
-            f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}; fix that spot, "
-            "or save the data as CSV"
+            f"{path.name} is not valid JSON at line {exc.lineno}, column {exc.colno}: {json_problem(exc)}; fix that "
+            "spot, or save the data as CSV"
         ) from exc
     notices = [f"{path.name} holds one JSON document, not JSON lines; read it as JSON"] if prefer_lines else []
     frame, records_notices = _records_frame(obj, path)
@@ -336,16 +336,49 @@ def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(
-                f"{path.name} line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}); "
-                'each line must hold one JSON object like {"text": "...", "label": "..."}'
+                f"{path.name} line {lineno}, column {exc.colno} is not valid JSON: {json_problem(exc)}; each line "
+                f"must hold one JSON object {_record_shape(records)}"
             ) from exc
         if not isinstance(record, dict):
             raise DataError(
-                f"{path.name} line {lineno} holds a JSON {type(record).__name__}, not an object; "
-                'each line must hold one JSON object like {"text": "...", "label": "..."}'
+                f"{path.name} line {lineno} holds a JSON {type(record).__name__}, not an object; each line must "
+                f"hold one JSON object {_record_shape(records)}"
             )
         records.append(record)
     return _frame_or_empty(pd.DataFrame.from_records(records), path)
+
+
+# json's own messages, in the words of someone who edits the file by hand.
+_JSON_PROBLEMS = (
+    (
+        "Expecting ',' delimiter",
+        'a comma is missing between two values, or a double quote inside a text is not written as \\"',
+    ),
+    ("Expecting ':' delimiter", "a colon is missing after a field name"),
+    ("Expecting property name", "a field name is not in double quotes, or a comma follows the last field"),
+    ("Expecting value", "a value is missing: an empty spot, a comma too many, or text without double quotes"),
+    ("Unterminated string", "a text is not closed by a double quote"),
+    ("Invalid control character", "a text holds a raw line break or tab; write it as \\n or \\t"),
+    ("Invalid \\escape", "a backslash starts no valid escape; write a backslash as \\\\"),
+    ("Extra data", "more follows the end of the JSON value (a missing comma or bracket between records?)"),
+)
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong at the spot json.loads stopped, in plain words, with the text around it."""
+    words = next((plain for start, plain in _JSON_PROBLEMS if exc.msg.startswith(start)), exc.msg.lower())
+    near = exc.doc[max(0, exc.pos - 25) : exc.pos + 15].replace("\n", " ")
+    return f"{words} (near «{near}»)" if near.strip() else words
+
+
+def _record_shape(records: list[dict]) -> str:
+    if records:  # the lines before it show what this file's records look like
+        fields = ", ".join(f'"{key}": …' for key in list(records[0])[:4])
+        return f"like the lines before it ({{{fields}}})"
+    return (
+        'such as {"text": "...", "label": "..."} (classification), {"tokens": [...], "tags": [...]} (tagging) '
+        'or {"messages": [{"role": "user", "content": "..."}, ...]} (chat)'
+    )
 
 
 def _records_frame(obj: object, path: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -386,8 +419,14 @@ def _read_parquet(raw: bytes, path: Path) -> pd.DataFrame:
     try:
         frame = pq.read_table(pa.BufferReader(raw)).to_pandas()
     except (pa.ArrowException, OSError) as exc:
+        if "magic bytes" in str(exc) or "size is 0" in str(exc):
+            raise DataError(
+                f"{path.name} is cut short: the end of a Parquet file, which says where its data is, is missing "
+                "(an interrupted upload or download?); upload the whole file again, or save the data as CSV"
+            ) from exc
         raise DataError(
-            f"{path.name} is a damaged or unreadable Parquet file ({exc}); write it again or use CSV"
+            f"{path.name} is a damaged Parquet file that cannot be read; write it again from the program that made "
+            "it, or save the data as CSV"
         ) from exc
     return _frame_or_empty(frame, path)
 

@@ -17,11 +17,12 @@ REVIEWS = {
     "Seule la crème brûlée, parfaite, sauve un peu la soirée ; ça ne vaut pas le détour, hélas.",
     "latin_1": "El niño comió piñata y la canción fue increíble; mañana iremos a São Paulo, ¿verdad? ¡Qué señor "
     "más amable! La habitación era pequeña pero limpísima, y el desayuno, con zumo recién exprimido, excelente.",
-    "gb18030": "这件羽绒服质量很好，物流也很快，包装完好，五星好评！不过尺码偏小，建议买大一号。穿了一个冬天也没有跑绒，"
-    "客服态度也不错，下次还会再来。",
+    "gb18030": "这件羽绒服质量很好，物流也很快，包装完好，五星好评！不过尺码偏小，建议买大一号。"
+    "穿了一个冬天也没有跑绒，客服态度也不错，下次还会再来。",
     "shift_jis": "この商品はとても良かったです。配送も早く、梱包も丁寧でした。サイズは少し小さめなので、"
     "一つ大きいサイズをおすすめします。また購入したいと思います。",
-    "big5": "這件衣服品質很好，物流也很快，包裝完好，五星好評！不過尺碼偏小，建議買大一號。客服態度也不錯，下次還會再來。",
+    "big5": "這件衣服品質很好，物流也很快，包裝完好，五星好評！不過尺碼偏小，建議買大一號。"
+    "客服態度也不錯，下次還會再來。",
     "euc_kr": "이 제품은 정말 좋았습니다. 배송도 빠르고 포장도 꼼꼼했어요. 사이즈가 조금 작으니 한 치수 큰 것을 "
     "추천합니다. 다시 구매하고 싶습니다.",
     "cp1250": "Bardzo dobra jakość, szybka dostawa i świetny kontakt ze sprzedawcą. Polecam każdemu, żółta "
@@ -76,3 +77,18 @@ def test_samples_are_cut_around_the_first_non_ascii_character():
     assert sample.startswith("…") and sample.endswith("…") and "déçu" in sample and len(sample) <= 62
     assert sample_lines("only ascii here\n") == []
     assert len(sample_lines("é\n" * 10)) == 3
+
+
+def test_a_broken_chat_line_is_explained_in_plain_words_with_the_files_own_record_shape(tmp_path):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "chat" / "zh_support.jsonl"
+    lines = fixture.read_text(encoding="utf-8").splitlines()[:5]
+    lines[3] = lines[3][:-2]  # a multi-turn chat cut short, as a bad copy-paste leaves it
+    path = tmp_path / "chats.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_table(path)
+    message = str(caught.value)
+    assert message.startswith("chats.jsonl line 4, column ")
+    assert "is not valid JSON: " in message and "Expecting" not in message  # json's own words are translated
+    assert message.endswith('each line must hold one JSON object like the lines before it ({"messages": …})')
+    assert '"text"' not in message  # not the classification format

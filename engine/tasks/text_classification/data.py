@@ -173,7 +173,13 @@ def _as_label(value: Any, column: str) -> str | None:
         label = str(int(value))
     else:
         label = str(value).strip()
-    return label or None
+    return None if label.lower() in MISSING_MARKERS else label
+
+
+# What spreadsheets and exports write in an empty cell (pandas' own list): a missing label, never a class.
+MISSING_MARKERS = frozenset(
+    {"", "nan", "-nan", "null", "none", "n/a", "na", "#n/a", "#na", "<na>", "#n/a n/a", "-1.#ind", "1.#ind", "nil"}
+)
 
 
 @dataclass
@@ -445,7 +451,10 @@ def _summary_notices(summary: dict, split_labels: dict[str, list[str]]) -> list[
     if dropped["blank_text"]:
         notices.append(f"dropped {dropped['blank_text']} row(s) with blank text in column '{text_column}'")
     if dropped["missing_label"]:
-        notices.append(f"dropped {dropped['missing_label']} row(s) with no label in column '{label_column}'")
+        notices.append(
+            f"dropped {dropped['missing_label']} row(s) with no label in column '{label_column}' (empty, or a "
+            "missing-value marker such as NaN, null, None or N/A)"
+        )
     if dup["exact"]:
         notices.append(f"{dup['exact']} row(s) repeat an earlier row exactly (same text and label); they are kept")
     if dup["conflicting_labels"]:

@@ -298,9 +298,16 @@ BAD_FILES = [
         'text,label\na,x\nb,"y\nc,z\n',
         "line 3: a value opened with a double quote is never closed",
     ),
-    ("bad.jsonl", '{"text": "a", "label": "x"}\n\n{"text": "b", label: "y"}\n', "line 3 is not valid JSON"),
+    (
+        "bad.jsonl",
+        '{"text": "a", "label": "x"}\n\n{"text": "b", label: "y"}\n',
+        "line 3, column 15 is not valid JSON: a field name is not in double quotes.*"
+        r'near «\{"text": "b", label: "y"\}».*like the lines before it \(\{"text": …, "label": …\}\)',
+    ),
     ("list.jsonl", '{"text": "a", "label": "x"}\n["b", "y"]\n', "line 2 holds a JSON list"),
-    ("bad.json", '[{"text": "a",\n "label": }]', "not valid JSON.*line 2"),
+    ("bad.json", '[{"text": "a",\n "label": }]', "not valid JSON at line 2, column 11: a value is missing"),
+    ("comma.json", '[{"text": "il dit "non"", "label": "x"}]', "a comma is missing between two values, or a double"),
+    ("cut.parquet", b"PAR1" + bytes(40), "cut.parquet is cut short: the end of a Parquet file"),
     ("strings.json", '["a", "b"]', "JSON but not records: item 0 is a str"),
     ("scalar.json", '{"text": "a", "label": "b"}', "JSON but not records"),
     ("uneven.json", '{"text": ["a", "b"], "label": ["x"]}', "different lengths"),
@@ -380,3 +387,25 @@ def test_label_only_in_test_file_is_rejected(tmp_path):
     test = write(tmp_path / "test.csv", csv_text(_balanced(2, ("a", "b", "new"))))
     with pytest.raises(DataError, match=r"labels \['new'\] appear in the validation/test file but not in"):
         load(train, test=str(test))
+
+
+MISSING = ["NaN", "nan", "null", "None", "N/A", "", "  ", "NA", "#N/A", "<NA>"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_missing_value_markers_are_no_label_and_every_one_is_counted(tmp_path, fmt):
+    long = "Le film commence lentement, puis la mise en scène, la musique et les acteurs emportent tout. " * 3
+    records = [{"texte": f"{long} Avis {i}.", "avis": "positif" if i % 2 else "négatif"} for i in range(40)]
+    records += [{"texte": f"{long} Sans note {i}.", "avis": marker} for i, marker in enumerate(MISSING)]
+    if fmt == "jsonl":
+        records.append({"texte": f"{long} Note nulle.", "avis": None})
+        path = write(tmp_path / "avis.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in records))
+    else:
+        path = write(tmp_path / "avis.csv", csv_text(records), encoding="cp1252")
+    summary = inspect_data(DataSpec(train=str(path)))
+    expected = len(MISSING) + (fmt == "jsonl")
+    assert summary["rows_per_label"] == {"négatif": 20, "positif": 20}  # no 'NaN' or 'None' class
+    assert summary["dropped"]["missing_label"] == expected
+    assert f"dropped {expected} row(s) with no label in column 'avis' (empty, or a missing-value marker" in " | ".join(
+        summary["notices"]
+    )
