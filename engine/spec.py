@@ -269,11 +269,17 @@ class EvaluateSpec(_Frozen):
             raise ValueError(f"{source} is not a valid evaluation spec:\n{format_validation_error(exc)}") from exc
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value quoted in an error message, cut short: a 30 MB field is not echoed back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def format_validation_error(exc: ValidationError) -> str:
     """One line per problem: the dotted field, what was given, and what is allowed."""
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        given = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        given = f" (got {shown(err['input'])})" if "input" in err and not isinstance(err["input"], dict) else ""
         lines.append(f"  - {field}: {err['msg']}{given}")
     return "\n".join(lines)

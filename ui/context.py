@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import DataSpec, EvaluateSpec, JobSpec
+from engine.spec import DataSpec, EvaluateSpec, JobSpec, shown
 from engine.tasks import get_task
 from worker.api import JobNotFoundError, Jobs
 from worker.records import SUCCEEDED, TRAIN, Job
@@ -259,11 +259,13 @@ class AppContext:
             if dataset is not None:
                 return str(dataset.path)
             if self.users.enabled:
-                raise AccessError(f"{field}: no dataset {value!r}; upload the file first (Data tab or /api/datasets)")
+                raise AccessError(
+                    f"{field}: no dataset {shown(value)}; upload the file first (Data tab or /api/datasets)"
+                )
         path = Path(value).expanduser()
         if self.users.enabled and self.datasets.owner_of_path(path) != owner:
             raise AccessError(
-                f"{field}: {value!r} is not one of your uploaded datasets; upload the file (Data tab or "
+                f"{field}: {shown(value)} is not one of your uploaded datasets; upload the file (Data tab or "
                 "POST /api/datasets) and pass its id"
             )
         if not path.is_file():

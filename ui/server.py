@@ -24,6 +24,7 @@ from engine.spec import EvaluateSpec, JobSpec
 from ui.app import CSS, THEME, build_blocks
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
+from ui.limits import BodyLimit
 from worker.api import JobNotFoundError
 from worker.records import STATUSES
 
@@ -112,6 +113,7 @@ def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> 
         max_file_size=max_upload_bytes(),
         footer_links=["api"],
     )
+    app.add_middleware(BodyLimit)  # every route, Gradio's included: an oversized body gets 413, unread
     return app
 
 

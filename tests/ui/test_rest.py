@@ -104,3 +104,12 @@ def test_cancel_a_queued_job_through_rest(server: Server, trained_job: dict):
     status, cancelled = server.api("POST", f"/api/jobs/{job['id']}/cancel", user="bob")
     assert status == 200
     assert cancelled["status"] in ("cancelled", "running") and cancelled["cancel_requested"]
+
+
+def test_an_oversized_body_gets_413_and_a_long_value_is_not_echoed_back(server: Server):
+    status, body = server.api("POST", "/api/jobs", user="bob", body={"data": {"train": "x" * 3_000_000}})
+    assert status == 413  # over the 2 MB default, refused unread
+    assert "larger than the 2 MB limit" in body["detail"] and "PLAYGROUND_MAX_BODY_MB" in body["detail"]
+    status, body = server.api("POST", "/api/jobs", user="bob", body={"data": {"train": "/srv/" + "y" * 500_000}})
+    assert status == 403
+    assert "is not one of your uploaded datasets" in body["detail"] and len(body["detail"]) < 400

@@ -1,0 +1,78 @@
+"""Request body limits for the whole web app: a body over its limit is refused with 413 before it is read whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from engine.paths import max_upload_bytes
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Where files are uploaded (REST and Gradio's own upload route): the data-file limit, plus room for the form.
+UPLOAD_PATHS = ("/api/datasets", "/gradio_api/upload", "/upload")
+FORM_OVERHEAD = 1 << 20
+
+
+def max_body_bytes() -> int:
+    """Largest JSON or form body anywhere else (`PLAYGROUND_MAX_BODY_MB`, default 2 MB): specs, texts, chats."""
+    return int(float(os.environ.get("PLAYGROUND_MAX_BODY_MB", "2")) * 1024 * 1024)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware that answers 413 to a body longer than its route's limit, by Content-Length or as it streams."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = scope["path"].startswith(UPLOAD_PATHS)
+        limit = max_upload_bytes() + FORM_OVERHEAD if upload else max_body_bytes()
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit, upload)
+            return
+        received, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await _refuse(send, limit, upload)
+
+
+async def _refuse(send: Send, limit: int, upload: bool) -> None:
+    what = "file" if upload else "request body"
+    knob = "PLAYGROUND_MAX_UPLOAD_MB" if upload else "PLAYGROUND_MAX_BODY_MB"
+    size = (limit - FORM_OVERHEAD if upload else limit) / 2**20
+    detail = f"the {what} is larger than the {size:.3g} MB limit; send less, or raise {knob} on the server"
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
