@@ -27,7 +27,7 @@ from worker.records import SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.shares import ShareStore
 from worker.specs import Spec, parse_spec
-from worker.uploads import DatasetStore, looks_like_dataset_id
+from worker.uploads import DatasetStore, looks_like_dataset_id, user_paths
 
 if TYPE_CHECKING:
     from engine.predict import Predictor
@@ -269,7 +269,7 @@ class AppContext:
                 "POST /api/datasets) and pass its id"
             )
         if not path.is_file():
-            raise DataError(f"{field}: file {value!r} not found on the server")
+            raise DataError(f"{field}: file {shown(value)} not found on the server")
         return str(path.resolve())
 
     def _base_model(self, name: str, owner: str) -> str:
@@ -295,9 +295,33 @@ class AppContext:
     def check_data(self, spec: JobSpec) -> dict[str, Any]:
         """The validation summary of a training spec's data; raises DataError with a readable message."""
         params = spec.params
-        return inspect_task_data(
-            spec.task, spec.data, base_model=spec.base_model, max_length=params.max_length, seed=params.seed
-        )
+        try:
+            return inspect_task_data(
+                spec.task, spec.data, base_model=spec.base_model, max_length=params.max_length, seed=params.seed
+            )
+        except DataError as exc:
+            raise DataError(self.public_text(str(exc))) from exc
+
+    def public_text(self, text: str) -> str:
+        """A message with the server's paths cut to what the user knows (an upload's own file name)."""
+        return user_paths(text, self.settings.home)
+
+    def public_job(self, job: Job) -> dict[str, Any]:
+        """A job record as its owner sees it over the web: file names instead of the server's paths."""
+        raw = job.to_dict()
+        raw["artifact_dir"] = None  # the files come through the report and download routes
+        spec = raw.get("spec") or {}
+        for key in ("base_model", "model", "data"):
+            if isinstance(spec.get(key), str):
+                spec[key] = self.public_text(spec[key])
+        data = spec.get("data") if isinstance(spec.get("data"), dict) else {}
+        for key in ("train", "validation", "test"):
+            if isinstance(data.get(key), str):
+                data[key] = self.public_text(data[key])
+        for key in ("error", "hint", "message"):
+            if isinstance(raw.get(key), str):
+                raw[key] = self.public_text(raw[key])
+        return raw
 
     def base_predictor(self, job: Job) -> Predictor:
         """The loaded base model a chat job was fine-tuned from, to answer the same message for comparison."""

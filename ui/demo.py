@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form
@@ -75,6 +76,8 @@ def demo_router(ctx: AppContext) -> APIRouter:
             job = ctx.finished_model(share.job_id, share.owner)
         except (JobNotFoundError, ValueError):
             return None
+        if not share.names_training_file:  # the page names the training file only when its owner said so
+            job = replace(job, spec={**(job.spec or {}), "data": {}})
         return job if (ctx.model_dir(job) / "config.json").is_file() else None
 
     @router.get("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)

@@ -179,7 +179,7 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
         if status_ is not None and status_ not in STATUSES:
             raise HTTPException(422, f"unknown status {status_!r}; statuses are {', '.join(STATUSES)}")
         jobs = ctx.jobs.list_jobs(owner, status=status_, limit=max(1, min(limit, 1000)))
-        return {"jobs": [job.to_dict() for job in jobs]}
+        return {"jobs": [ctx.public_job(job) for job in jobs]}
 
     @router.post("/jobs", status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": spec_request_schema()})
     def submit_job(owner: Owner, spec: dict[str, Any]):
@@ -192,13 +192,13 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
         except (DataError, ModelNotFoundError, ValueError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         # Queued as asked; "warnings" says what to know first (a base model that cannot read the texts).
-        return {**ctx.jobs.get(submission.job_id, owner=owner).to_dict(), "warnings": submission.warnings}
+        return {**ctx.public_job(ctx.jobs.get(submission.job_id, owner=owner)), "warnings": submission.warnings}
 
     @router.get("/jobs/{job_id}")
     def get_job(job_id: str, owner: Owner, history: bool = False):
         """One job: status, queue position, progress, ETA, error and hint; with ?history=true its metric history."""
         job = job_or_404(job_id, owner)
-        body = job.to_dict()
+        body = ctx.public_job(job)
         if history:
             body["history"] = [event.to_dict() for event in ctx.jobs.history(job.id, owner=owner)]
         return body
@@ -222,7 +222,7 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
     def cancel_job(job_id: str, owner: Owner):
         """Cancel a job: a queued one at once, a running one at its next training step."""
         job_or_404(job_id, owner)
-        return ctx.jobs.cancel(job_id, owner=owner).to_dict()
+        return ctx.public_job(ctx.jobs.cancel(job_id, owner=owner))
 
 
 def _model_routes(router: APIRouter, ctx: AppContext) -> None:

@@ -34,6 +34,7 @@ from worker.records import CANCELLED, FAILED, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.specs import Spec, parse_spec
 from worker.store import JobStore
+from worker.uploads import user_paths
 
 log = logging.getLogger("playground.job")
 
@@ -191,6 +192,7 @@ class JobRun:
             else:
                 log.error("job %s failed:\n%s", self.job.id, "".join(traceback.format_exception(exc)))
                 error, hint = describe_failure(exc, self.job.id)
+                error = user_paths(error, self.settings.home)  # users see their file's name, not the server's paths
                 self._finish(FAILED, message=f"failed: {error}", error=error, hint=hint)
             return True  # recorded in the store; Celery has nothing more to do with it
         finally:

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, select, update
+from sqlalchemy import Boolean, DateTime, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.records import utcnow
@@ -28,6 +28,8 @@ class ShareRow(Base):
     job_id: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Added later (filled in on older tables by add_missing_columns): NULL reads as off.
+    names_training_file: Mapped[bool | None] = mapped_column(Boolean)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Share:
     job_id: str
     created_at: datetime
     revoked_at: datetime | None = None
+    names_training_file: bool = False  # the page says which file the model was trained on only when asked to
 
     @property
     def active(self) -> bool:
@@ -56,9 +59,15 @@ class ShareStore(SqlStore):
     tables = (ShareRow.__table__,)
     schema_lock_key = _SCHEMA_LOCK_KEY
 
-    def create(self, owner: str, job_id: str) -> Share:
+    def create(self, owner: str, job_id: str, *, names_training_file: bool = False) -> Share:
         """A new token for `job_id`; the caller has checked that `owner` owns a finished model there."""
-        row = ShareRow(token=secrets.token_urlsafe(TOKEN_BYTES), owner=owner, job_id=job_id, created_at=utcnow())
+        row = ShareRow(
+            token=secrets.token_urlsafe(TOKEN_BYTES),
+            owner=owner,
+            job_id=job_id,
+            created_at=utcnow(),
+            names_training_file=names_training_file,
+        )
         with self._session() as s:
             s.add(row)
         return _share(row)
@@ -93,5 +102,10 @@ class ShareStore(SqlStore):
 
 def _share(row: ShareRow) -> Share:
     return Share(
-        token=row.token, owner=row.owner, job_id=row.job_id, created_at=row.created_at, revoked_at=row.revoked_at
+        token=row.token,
+        owner=row.owner,
+        job_id=row.job_id,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        names_training_file=bool(row.names_training_file),
     )

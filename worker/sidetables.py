@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import Table, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Table, create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session
 
 
@@ -32,6 +32,7 @@ class SqlStore:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.schema_lock_key})
             Base.metadata.create_all(conn, tables=list(self.tables))
+            add_missing_columns(conn, self.tables)
 
     @contextmanager
     def _session(self, *, write: bool = True) -> Iterator[Session]:
@@ -40,6 +41,20 @@ class SqlStore:
         bind = engine if write else engine.execution_options(playground_read_only=True)
         with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
+
+
+def add_missing_columns(conn: Connection, tables: tuple[Table, ...]) -> None:
+    """Give a table made by an older version the nullable columns added since (create_all leaves it as it was)."""
+    inspector = inspect(conn)
+    for table in tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name} is new and not nullable: it needs a migration")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def make_engine(url: str) -> Engine:

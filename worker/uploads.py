@@ -75,6 +75,14 @@ class Dataset:
         }
 
 
+def user_paths(text: str, home: Path) -> str:
+    """`text` with the server's own paths cut down to what a user knows: an upload by its file name, anything else
+    in the data dir relative to it (the data dir's location is nobody's business but the operator's)."""
+    root = re.escape(str(Path(home).resolve()).rstrip("/"))
+    text = re.sub(rf"{root}/{UPLOADS}/[0-9a-f]{{16}}/", "", text)
+    return re.sub(rf"{root}/", "", text)
+
+
 def looks_like_dataset_id(value: str | None) -> bool:
     """True for strings shaped like a dataset id (16 hex digits)."""
     return bool(value) and bool(_ID.match(value))

@@ -82,10 +82,12 @@ def test_one_user_cannot_see_or_use_another_users_job(server: Server, trained_jo
     status, listing = server.api("GET", "/api/jobs", user="bob")
     assert job_id not in [j["id"] for j in listing["jobs"]]
     # Nor can bob train on alice's data, or evaluate alice's model, by naming them.
-    alice_data = trained_job["spec"]["data"]["train"]
+    assert trained_job["spec"]["data"]["train"] == "reviews.csv"  # the upload's name, not where the server keeps it
+    assert trained_job["artifact_dir"] is None and str(server.home) not in str(trained_job)
+    dataset_id = next(d["id"] for d in server.api("GET", "/api/datasets")[1]["datasets"] if d["name"] == "reviews.csv")
+    alice_data = str(server.home / "uploads" / dataset_id / "reviews.csv")
     status, answer = server.api("POST", "/api/jobs", user="bob", body={"data": {"train": alice_data}})
     assert status == 403, answer
-    dataset_id = Path(alice_data).parent.name
     status, answer = server.api("POST", "/api/jobs", user="bob", body={"data": {"train": dataset_id}})
     assert status == 403 and "no dataset" in answer["detail"]
     mine = upload(server, "bob", FIXTURES / "reviews.csv")

@@ -252,7 +252,7 @@ def test_share_links_are_listed_with_the_address_the_browser_used_and_revoked_by
     job = finished_job(ctx, CLASSIFICATION_SPEC, CLASSIFICATION_REPORT)
     request = gr.Request(username="alice", headers={"host": "demo.example:8080", "x-forwarded-proto": "https"})
 
-    message, shares, revoke_pick = playground.create_share(ctx, job.id, request)
+    message, shares, revoke_pick = playground.create_share(ctx, job.id, False, request)
 
     [share] = ctx.shares.list("alice")
     url = f"https://demo.example:8080{share.path}"

@@ -103,6 +103,11 @@ def test_tag_report_file_and_share_a_tagger_through_the_app(alice: Client, serve
     status, page = _form(server, path, text)
     assert status == 200 and ("entities found" in page or "entity found" in page)
     assert '<mark class="entity"' in page and "Berlin" in page
+    assert "en.conll" not in page  # the training file is named only when its owner says so
+    message, *_ = alice.predict(job_id, True, api_name="/create_share")
+    link = message.split("](")[1].split(")")[0]
+    status, page = _form(server, link[link.index("/demo/") :], text)
+    assert status == 200 and "on <em>en.conll</em>" in page
 
 
 @pytest.mark.slow

@@ -203,14 +203,14 @@ def chat(
     yield "", chats[0], chats[1]
 
 
-def create_share(ctx: AppContext, job_id: str | None, request: gr.Request):
+def create_share(ctx: AppContext, job_id: str | None, names_training_file: bool = False, request: gr.Request = None):
     """A new share link for the picked model; returns the link and the updated list."""
     owner = owner_of(ctx, request)
     try:
         record = ctx.finished_model(job_id, owner)
     except ValueError as exc:
         raise user_error(str(exc)) from exc
-    share = ctx.shares.create(owner, record.id)
+    share = ctx.shares.create(owner, record.id, names_training_file=bool(names_training_file))
     url = f"{public_base(request)}{share.path}"
     message = f"✓ **Share link created:** [{url}]({url}) (anyone with it can try this model)"
     return message, *share_listing(ctx, owner, request)
@@ -246,7 +246,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
     tag_section, tag_text, tag_button, entities = _tag_section()
     chat_ui = _chat_section()
     file_section, file_in, column, predict_button, file_out, predictions_preview = _file_section()
-    share_button, share_message, shares, revoke_pick, revoke_button = _share_section()
+    share_button, names_file, share_message, shares, revoke_pick, revoke_button = _share_section()
 
     refresh_bound = bind(ctx, refresh_choices)
     refresh.click(refresh_bound, [model], [model, shares, revoke_pick], api_name="list_models")
@@ -275,7 +275,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
         bind(ctx, predict_file), [model, file_in, column], [file_out, predictions_preview], api_name="predict_file"
     )
     share_outputs = [share_message, shares, revoke_pick]
-    share_button.click(bind(ctx, create_share), [model], share_outputs, api_name="create_share")
+    share_button.click(bind(ctx, create_share), [model, names_file], share_outputs, api_name="create_share")
     revoke_button.click(bind(ctx, revoke_share), [revoke_pick], share_outputs, api_name="revoke_share")
     return PlaygroundTab(model, [shares, revoke_pick], refresh_bound)
 
@@ -396,12 +396,18 @@ def _file_section() -> tuple[gr.Accordion, gr.File, gr.Dropdown, gr.Button, gr.F
     return section, file_in, column, predict_button, file_out, preview
 
 
-def _share_section() -> tuple[gr.Button, gr.Markdown, gr.Dataframe, gr.Dropdown, gr.Button]:
+def _share_section() -> tuple[gr.Button, gr.Checkbox, gr.Markdown, gr.Dataframe, gr.Dropdown, gr.Button]:
     """Create a read-only demo link of the model, list the active links, revoke one."""
     with gr.Accordion("Share a demo of this model", open=False, elem_id="playground-share-section"):
         gr.Markdown(
             "A share link opens a small page where anyone with the link can try this model, **without logging in**. "
             "They cannot see your data, jobs or other models. Revoke a link to switch it off."
+        )
+        names_file = gr.Checkbox(
+            value=False,
+            label="Say on the page which file the model was trained on",
+            info="Off: visitors see the model's task, base model and labels, not your file's name.",
+            elem_id="playground-share-names-file",
         )
         share_button = gr.Button("Create a share link", elem_id="playground-share")
         share_message = gr.Markdown(elem_id="playground-share-message")
@@ -418,4 +424,4 @@ def _share_section() -> tuple[gr.Button, gr.Markdown, gr.Dataframe, gr.Dropdown,
                 label="Link to revoke", choices=[], allow_custom_value=True, scale=4, elem_id="playground-revoke-pick"
             )
             revoke_button = gr.Button("Revoke", variant="stop", scale=0, min_width=120, elem_id="playground-revoke")
-    return share_button, share_message, shares, revoke_pick, revoke_button
+    return share_button, names_file, share_message, shares, revoke_pick, revoke_button
