@@ -182,7 +182,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(format_summary(inspect_job_data(spec)))
-    with _ProgressBar(enabled=not args.json) as bar:
+    with _ProgressBar(enabled=not args.json, task=spec.task) as bar:
         try:
             result = train(spec, args.output, on_event=bar.update, resume=args.resume)
         except TrainingStopped as exc:
@@ -345,10 +345,13 @@ def _report_numbers(report: dict) -> str:
 
 
 class _ProgressBar:
-    """A tqdm bar fed by the engine's progress events."""
+    """Training progress fed by the engine's events: a tqdm bar on a terminal, one plain line per logged step in a
+    log file or pipe (where a bar's carriage returns would pile up), and each evaluation in the task's metrics."""
 
-    def __init__(self, *, enabled: bool):
+    def __init__(self, *, enabled: bool, task: str, stream: Any = None):
         self.enabled = enabled
+        self.stream = stream or sys.stdout
+        self.metrics = get_task(task).curve_metrics  # macro-F1 for a classifier, entity F1 for a tagger, none for chat
         self.bar = None
 
     def __enter__(self) -> _ProgressBar:
@@ -361,6 +364,9 @@ class _ProgressBar:
     def update(self, event) -> None:
         if not self.enabled:
             return
+        if not self.stream.isatty():
+            self._line(event)
+            return
         from tqdm import tqdm
 
         if self.bar is None:
@@ -369,11 +375,24 @@ class _ProgressBar:
         if event.kind == "log" and event.loss is not None:
             self.bar.set_postfix(loss=f"{event.loss:.4f}", epoch=f"{event.epoch:.2f}")
         elif event.kind == "eval":
-            self.bar.write(
-                f"epoch {event.epoch:.0f}: validation macro-F1 {event.metrics.get('macro_f1', float('nan')):.3f}, "
-                f"accuracy {event.metrics.get('accuracy', float('nan')):.3f}, loss {event.loss or float('nan'):.4f}"
-            )
+            self.bar.write(self.evaluation(event))
         self.bar.refresh()
+
+    def evaluation(self, event) -> str:
+        """'epoch 2: validation macro_f1 0.912, accuracy 0.930, loss 0.2412' with the task's own scores."""
+        scores = [f"{name} {event.metrics[name]:.3f}" for name in self.metrics if name in event.metrics]
+        loss = event.metrics.get("loss", event.loss)
+        scores.append(f"loss {loss:.4f}" if loss is not None else "loss n/a")
+        return f"epoch {event.epoch:.0f}: validation " + ", ".join(scores)
+
+    def _line(self, event) -> None:
+        if event.kind == "log" and event.loss is not None:
+            print(
+                f"step {event.step}/{event.total_steps}  epoch {event.epoch:.2f}  loss {event.loss:.4f}",
+                file=self.stream,
+            )
+        elif event.kind == "eval":
+            print(self.evaluation(event), file=self.stream)
 
 
 def _quiet_libraries() -> None:

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -150,6 +151,9 @@ class JobRun:
         spec_file = self.artifact_dir / "spec.json"
         if not spec_file.exists():  # train writes its own; an evaluation's folder gets one here
             spec_file.write_text(json.dumps(self.job.spec, indent=2) + "\n", encoding="utf-8")
+        # Libraries' deprecation notes are for their developers; in the job log a user reads, they look like errors.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         self._handler = logging.FileHandler(self.artifact_dir / LOG_FILE, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         self._handler.setLevel(logging.INFO)

@@ -263,3 +263,29 @@ def test_training_again_into_the_same_folder_is_refused(trained):
     done = playground("train", "--train", REVIEWS, *TRAIN_FLAGS, "--output", "run", "--json", cwd=work)
     assert_user_error(done, "already holds a trained model", str(out))
     assert json.loads((out / "report.json").read_text(encoding="utf-8")) == report
+
+
+def test_progress_in_a_log_is_one_line_per_step_with_the_tasks_own_metrics():
+    import io
+
+    from engine.progress import ProgressEvent
+    from ui.cli import _ProgressBar
+
+    def events(metrics: dict) -> list[ProgressEvent]:
+        return [
+            ProgressEvent(kind="log", step=3, total_steps=12, epoch=0.25, loss=1.2345),
+            ProgressEvent(kind="eval", step=12, total_steps=12, epoch=1.0, loss=0.5, metrics=metrics),
+        ]
+
+    log = io.StringIO()  # not a terminal: no carriage-return bar
+    with _ProgressBar(enabled=True, task="chat", stream=log) as bar:
+        for event in events({"loss": 0.5}):
+            bar.update(event)
+    assert log.getvalue().splitlines() == ["step 3/12  epoch 0.25  loss 1.2345", "epoch 1: validation loss 0.5000"]
+    assert "\r" not in log.getvalue() and "nan" not in log.getvalue()  # chat has no macro-F1 to print as nan
+
+    log = io.StringIO()
+    with _ProgressBar(enabled=True, task="token-classification", stream=log) as bar:
+        for event in events({"micro_f1": 0.71, "token_accuracy": 0.9, "loss": 0.5}):
+            bar.update(event)
+    assert log.getvalue().splitlines()[1].startswith("epoch 1: validation micro_f1 0.710")
