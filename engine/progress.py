@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, Literal
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 EventKind = Literal["start", "step", "log", "eval", "end"]
+WARMUP_STEPS = 2  # steps left out of the speed estimate
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,23 @@ class ProgressCallback(TrainerCallback):
         self.stopped = False
         self._start = time.monotonic()
         self._first_step = 0
+        self._step_began = 0.0
+        self._step_seconds: list[float] = []  # each training step's own time, warm-up steps included
+        self._epoch_ended: float | None = None
+        self._eval_seconds = 0.0  # the last evaluation's time: each one still to come costs about as much
 
     def _emit(self, state: TrainerState, kind: EventKind, **extra: Any) -> None:
         if self.on_event is None:
             return
         elapsed = time.monotonic() - self._start
-        done = state.global_step - self._first_step  # steps this run; a resumed run starts mid-way
-        rate = done / elapsed if done and elapsed > 0 else None
-        eta = (state.max_steps - state.global_step) / rate if rate else None
+        # The first steps are slow (allocation, kernel choice) and evaluations are not steps: the rate is that of
+        # the steps after warm-up, so step 1 does not promise 20 minutes for a 6-minute job.
+        warm = self._step_seconds[WARMUP_STEPS:]
+        rate = len(warm) / sum(warm) if warm and sum(warm) > 0 else None
+        eta = None
+        if rate:
+            evaluations = max(0, math.ceil(state.num_train_epochs or 0) - math.floor(state.epoch or 0))
+            eta = (state.max_steps - state.global_step) / rate + evaluations * self._eval_seconds
         self.on_event(
             ProgressEvent(
                 kind=kind,
@@ -81,11 +92,16 @@ class ProgressCallback(TrainerCallback):
         self._emit(state, "start")
         self._check_stop(control)
 
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._step_began = time.monotonic()
+
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._step_seconds.append(time.monotonic() - self._step_began)
         self._emit(state, "step")
         self._check_stop(control)
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._epoch_ended = time.monotonic()
         # Leaving the loop early still ends the epoch, where the epoch strategies ask for an evaluation and a
         # checkpoint: a stopped job skips both (the checkpoint would also rotate out the last whole epoch's).
         if self.stopped:
@@ -99,6 +115,8 @@ class ProgressCallback(TrainerCallback):
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics=None, **kw):
         numbers = {k.removeprefix("eval_"): float(v) for k, v in (metrics or {}).items() if _is_number(v)}
+        if self._epoch_ended is not None:
+            self._eval_seconds = time.monotonic() - self._epoch_ended
         self._emit(state, "eval", loss=numbers.get("loss"), metrics=numbers)
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
