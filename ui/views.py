@@ -123,6 +123,9 @@ def progress_html(job: Job) -> str:
         caption = f"Waiting for a worker: number {job.position} in line." if job.position else "Waiting for a worker."
     elif job.status == RUNNING and not job.total_steps:
         caption = "Starting: loading the model and the data…"
+    elif job.status == RUNNING and job.step >= job.total_steps:
+        # The last step is not the end: scoring the test split and writing the report can take minutes.
+        caption = f"Trained ({job.total_steps} steps): scoring the test split and writing the report…"
     elif job.status == RUNNING:
         left = duration(job.eta_seconds)
         caption = f"Step {job.step} of {job.total_steps}" + (f" · about {left} left" if left else "")

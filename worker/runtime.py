@@ -133,7 +133,8 @@ class JobRun:
                 }
             )
         self._log_line(data)
-        urgent = data["kind"] in ("start", "eval", "end")
+        # A logged loss is written at once (about 50 a job): the chart must not wait for the next step to say it.
+        urgent = data["kind"] in ("start", "log", "eval", "end")
         if urgent or time.monotonic() - self._last_flush >= self.settings.progress_seconds:
             self._flush()
 

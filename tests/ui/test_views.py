@@ -135,6 +135,9 @@ def test_job_table_and_progress_show_queue_position_and_time_left():
     assert "Step 30 of 120 · about 2 min left" in progress_html(running)
     assert 'aria-valuenow="25"' in progress_html(running)
     assert "number 2 in line" in progress_html(waiting)
+    scoring = job(status="running", step=6, total_steps=6, eta_seconds=1, epoch=1.0)
+    assert "Trained (6 steps): scoring the test split and writing the report…" in progress_html(scoring)
+    assert "1 s left" not in progress_html(scoring)  # once said for 4.5 minutes of evaluation
     failed = job(status="failed", error="label column 'x' not found", hint="pick the label column")
     from ui.views import job_markdown
 
