@@ -99,8 +99,14 @@ class DatasetStore(SqlStore):
         self.home = home
 
     def register(self, owner: str, source: str | Path, name: str | None = None) -> tuple[Dataset, Table]:
-        """Read an uploaded file and keep it as `owner`'s dataset; DataError (nothing kept) when it can't be read."""
+        """Read an uploaded file and keep it as `owner`'s dataset; DataError (nothing kept) when it can't be read.
+
+        The same file (name and bytes) uploaded again is the dataset already kept, not a second entry.
+        """
         table = read_table(source)  # first: a file that cannot be read is never stored
+        again = self.same_file(owner, source, _safe_file_name(name or Path(source).name))
+        if again is not None:
+            return again, table
         dataset = self.add(
             owner,
             source,
@@ -150,6 +156,17 @@ class DatasetStore(SqlStore):
             shutil.rmtree(target.parent, ignore_errors=True)
             raise
         return self._dataset(row)
+
+    def same_file(self, owner: str, source: str | Path, name: str) -> Dataset | None:
+        """The owner's dataset with this name and exactly these bytes, if one is kept."""
+        size = Path(source).stat().st_size
+        query = select(DatasetRow).where(
+            DatasetRow.owner == owner, DatasetRow.name == name, DatasetRow.size_bytes == size
+        )
+        with self._session(write=False) as s:
+            candidates = [self._dataset(row) for row in s.execute(query).scalars()]
+        content = Path(source).read_bytes() if candidates else b""
+        return next((d for d in candidates if d.path.is_file() and d.path.read_bytes() == content), None)
 
     def get(self, dataset_id: str, owner: str) -> Dataset | None:
         """The owner's dataset with this id, or None (also when it belongs to someone else)."""

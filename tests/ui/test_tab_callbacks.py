@@ -230,3 +230,22 @@ def test_the_base_model_follows_the_data_and_a_model_that_cannot_read_it_is_warn
     line, _, _ = train.preview_spec(ctx, **(values | {"base_model": "gemma3-270m"}))
     assert "⚠" not in line
     assert train.fit_model(ctx, None, "text-classification", None, None) == (train.gr.skip(), "")
+
+
+@pytest.mark.parametrize("bad", [b"", b"PK\x03\x04" + bytes(200), bytes(range(256)) * 8])
+def test_a_failed_upload_leaves_no_file_picked_and_the_same_file_twice_is_one_entry(
+    ctx: AppContext, latin1_reviews: Path, tmp_path: Path, bad: bytes
+):
+    good = uploaded(ctx, latin1_reviews)
+    again = uploaded(ctx, latin1_reviews)
+    assert again == good and len(ctx.datasets.list(ctx.owner(None))) == 1  # no duplicate entry
+    broken = tmp_path / "avis clients (2).csv"
+    broken.write_bytes(bad)
+    picker, preview, text, label, summary, chart = data.upload_dataset(ctx, str(broken), None)
+    assert picker.value is None and [v for _, v in picker.choices] == [good]  # the good one stays in the list
+    assert preview.empty and text.choices == [] and label.choices == [] and chart.empty
+    assert "avis clients (2).csv can't be read; it was not kept" in summary
+    # The Train tab, fed the cleared pick, has nothing to train on.
+    assert train.preview_spec(ctx, **train_inputs(dataset_id=picker.value, task="text-classification"))[0] == (
+        "Pick a file in the **Data** tab first."
+    )

@@ -194,8 +194,11 @@ def upload_dataset(ctx: AppContext, path: str | None, request: gr.Request):
     try:
         dataset, _ = ctx.datasets.register(owner, path, name)
     except DataError as exc:
-        message = error_markdown(str(exc), f"{name} can't be read")
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, gr.skip()
+        # Nothing stays picked: the last good file must not look like the one just dropped, nor be trained on.
+        message = error_markdown(str(exc), f"{name} can't be read; it was not kept")
+        picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=None)
+        empty = gr.Dropdown(choices=[], value=None)
+        return picker, pd.DataFrame(), empty, empty, message, label_frame({})
     picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
     return picker, *show(ctx, dataset)
 
