@@ -6,6 +6,8 @@ noise and predicts one class for everything. The data summary says so before tra
 
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -39,6 +41,26 @@ def script_of(char: str) -> str | None:
         return None
     name = unicodedata.name(char, "")
     return next((script for prefix, script in _SCRIPT_PREFIXES if name.startswith(prefix)), "other")
+
+
+# Without a tokenizer, lengths are estimated in tokens: the unit max_length is in, for every script.
+ESTIMATED_TOKENS = "tokens (estimated)"
+ESTIMATE_NOTICE = (
+    "lengths are estimated in tokens (no tokenizer here: about one per Chinese, Japanese or Korean character and "
+    "1.3 per word otherwise); the report counts them exactly"
+)
+# Subword tokens per space-separated word of English and similar text, as WordPiece and BPE vocabularies split it.
+TOKENS_PER_WORD = 1.3
+_CJK_CHAR = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\u3000-\u303f\uff00-\uffef]"
+)
+
+
+def estimated_tokens(text: str) -> int:
+    """About how many tokens a text makes, without a tokenizer: one per CJK character, 1.3 per other word."""
+    cjk = len(_CJK_CHAR.findall(text))
+    words = len(_CJK_CHAR.sub(" ", text).split())
+    return cjk + math.ceil(TOKENS_PER_WORD * words)
 
 
 def script_shares(texts: Iterable[str], sample: int = SAMPLE_TEXTS) -> dict[str, float]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -14,7 +16,8 @@ def report_scope(report: dict[str, Any]) -> str:
     return f"{report.get('task', '')} with {short_model(str(report.get('base_model', '')))}"
 
 
-WORDS_NOTICE = "lengths are counted in words"
+# Said once, beside the lengths, not among the notices (the older wording too, in reports already written).
+LENGTH_NOTICES = ("lengths are estimated in tokens", "lengths are counted in words")
 
 
 def label_frame(summary: dict[str, Any]) -> pd.DataFrame:
@@ -101,12 +104,33 @@ def warnings_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(f"⚠ **{warning}**" for warning in report.get("warnings") or [])
 
 
+def readable_cell(value: Any) -> Any:
+    """A cell as text a person reads: chat turns as 'role: text' lines, lists joined, records as JSON."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "content" in v for v in value):
+        # One line a turn: the turn's own line breaks would make its next line look like another turn.
+        return "\n".join(
+            f"{v.get('role', v.get('from', '?'))}: {' '.join(str(v.get('content', '')).split())}" for v in value
+        )
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def readable_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A preview whose list and record cells are text, not '[object Object],[object Object]'."""
+    return frame.apply(lambda column: column.map(readable_cell)) if len(frame) else frame
+
+
 def round3(value: Any) -> float | None:
     return round(float(value), 3) if isinstance(value, int | float) else None
 
 
 def notices_markdown(summary: dict[str, Any]) -> list[str]:
-    notices = [n for n in summary.get("notices") or [] if WORDS_NOTICE not in n and "counted in words" not in n]
+    notices = [n for n in summary.get("notices") or [] if not any(said in n for said in LENGTH_NOTICES)]
     return ["", "**Worth a look:**", ""] + [f"- ⚠ {notice}" for notice in notices] if notices else []
 
 

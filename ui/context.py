@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import DataSpec, EvaluateSpec, JobSpec, shown
+from engine.spec import DataSpec, EvaluateSpec, JobSpec, TrainingParams, shown
 from engine.tasks import get_task
 from worker.api import JobNotFoundError, Jobs
 from worker.records import SUCCEEDED, TRAIN, Job
@@ -98,7 +98,7 @@ def _split_pair(pair: str, source: str) -> tuple[str, str]:
 
 
 def inspect_task_data(
-    task: str, data: DataSpec, *, base_model: str | None = None, max_length: int = 128, seed: int = 42
+    task: str, data: DataSpec, *, base_model: str | None = None, max_length: int | None = None, seed: int = 42
 ) -> dict[str, Any]:
     """The validation summary of a data mapping for one task; raises DataError with a readable message.
 
@@ -106,7 +106,9 @@ def inspect_task_data(
     """
     from engine.language import advise
 
-    # No tokenizer in the web process: lengths are counted in words here; the report has token counts.
+    # No tokenizer in the web process: lengths are estimated in tokens here; the report has exact counts.
+    if max_length is None:  # the task's own default: chat's 512, not the classifier's 128
+        max_length = get_task(task).default_params.get("max_length", TrainingParams.model_fields["max_length"].default)
     summary = get_task(task).inspect(data, max_length=max_length, seed=seed)
     advise(summary, task, base_model or get_task(task).default_base_model)
     return summary

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.tabular import Table, read_table
-from engine.tasks import file_format_of
+from engine.tasks import detect_task, file_format_of, get_task
 from worker.records import utcnow
 from worker.sidetables import Base, SqlStore
 
@@ -37,6 +37,7 @@ class DatasetRow(Base):
     path: Mapped[str] = mapped_column(String(500))  # relative to the data dir, like a job's artifact folder
     format: Mapped[str | None] = mapped_column(String(20))
     rows: Mapped[int | None] = mapped_column(Integer)
+    record_unit: Mapped[str | None] = mapped_column(String(40))  # what `rows` counts: rows, sentences; NULL: rows
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     columns: Mapped[list | None] = mapped_column(JSON)
     text_column: Mapped[str | None] = mapped_column(String(255))
@@ -59,6 +60,7 @@ class Dataset:
     columns: list[str] = field(default_factory=list)
     text_column: str | None = None
     label_column: str | None = None
+    record_unit: str = "rows"  # sentences for a CoNLL file, which has a token a line
 
     def to_dict(self) -> dict:
         """JSON-ready dict for the REST API."""
@@ -67,6 +69,7 @@ class Dataset:
             "name": self.name,
             "format": self.format,
             "rows": self.rows,
+            "record_unit": self.record_unit,
             "size_bytes": self.size_bytes,
             "columns": list(self.columns),
             "text_column": self.text_column,
@@ -107,13 +110,16 @@ class DatasetStore(SqlStore):
         again = self.same_file(owner, source, _safe_file_name(name or Path(source).name))
         if again is not None:
             return again, table
+        task = get_task(detect_task(source, table.frame))
+        _, count, unit = task.preview(Path(source), table.frame, 0)  # sentences of a CoNLL file, not its lines
         dataset = self.add(
             owner,
             source,
             name or Path(source).name,
             format=file_format_of(source, table.format),
-            rows=len(table.frame),
+            rows=count,
             columns=[str(c) for c in table.frame.columns],
+            record_unit=unit,
         )
         return dataset, table
 
@@ -128,6 +134,7 @@ class DatasetStore(SqlStore):
         columns: list[str],
         text_column: str | None = None,
         label_column: str | None = None,
+        record_unit: str = "rows",
     ) -> Dataset:
         """Copy `source` into the data dir under a new id and record it as `owner`'s dataset named `name`."""
         dataset_id = secrets.token_hex(8)
@@ -143,6 +150,7 @@ class DatasetStore(SqlStore):
             path=str(relative),
             format=format,
             rows=rows,
+            record_unit=record_unit,
             size_bytes=target.stat().st_size,
             columns=[str(c) for c in columns],
             text_column=text_column,
@@ -212,6 +220,7 @@ class DatasetStore(SqlStore):
             path=self.home / row.path,
             format=row.format,
             rows=row.rows,
+            record_unit=row.record_unit or "rows",
             size_bytes=row.size_bytes or 0,
             created_at=row.created_at,
             columns=list(row.columns or []),

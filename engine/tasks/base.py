@@ -201,6 +201,12 @@ class Task:
         """How sure this task is that a file is its data (0: not at all); the most sure task wins."""
         return 0
 
+    def preview(self, path: Path, frame: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, int, str]:
+        """The file's first records as a person reads them, how many records it holds, and what they are called."""
+        from engine.report_views import readable_frame
+
+        return readable_frame(frame.head(rows)), len(frame), "rows"
+
     def one_line(self, text: str, result: Any) -> str:
         """A prediction for the terminal."""
         return f"{result}\t{text}"

@@ -101,3 +101,12 @@ def test_checking_a_catalog_model_does_not_convert_it(monkeypatch: pytest.Monkey
     check_model("gemma3-270m", task="token-classification")
     with pytest.raises(ModelNotFoundError, match="supports chat, not 'token-classification'"):
         check_model("smollm2-135m-instruct", task="token-classification")
+
+
+def test_lengths_without_a_tokenizer_are_estimated_in_tokens_for_every_script():
+    from engine.language import estimated_tokens
+
+    assert estimated_tokens("这件羽绒服质量很好，物流也很快。") == 16  # a character each, punctuation too
+    assert estimated_tokens("A tender, funny film about two brothers.") == 10  # 7 words x 1.3
+    assert estimated_tokens("我买了 iPhone 15，很好用") == 7 + 3  # 7 CJK characters (the comma too), 2 other words
+    assert estimated_tokens("") == 0

@@ -249,3 +249,27 @@ def test_a_failed_upload_leaves_no_file_picked_and_the_same_file_twice_is_one_en
     assert train.preview_spec(ctx, **train_inputs(dataset_id=picker.value, task="text-classification"))[0] == (
         "Pick a file in the **Data** tab first."
     )
+
+
+def test_a_chinese_conll_file_is_previewed_as_sentences_and_counted_as_sentences(ctx: AppContext, tmp_path: Path):
+    import json
+
+    lines = []
+    for record in map(json.loads, (FIXTURES / "ner" / "zh.jsonl").read_text(encoding="utf-8").splitlines()):
+        lines += [f"{token} {tag}" for token, tag in zip(record["tokens"], record["tags"], strict=True)] + [""]
+    conll = tmp_path / "人民日报.conll"  # one character a line, as People's Daily-style corpora come
+    conll.write_text("\n".join(lines), encoding="utf-8")
+    picker, preview, *_ = data.upload_dataset(ctx, str(conll), None)
+    assert picker.choices[0][0].startswith("人民日报.conll · 120 sentences")  # not one 'row' per character line
+    assert list(preview.columns) == ["sentence", "tags"] and len(preview) == data.PREVIEW_ROWS
+    assert preview["sentence"].iloc[0] == "周婷和黄敏是中山大学的同学。"
+    assert preview["tags"].iloc[0].startswith("B-PER I-PER O B-PER I-PER O B-ORG")
+
+
+def test_chat_turns_are_previewed_as_lines_not_object_object(ctx: AppContext):
+    _, preview, *_ = data.upload_dataset(ctx, str(FIXTURES / "chat" / "zh_support.jsonl"), None)
+    first = preview["messages"].iloc[0]
+    assert isinstance(first, str) and "[object Object]" not in first
+    roles = [line.split(":", 1)[0] for line in first.splitlines()]
+    assert roles[-1] == "assistant" and "user" in roles
+    assert "—— 记事猫客服 小云" in first

@@ -143,7 +143,7 @@ def test_data_summaries_of_the_fixtures_read_as_sentences():
     chat = inspect_chat_data(DataSpec(train=str(FIXTURES / "chat" / "support.jsonl")))
     text = chat_summary_markdown(chat, "support.jsonl")
     assert "157 conversations" in text and "194 from the assistant" in text and "52 system prompts" in text
-    assert "Truncation: 0 longer than 512 words" in text
+    assert "Truncation: 0 longer than 512 tokens" in text
     assert set(task_frame(chat)["label"]) == {"system", "user", "assistant"}
 
 

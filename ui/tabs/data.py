@@ -54,7 +54,7 @@ class DataTab:
 def dataset_choices(datasets: list[Dataset]) -> list[tuple[str, str]]:
     """(label, id) pairs for the dataset picker, newest first."""
     return [
-        (f"{d.name} · {d.rows if d.rows is not None else '?'} rows · uploaded {when(d.created_at)}", d.id)
+        (f"{d.name} · {d.rows if d.rows is not None else '?'} {d.record_unit} · uploaded {when(d.created_at)}", d.id)
         for d in datasets
     ]
 
@@ -110,14 +110,19 @@ def show(
         # The summary of the detected task; its own pickers are filled by task_view, which runs next.
         message, chart_data = check(ctx, dataset, task_name, {}, encoding)
         empty = gr.Dropdown(choices=columns, value=None)
-        return frame.head(PREVIEW_ROWS), empty, empty, message, chart_data
+        return preview(dataset, frame, task_name), empty, empty, message, chart_data
     if text not in columns or label not in columns:
         text, label = dataset.text_column, dataset.label_column
     if text not in columns or label not in columns:
         text, label = _guess(frame)
     message, chart_data = check(ctx, dataset, task_name, {"text_column": text, "label_column": label}, encoding)
     pickers = gr.Dropdown(choices=columns, value=text), gr.Dropdown(choices=columns, value=label)
-    return frame.head(PREVIEW_ROWS), *pickers, message, chart_data
+    return preview(dataset, frame, task_name), *pickers, message, chart_data
+
+
+def preview(dataset: Dataset, frame: pd.DataFrame, task_name: str) -> pd.DataFrame:
+    """The first records as the task reads them: CoNLL sentences with their tags, chat turns as lines."""
+    return get_task(task_name).preview(dataset.path, frame, PREVIEW_ROWS)[0]
 
 
 def check(

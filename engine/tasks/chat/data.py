@@ -16,7 +16,7 @@ import datasets
 from jinja2 import TemplateError
 
 from engine.errors import DataError
-from engine.language import language_summary
+from engine.language import ESTIMATE_NOTICE, ESTIMATED_TOKENS, estimated_tokens, language_summary
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats
@@ -151,11 +151,12 @@ def _template_call(tokenizer: Any, messages: list[dict], number: int, **kwargs: 
 
 
 def _conversation_lengths(conversations: list[list[dict]], tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
-    """Per conversation: its length, and where its first and its last assistant turn start, in tokens or words."""
+    """Per conversation: its length, and where its first and its last assistant turn start, in tokens (estimated
+    without a tokenizer)."""
     if tokenizer is None:
         lengths, firsts, lasts = [], [], []
         for c in conversations:
-            words = [len(m["content"].split()) for m in c]
+            words = [estimated_tokens(m["content"]) for m in c]
             turns = [i for i, m in enumerate(c) if m["role"] == "assistant"]
             lengths.append(sum(words))
             firsts.append(sum(words[: turns[0]]))
@@ -185,7 +186,7 @@ def _summary(
     seed: int,
 ) -> dict:
     examples = [e for s in _SPLITS for e in parts[s]]
-    unit = "words" if tokenizer is None else "tokens"
+    unit = ESTIMATED_TOKENS if tokenizer is None else "tokens"
     summary: dict[str, Any] = {
         "files": [
             {
@@ -216,7 +217,7 @@ def _summary(
         summary["split_into_chunks"] = {
             "count": sum(n > max_length for n in lengths),
             "max_length": max_length,
-            "unit": unit,
+            "unit": "tokens",  # max_length is in tokens; the lengths may be estimated
         }
     else:
         roles = Counter(m["role"] for c in examples for m in c)
@@ -229,7 +230,7 @@ def _summary(
         summary["truncated"] = {
             "count": sum(n > max_length for n in lengths),
             "max_length": max_length,
-            "unit": unit,
+            "unit": "tokens",  # max_length is in tokens; the lengths may be estimated
             "last_answer_lost": sum(n >= max_length for n in last_starts),
             "no_answer_left": sum(n >= max_length for n in first_starts),
         }
@@ -264,7 +265,7 @@ def _notices(summary: dict, parts: dict, tokenizer: Any) -> list[str]:
         notices.append(
             f"only {len(parts['train'])} training example(s); a model needs dozens to pick up a style or a domain"
         )
-    unit = summary["length_tokens"]["unit"]
+    unit = "tokens"  # of max_length, whether the lengths were counted or estimated
     if summary["kind"] == "text":
         chunked = summary["split_into_chunks"]
         if chunked["count"]:
@@ -296,6 +297,6 @@ def _notices(summary: dict, parts: dict, tokenizer: Any) -> list[str]:
                 f"the model's chat template adds its own default system prompt to the {without_system} "
                 "conversation(s) without one; it carries no loss, and chatting uses the same template"
             )
-    if unit == "words":
-        notices.append("lengths are counted in words (no tokenizer given); token counts are usually higher")
+    if unit == ESTIMATED_TOKENS:
+        notices.append(ESTIMATE_NOTICE)
     return notices

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import DataError
-from engine.language import language_summary
+from engine.language import ESTIMATE_NOTICE, ESTIMATED_TOKENS, estimated_tokens, language_summary
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
@@ -233,7 +233,7 @@ def _check_labels(labels: set[str], column: str) -> list[str]:
 
 def _lengths(texts: list[str], tokenizer: Any) -> tuple[list[int], str]:
     if tokenizer is None:
-        return [len(t.split()) for t in texts], "words"
+        return [estimated_tokens(t) for t in texts], ESTIMATED_TOKENS
     lengths: list[int] = []
     for start in range(0, len(texts), 1000):
         # verbose=False: the over-length warning would repeat what the truncation count already reports.
@@ -293,7 +293,7 @@ def load_classification_data(
     summary = _summary(tables, rows, names, split_texts, split_labels, text_column, label_column)
     summary.update(
         length_tokens=length_stats(lengths, unit),
-        truncated={"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
+        truncated={"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": "tokens"},
         seed=seed,
     )
     file_notices = [notice for table in tables.values() for notice in table.notices]
@@ -423,7 +423,7 @@ def load_labeled_file(
         "rows": len(rows.texts),
         "rows_per_label": _per_label(rows.labels, names),
         "length_tokens": length_stats(lengths, unit),
-        "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": unit},
+        "truncated": {"count": sum(n > max_length for n in lengths), "max_length": max_length, "unit": "tokens"},
         "dropped": {"blank_text": rows.blank_text, "missing_label": rows.missing_label},
         "notices": list(table.notices),
     }
@@ -485,6 +485,6 @@ def _summary_notices(summary: dict, split_labels: dict[str, list[str]]) -> list[
             f"{truncated['count']} text(s) ({share:.0%}) are longer than max_length={truncated['max_length']} "
             f"{truncated['unit']} and will be truncated"
         )
-    if summary["length_tokens"]["unit"] == "words":
-        notices.append("lengths are counted in words (no tokenizer given); token counts are usually higher")
+    if summary["length_tokens"]["unit"] == ESTIMATED_TOKENS:
+        notices.append(ESTIMATE_NOTICE)
     return notices

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.report_views import WORDS_NOTICE, baseline_sentence, warnings_markdown
+from engine.report_views import LENGTH_NOTICES, baseline_sentence, warnings_markdown
 
 
 def summary_markdown(summary: dict[str, Any], dataset_name: str = "") -> str:
@@ -34,7 +34,7 @@ def summary_markdown(summary: dict[str, Any], dataset_name: str = "") -> str:
             f"- Text length in {unit}: typically {lengths.get('p50')}, 95% are at most {lengths.get('p95')}, "
             f"the longest has {lengths.get('max')}."
         )
-    notices = [n for n in summary.get("notices") or [] if WORDS_NOTICE not in n]
+    notices = [n for n in summary.get("notices") or [] if not any(said in n for said in LENGTH_NOTICES)]
     if notices:
         lines += ["", "**Worth a look:**", ""] + [f"- ⚠ {notice}" for notice in notices]
     return "\n".join(lines)

@@ -108,6 +108,25 @@ class TokenClassificationTask(Task):
             f"It finds: {', '.join(labels)}."
         )
 
+    def preview(self, path: Path, frame: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, int, str]:
+        """Sentences with their tags (a CoNLL file has one token a line: as a table it reads as noise)."""
+        import pandas as pd
+
+        from engine.errors import DataError
+        from engine.spec import DataSpec
+        from engine.tasks.token_classification.files import read_tagged_file
+        from engine.tasks.token_classification.metrics import join_tokens
+
+        try:
+            tagged = read_tagged_file(str(path), DataSpec(train=str(path)), path.stat().st_size + 1)
+        except (DataError, OSError):
+            return super().preview(path, frame, rows)
+        shown = [
+            {"sentence": join_tokens(tokens), "tags": " ".join(tags)}
+            for tokens, tags in zip(tagged.tokens[:rows], tagged.tags[:rows], strict=True)
+        ]
+        return pd.DataFrame(shown, columns=["sentence", "tags"]), len(tagged.tokens), "sentences"
+
     def detect(self, path: Path, frame: pd.DataFrame | None) -> int:
         if path.suffix.lower() in CONLL_EXTENSIONS:
             return 3

@@ -309,11 +309,11 @@ def test_summary_counts_turns_lengths_and_truncation(tmp_path, tokenizer):
     assert any("default system prompt to the 9 conversation(s)" in n for n in summary["notices"])
 
 
-def test_summary_without_tokenizer_counts_words_and_dropped_rows(tmp_path):
+def test_summary_without_tokenizer_estimates_tokens_and_counts_dropped_rows(tmp_path):
     records = [{"messages": conversation(i)} for i in range(6)]
     records += [{"messages": []}, {"other": 1}, {"messages": conversation(0)}]
     summary = inspect_chat_data(DataSpec(train=str(write_jsonl(tmp_path / "c.jsonl", records))), max_length=5)
-    assert summary["length_tokens"]["unit"] == "words"
+    assert summary["length_tokens"]["unit"] == "tokens (estimated)"  # the unit max_length is in, as for chat jobs
     assert summary["dropped"] == {"empty conversation": 1, "no messages": 1}
     assert summary["duplicates"]["exact"] == 1
     assert summary["truncated"]["count"] == 7  # every conversation has 11 words

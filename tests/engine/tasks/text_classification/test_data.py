@@ -264,8 +264,9 @@ def test_summary_counts_drops_duplicates_and_imbalance(tmp_path):
     }
     notices = " | ".join(summary["notices"])
     assert "dropped 2 row(s) with blank text" in notices and "dropped 1 row(s) with no label" in notices
-    assert "imbalanced" in notices and "lengths are counted in words" in notices
-    assert summary["length_tokens"]["unit"] == "words" and summary["length_tokens"]["max"] == 3
+    assert "imbalanced" in notices and "lengths are estimated in tokens" in notices
+    # "example common 0": three words, 1.3 tokens each
+    assert summary["length_tokens"]["unit"] == "tokens (estimated)" and summary["length_tokens"]["max"] == 4
 
 
 def test_truncation_counted_with_real_tokenizer(tmp_path, tokenizer):

@@ -430,7 +430,7 @@ def test_render_markdown_renders_real_summaries_of_the_data_module():
     assert f"| **Total** | {' | '.join(totals)} | 240 |" in data
     assert "Validation and test: split from the training file (seed 3)." in data
     assert "| train | reviews.csv | csv | utf-8 | 240 | 240 |" in data
-    assert "Length in words:" in data and "max_length 16 words" in data
+    assert "Length in tokens (estimated):" in data and "max_length 16 tokens" in data
 
     # An evaluate-only summary covers one file: no splits, duplicates or seed, and a single count per label.
     scored = load_labeled_file(path, max_length=512).summary
@@ -440,7 +440,7 @@ def test_render_markdown_renders_real_summaries_of_the_data_module():
     assert table_rows(data, "| Label | Rows |") == ["| fresh | 120 |", "| rotten | 120 |", "| **Total** | 240 |"]
     assert "| test | reviews.csv | csv | utf-8 | 240 | 240 |" in data
     assert "Duplicates" not in data and "seed" not in data and "Validation" not in data
-    assert "- Truncated: none (every text fits in max_length 512 words)." in data
+    assert "- Truncated: none (every text fits in max_length 512 tokens)." in data
     assert "Evaluate-only report" in section(md, "Training")
 
 
