@@ -120,9 +120,19 @@ def readable_cell(value: Any) -> Any:
     return value
 
 
+# A column whose values are typically longer than this goes last, so labels and scores stay on screen.
+LONG_TEXT_CHARS = 60
+
+
 def readable_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A preview whose list and record cells are text, not '[object Object],[object Object]'."""
-    return frame.apply(lambda column: column.map(readable_cell)) if len(frame) else frame
+    """A preview whose list and record cells are text, not '[object Object],[object Object]', with the short
+    columns (ids, labels, scores) first and long texts last: long reviews pushed the labels off-screen."""
+    if not len(frame):
+        return frame
+    frame = frame.apply(lambda column: column.map(readable_cell))
+    typical = {name: frame[name].astype(str).str.len().median() for name in frame.columns}
+    short = [name for name in frame.columns if typical[name] <= LONG_TEXT_CHARS]
+    return frame[short + [name for name in frame.columns if name not in short]]
 
 
 def round3(value: Any) -> float | None:

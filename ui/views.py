@@ -25,7 +25,8 @@ STATUS_WORDS = {
     FAILED: "✗ failed",
     CANCELLED: "■ cancelled",
 }
-JOB_COLUMNS = ["Job", "What", "Status", "Progress", "Time left", "Created", "Result"]
+# The long description last: at 800 px it pushed Progress, Time left and Result off-screen.
+JOB_COLUMNS = ["Job", "Status", "Progress", "Time left", "Result", "Created", "What"]
 
 
 # ---- small words -------------------------------------------------------------------------------------------------
@@ -104,12 +105,12 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
         rows.append(
             [
                 job.id[:8],
-                job_title(job),
                 STATUS_WORDS.get(job.status, job.status),
                 progress,
                 duration(job.eta_seconds) if job.status == RUNNING else "",
-                when(job.created_at),
                 ("⚠ " if report_warnings(job) else "") + result_text(job),
+                when(job.created_at),
+                job_title(job),
             ]
         )
     return pd.DataFrame(rows, columns=JOB_COLUMNS)

@@ -241,7 +241,7 @@ def test_a_collapsed_model_is_called_out_in_the_jobs_tab_and_the_playground(ctx:
     heading = jobs.job_status(ctx, job.id, ALICE)[0]
     assert heading.index("collapsed to (nearly) one class") < heading.index("Result on the test split")
     table = jobs.list_jobs(ctx, ALICE)[0]
-    assert table.iloc[0, -1].startswith("⚠ macro-F1")  # the job list flags it too
+    assert table["Result"].iloc[0].startswith("⚠ macro-F1")  # the job list flags it too
     from ui.cli import format_report_summary
 
     printed = format_report_summary(collapsed)

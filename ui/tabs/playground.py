@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.errors import DataError
+from engine.report_views import readable_frame
 from engine.tabular import read_table
 from engine.tasks import default_task, get_task
 from ui.context import AppContext
@@ -124,8 +125,8 @@ def predict_file(ctx: AppContext, job_id: str | None, path: str | None, text_col
         predict_rows(predictor, path, output, text_column=text_column or None)
     except (DataError, ValueError) as exc:
         raise user_error(str(exc)) from exc
-    if suffix == "csv":
-        return str(output), pd.read_csv(output).head(PREVIEW_ROWS)
+    if suffix == "csv":  # the predicted label and its scores first, the long texts last
+        return str(output), readable_frame(pd.read_csv(output).head(PREVIEW_ROWS))
     preview = pd.read_json(output, lines=True, nrows=PREVIEW_ROWS)
     preview["entities"] = [
         ", ".join(f"{span['text']} ({span['type']})" for span in spans) for spans in preview["entities"]

@@ -78,4 +78,5 @@ def errors_frame(report: dict[str, Any], limit: int = 10) -> pd.DataFrame:
         }
         for error in (report.get("errors") or [])[:limit]
     ]
-    return pd.DataFrame(rows, columns=["Text", "True label", "Predicted", "Confidence"])
+    # Labels and confidence first: a long text in front pushed them off-screen, even at 1920 px.
+    return pd.DataFrame(rows, columns=["True label", "Predicted", "Confidence", "Text"])

@@ -119,4 +119,4 @@ def ner_errors_frame(report: dict[str, Any], limit: int = 20) -> pd.DataFrame:
                 "Predicted": predicted,
             }
         )
-    return pd.DataFrame(rows, columns=["Kind", "Sentence", "Entity", "True type", "Predicted"])
+    return pd.DataFrame(rows, columns=["Kind", "Entity", "True type", "Predicted", "Sentence"])  # the long one last
