@@ -256,3 +256,78 @@ def test_ner_upload_train_and_see_entities_in_the_playground(server: Server, bro
         assert span["type"] in entities.inner_text()  # every entity type the model finds is shown as a label
     shot("5-playground")
     context.close()
+
+
+LONG_REVIEWS = (
+    (
+        "positif",
+        "Un accueil chaleureux dès l'entrée, des crêpes délicieuses, une crème brûlée parfaite et un "
+        "service attentif du début à la fin. La salle est lumineuse, la carte change chaque saison, les vins sont "
+        "bien choisis et les prix restent raisonnables pour la qualité. Nous y retournerons sans hésiter, c'est "
+        "devenu notre adresse préférée du quartier et nous la recommandons à tous nos amis de passage.",
+    ),
+    (
+        "négatif",
+        "Très déçu : le café était tiède, le serveur n'a pas daigné s'excuser, l'addition était salée et "
+        "la table collait. Nous avons attendu quarante minutes un plat arrivé froid, la musique couvrait toutes les "
+        "conversations et personne n'a répondu quand nous avons signalé le problème. Le dessert était industriel, "
+        "le pain rassis, et le patron nous a fait comprendre que nous dérangions. Plus jamais, vraiment.",
+    ),
+)
+
+
+def _right_edge_inside(page, cell_selector: str, frame_selector: str) -> None:
+    """The cell is on screen: inside the viewport and inside its table's visible box, not scrolled out of sight."""
+    cell = page.locator(cell_selector).first
+    cell.wait_for()
+    box, frame = cell.bounding_box(), page.locator(frame_selector).bounding_box()
+    width = page.viewport_size["width"]
+    assert box is not None and frame is not None, cell_selector
+    assert box["x"] >= frame["x"] - 1 and box["x"] + box["width"] <= min(frame["x"] + frame["width"], width) + 1, (
+        cell_selector,
+        box,
+        frame,
+    )
+
+
+@pytest.mark.slow
+def test_long_texts_leave_labels_scores_and_progress_on_screen(server: Server, browser, artifacts: Path, tmp_path):
+    from tests.ui.conftest import QUICK_PARAMS, upload, wait_finished
+
+    rows = ["id,avis,note"]
+    for i in range(48):  # long reviews, the label last, a quarter of the labels wrong: mistakes to show
+        label, text = LONG_REVIEWS[i % 2]
+        wrong = "négatif" if label == "positif" else "positif"
+        rows.append(f'{100 + i},"{text} (avis {i})",{wrong if i % 4 == 3 else label}')
+    path = tmp_path / "avis longs.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    log_in(page, server, "alice")
+    page.locator("#data-upload input[type=file]").set_input_files(str(path))
+    page.locator("#data-summary").get_by_text("Ready to train").wait_for()
+    _right_edge_inside(page, '#data-preview [role=columnheader]:has-text("note")', "#data-preview")
+    page.screenshot(path=str(artifacts / "long-1-data.png"), full_page=True)
+
+    dataset = upload(server, "alice", path)
+    spec = {"base_model": "minilm-l6", "data": {"train": dataset["id"]}, "params": QUICK_PARAMS}
+    status, job = server.api("POST", "/api/jobs", body=spec)
+    assert status == 201, job
+    assert wait_finished(server, job["id"])["status"] == "succeeded"
+    open_tab(page, "Jobs")
+    page.locator("#jobs-refresh").click()
+    choose(page, "jobs-job", job["id"][:8], prefix=True)
+    page.locator("#jobs-detail").get_by_text(job["id"]).wait_for()
+    page.locator("#jobs-open-report").click()
+    page.locator("#report-headline").get_by_text(job["id"][:8]).wait_for()
+    for header in ("True label", "Predicted", "Confidence"):
+        _right_edge_inside(page, f'#report-errors [role=columnheader]:has-text("{header}")', "#report-errors")
+    page.screenshot(path=str(artifacts / "long-2-report.png"), full_page=True)
+
+    page.set_viewport_size({"width": 800, "height": 900})
+    open_tab(page, "Jobs")
+    for header in ("Progress", "Time left", "Result"):
+        _right_edge_inside(page, f'#jobs-table [role=columnheader]:has-text("{header}")', "#jobs-table")
+    page.screenshot(path=str(artifacts / "long-3-jobs-800.png"), full_page=True)
+    context.close()
