@@ -59,11 +59,12 @@ def per_class_frame(report: dict[str, Any]) -> pd.DataFrame:
         rows.append(
             {
                 "Label": label,
-                "Precision": round(row["precision"], 3),
-                "Recall": round(row["recall"], 3),
-                "F1": round(row["f1"], 3),
+                # Three decimals each, as text: 0, 0.8 and 0.889 side by side read as different precisions.
+                "Precision": f"{row['precision']:.3f}",
+                "Recall": f"{row['recall']:.3f}",
+                "F1": f"{row['f1']:.3f}",
                 "Support": int(row["support"]),
-                "Baseline F1": round(baseline_f1[label], 3) if label in baseline_f1 else None,
+                "Baseline F1": f"{baseline_f1[label]:.3f}" if label in baseline_f1 else "",
             }
         )
     frame = pd.DataFrame(rows, columns=["Label", "Precision", "Recall", "F1", "Support", "Baseline F1"])

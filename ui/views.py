@@ -25,6 +25,8 @@ STATUS_WORDS = {
     FAILED: "✗ failed",
     CANCELLED: "■ cancelled",
 }
+# What an empty table shows instead of Gradio's placeholder headers "1 2 3".
+EMPTY_TABLE = pd.DataFrame(columns=["nothing to show yet"])
 # The long description last: at 800 px it pushed Progress, Time left and Result off-screen.
 JOB_COLUMNS = ["Job", "Status", "Progress", "Time left", "Result", "Created", "What"]
 

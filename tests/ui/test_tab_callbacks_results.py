@@ -102,14 +102,14 @@ def test_the_headline_shows_the_reports_numbers_and_mistakes_keep_their_text(ctx
     assert "**0.900** | **0.880** | **0.890**" in headline  # accuracy, macro F1, weighted F1
     assert "macro-F1 0.880 vs 0.800 (+0.080)" in headline and "Better than the simple baseline" in headline
     assert per_class["Label"].tolist() == ["fresh", "<rotten>"]
-    assert per_class["F1"].tolist() == [0.847, 0.897] and per_class["Support"].tolist() == [12, 12]
-    assert per_class["Baseline F1"].iloc[0] == 0.79
+    assert per_class["F1"].tolist() == ["0.847", "0.897"] and per_class["Support"].tolist() == [12, 12]
+    assert per_class["Baseline F1"].iloc[0] == "0.790"
     assert "&lt;rotten&gt;" in confusion and "<rotten>" not in confusion  # label escaped, matrix counts shown
     assert ">11</td>" in confusion
     assert len(errors) == 1
     mistake = errors.iloc[0]
     assert mistake["Text"] == MISTAKE[:300] and "\n" in mistake["Text"] and "«très émouvant»" in mistake["Text"]
-    assert (mistake["True label"], mistake["Predicted"], mistake["Confidence"]) == ("fresh", "<rotten>", 0.988)
+    assert (mistake["True label"], mistake["Predicted"], mistake["Confidence"]) == ("fresh", "<rotten>", "0.988")
     assert sorted(Path(f).name for f in files) == [f"report-{job.id[:8]}.json", f"report-{job.id[:8]}.md"]
     downloaded = next(Path(f) for f in files if f.endswith(".json"))
     assert json.loads(downloaded.read_text(encoding="utf-8"))["errors"][0]["text"] == MISTAKE

@@ -117,7 +117,7 @@ def test_report_views_escape_labels_and_compare_with_the_baseline():
     assert [cell in html for cell in (">10<", ">2<", ">1<", ">11<")] == [True] * 4
     frame = per_class_frame(REPORT)
     assert list(frame.columns) == ["Label", "Precision", "Recall", "F1", "Support", "Baseline F1"]
-    assert frame.loc[0, "F1"] == 0.847 and frame.loc[0, "Baseline F1"] == 0.79
+    assert frame.loc[0, "F1"] == "0.847" and frame.loc[0, "Baseline F1"] == "0.790"  # three decimals, always
     assert "Better than the simple baseline" in baseline_sentence(REPORT)
     worse = {**REPORT, "baseline": {**REPORT["baseline"], "macro_f1": 0.95}}
     assert "Worse than the simple baseline" in baseline_sentence(worse)

@@ -16,7 +16,7 @@ from engine.tabular import ENCODING_NAMES, EXTENSIONS, read_table
 from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, own_format_suffixes, task_names
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import bind, owner_of, user_error
-from ui.views import error_markdown, when
+from ui.views import EMPTY_TABLE, error_markdown, when
 from worker.uploads import Dataset
 
 # What the upload box accepts: every table suffix the reader knows and every task's own format (CoNLL).
@@ -98,12 +98,12 @@ def show(
     no_chart = label_frame({})
     if dataset is None:
         empty = gr.Dropdown(choices=[], value=None)
-        return pd.DataFrame(), empty, empty, "No file yet: upload one on the left.", no_chart
+        return EMPTY_TABLE, empty, empty, "No file yet: upload one on the left.", no_chart
     try:
         frame = read(dataset, encoding)
     except DataError as exc:
         empty = gr.Dropdown(choices=[], value=None)
-        return pd.DataFrame(), empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
+        return EMPTY_TABLE, empty, empty, error_markdown(str(exc), f"{dataset.name} can't be read"), no_chart
     columns = [str(c) for c in frame.columns]
     task_name = detect_task(dataset.path, frame)
     if task_name != default_task().name:
@@ -203,7 +203,7 @@ def upload_dataset(ctx: AppContext, path: str | None, request: gr.Request):
         message = error_markdown(str(exc), f"{name} can't be read; it was not kept")
         picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=None)
         empty = gr.Dropdown(choices=[], value=None)
-        return picker, pd.DataFrame(), empty, empty, message, label_frame({})
+        return picker, EMPTY_TABLE, empty, empty, message, label_frame({})
     picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=dataset.id)
     return picker, *show(ctx, dataset)
 

@@ -14,7 +14,7 @@ from engine.report_views import round3
 from engine.tasks import ReportView, all_tasks, default_task, get_task
 from ui.context import AppContext
 from ui.tabs.common import bind, copy_for_download, download_dir, owner_of, user_error
-from ui.views import comparison_frame, job_choice, report_title
+from ui.views import EMPTY_TABLE, comparison_frame, job_choice, report_title
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
 ERRORS_LABEL = "Most confident mistakes (what the model got wrong while being sure)"
@@ -55,7 +55,7 @@ def show_report(ctx: AppContext, job_id: str | None, request: gr.Request):
     """Headline, per-class table, confusion matrix, confident errors and report files of a finished run."""
     owner = owner_of(ctx, request)
     if not job_id:
-        return NO_REPORT, pd.DataFrame(), "", pd.DataFrame(), None, None
+        return NO_REPORT, EMPTY_TABLE, "", EMPTY_TABLE, None, None
     try:
         record = ctx.job(job_id, owner)
         report = ctx.report(record.id, owner)
@@ -68,8 +68,8 @@ def show_report(ctx: AppContext, job_id: str | None, request: gr.Request):
         if (folder / name).is_file()
     ]
     view = report_view(report, record)
-    per_class = view.per_class if view.per_class is not None else pd.DataFrame()
-    errors = view.errors if view.errors is not None else pd.DataFrame()
+    per_class = view.per_class if view.per_class is not None else EMPTY_TABLE
+    errors = view.errors if view.errors is not None else EMPTY_TABLE
     return view.headline, per_class, view.confusion or "", errors, downloads, None
 
 
@@ -95,7 +95,7 @@ def show_task_parts(ctx: AppContext, job_id: str | None, request: gr.Request):
         gr.Group(visible=has["details"]),
         (view.details or "") if view else "",
         gr.Group(visible=has["generations"]),
-        view.generations if has["generations"] else pd.DataFrame(),
+        view.generations if has["generations"] else EMPTY_TABLE,
         gr.Dataframe(visible=has["errors"], label=(view.errors_label if view else "") or ERRORS_LABEL),
     )
 

@@ -67,14 +67,14 @@ def headline_markdown(report: dict[str, Any], title: str) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def errors_frame(report: dict[str, Any], limit: int = 10) -> pd.DataFrame:
+def errors_frame(report: dict[str, Any], limit: int | None = None) -> pd.DataFrame:
     """The wrong predictions the model was surest of."""
     rows = [
         {
             "Text": error["text"][:300],
             "True label": error["label"],
             "Predicted": error["predicted"],
-            "Confidence": round(error["confidence"], 3),
+            "Confidence": f"{error['confidence']:.3f}",
         }
         for error in (report.get("errors") or [])[:limit]
     ]

@@ -103,7 +103,7 @@ def error_kinds_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ner_errors_frame(report: dict[str, Any], limit: int = 20) -> pd.DataFrame:
+def ner_errors_frame(report: dict[str, Any], limit: int | None = None) -> pd.DataFrame:
     """Example entity errors: the sentence, the entity, its true type and what the model said."""
     rows = []
     for error in (report.get("errors") or [])[:limit]:
