@@ -74,7 +74,7 @@ def test_upload_and_check_a_dataset_with_unusual_column_names(alice: Client):
     )  # guessed, although they are not called text/label
     assert "Ready to train" in summary and "240 usable rows" in summary
     assert {row[0]: row[1] for row in chart["data"]} == {"fresh": 120, "rotten": 120}
-    assert preview["headers"] == ["review_body", "verdict"]
+    assert preview["headers"] == ["verdict", "review_body"]  # the label first, the long texts last
 
     summary, _ = alice.predict(dataset, "verdict", "verdict", api_name="/check_dataset")
     assert "can't be used for training yet" in summary and "both 'verdict'" in summary
@@ -113,9 +113,17 @@ def test_classify_report_share_and_compare_through_named_endpoints(
     alice: Client, bob: Client, server: Server, trained_job: dict, tmp_path: Path
 ):
     job_id = trained_job["id"]
-    scores = alice.predict(job_id, "A warm, witty and wonderful film.", api_name="/classify")
+    scores, lines = alice.predict(job_id, "A warm, witty and wonderful film.", False, api_name="/classify")
     assert scores["label"] == "fresh"
     assert {c["label"] for c in scores["confidences"]} == {"fresh", "rotten"}
+    assert lines["data"] == []  # one text, no table of lines
+    pasted = "A warm, witty and wonderful film.\n\nDull, slow and far too long; I nearly left.\n"
+    scores, lines = alice.predict(job_id, pasted, True, api_name="/classify")
+    assert lines["headers"] == ["Label", "Score", "Line"] and [row[2] for row in lines["data"]] == [
+        "A warm, witty and wonderful film.",
+        "Dull, slow and far too long; I nearly left.",
+    ]
+    assert lines["data"][0][0] == scores["label"] == "fresh"
     with pytest.raises(AppError, match="no job"):
         bob.predict(job_id, "A warm film.", api_name="/classify")
 

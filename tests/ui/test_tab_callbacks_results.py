@@ -281,13 +281,13 @@ def test_revoking_an_unknown_link_is_a_user_error(ctx: AppContext):
 def test_playground_inputs_are_checked_before_any_model_is_loaded(ctx: AppContext):
     job = finished_job(ctx, CLASSIFICATION_SPEC, CLASSIFICATION_REPORT)
     with pytest.raises(gr.Error, match="Type a text to classify first"):
-        playground.classify(ctx, job.id, "   ", ALICE)
+        playground.classify(ctx, job.id, "   ", False, ALICE)
     with pytest.raises(gr.Error, match="Type a text to tag first"):
         playground.tag(ctx, job.id, "", ALICE)
     with pytest.raises(gr.Error, match="Upload a file of texts first"):
         playground.predict_file(ctx, job.id, None, None, ALICE)
     with pytest.raises(gr.Error, match=f"the model files of job {job.id} are missing"):
-        playground.classify(ctx, job.id, "A warm film.", ALICE)
+        playground.classify(ctx, job.id, "A warm film.", False, ALICE)
     with pytest.raises(gr.Error, match=f"the model files of job {job.id} are missing; train it again"):
         report.download_model(ctx, job.id, ALICE)
     replies = bind(ctx, playground.chat)(job.id, "", [], [], "", 0.7, 0.9, 32, False, ALICE)

@@ -20,6 +20,7 @@ from ui.task_views import chat_messages, highlighted
 from ui.views import job_choice, job_title, report_warnings, when
 
 MAX_TEXT_CHARS = 20_000
+LINE_COLUMNS = ["Label", "Score", "Line"]
 SHARE_COLUMNS = ["Link", "Model", "Created"]
 # What a whole file of texts turns into, per playground interaction (a chat model answers conversations instead).
 FILE_OUTPUT = {"classify": "csv", "tag": "jsonl"}
@@ -86,8 +87,10 @@ def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
     return gr.Dropdown(choices=choices, value=value), *share_listing(ctx, owner, request)
 
 
-def classify(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Request):
-    """Every label's probability for one text, from the picked model."""
+def classify(
+    ctx: AppContext, job_id: str | None, sentence: str, per_line: bool = False, request: gr.Request = None
+):
+    """Every label's probability for the text (or, one text per line, for its first line) and a row per line."""
     owner = owner_of(ctx, request)
     if not (sentence or "").strip():
         raise user_error("Type a text to classify first.")
@@ -95,7 +98,17 @@ def classify(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Req
         predictor = ctx.predictor(job_id, owner)
     except ValueError as exc:
         raise user_error(str(exc)) from exc
-    return predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"]
+    lines = [line.strip() for line in sentence[:MAX_TEXT_CHARS].splitlines() if line.strip()]
+    if not per_line:
+        if len(lines) > 1:
+            gr.Info(f"{len(lines)} lines were read as one text; tick 'One text per line' to classify each line.")
+        return predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"], pd.DataFrame(columns=LINE_COLUMNS)
+    results = predictor.classify(lines)
+    rows = [
+        [result["label"], f"{result['scores'][result['label']]:.3f}", line]
+        for line, result in zip(lines, results, strict=True)
+    ]
+    return results[0]["scores"], pd.DataFrame(rows, columns=LINE_COLUMNS)
 
 
 def file_columns(path: str | None):
@@ -243,7 +256,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="playground-refresh")
     warning = gr.Markdown(elem_id="playground-warning")
-    classify_section, text, classify_button, result = _classify_section()
+    classify_section, text, per_line, classify_button, result, lines = _classify_section()
     tag_section, tag_text, tag_button, entities = _tag_section()
     chat_ui = _chat_section()
     file_section, file_in, column, predict_button, file_out, predictions_preview = _file_section()
@@ -254,11 +267,12 @@ def build(ctx: AppContext) -> PlaygroundTab:
     gr.on(
         [classify_button.click, text.submit],
         bind(ctx, classify),
-        [model, text],
-        [result],
+        [model, text, per_line],
+        [result, lines],
         api_name="classify",
         concurrency_limit=2,
     )
+    per_line.change(lambda on: gr.Dataframe(visible=on), [per_line], [lines], api_visibility="private")
     sections = [classify_section, tag_section, chat_ui.section, file_section]
     conversations = [chat_ui.conversation, chat_ui.base_conversation]
     model.change(bind(ctx, model_task), [model], [*sections, *conversations, warning], api_visibility="private")
@@ -299,8 +313,8 @@ def _wire_chat(ctx: AppContext, model: gr.Dropdown, chat_ui: ChatSection) -> Non
     )
 
 
-def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.Label]:
-    """One text in, every label's probability out (shown for classifiers)."""
+def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Checkbox, gr.Button, gr.Label, gr.Dataframe]:
+    """One text (or one per line) in, every label's probability out (shown for classifiers)."""
     with gr.Row(equal_height=False, elem_id="playground-classify-section") as section:
         with gr.Column(scale=3):
             text = gr.Textbox(
@@ -310,10 +324,24 @@ def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.Label]:
                 placeholder="A tender, funny film with a terrific cast.",
                 elem_id="playground-text",
             )
+            per_line = gr.Checkbox(
+                value=False,
+                label="One text per line",
+                info="Classify each line on its own, as for a list of reviews pasted from a spreadsheet.",
+                elem_id="playground-per-line",
+            )
             button = gr.Button("Classify", variant="primary", elem_id="playground-classify")
         with gr.Column(scale=2):
             result = gr.Label(label="Probability of each label", elem_id="playground-result")
-    return section, text, button, result
+            lines = gr.Dataframe(
+                value=pd.DataFrame(columns=LINE_COLUMNS),
+                label="One line each",
+                interactive=False,
+                wrap=True,
+                visible=False,
+                elem_id="playground-lines",
+            )
+    return section, text, per_line, button, result, lines
 
 
 def _tag_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.HighlightedText]:
