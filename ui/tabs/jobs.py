@@ -181,7 +181,7 @@ def build(ctx: AppContext) -> JobsTab:
     job = gr.Dropdown(label="Job", choices=[], value=None, allow_custom_value=True, elem_id="jobs-job")
     remembered_job = gr.BrowserState("", storage_key="playground-job")
     seen = gr.State("")
-    detail, progress, cancel, open_report, open_playground = _status_section()
+    detail, progress, cancel, confirm, keep, open_report, open_playground = _status_section()
     curve = gr.HTML(training_curves_html([]), elem_id="jobs-curve")
     log = gr.Textbox(
         label="Log (last lines)", lines=10, max_lines=10, interactive=False, autoscroll=True, elem_id="jobs-log"
@@ -204,14 +204,25 @@ def build(ctx: AppContext) -> JobsTab:
         api_visibility="private",
         show_progress="hidden",
     )
-    cancel.click(bind(ctx, cancel_job), [job], status_outputs, api_name="cancel_job")
+    # Cancelling throws the run away: it takes a second, deliberate click.
+    asking = [cancel, confirm, keep]
+    cancel.click(lambda: _asking(True), None, asking, api_visibility="private")
+    keep.click(lambda: _asking(False), None, asking, api_visibility="private")
+    confirm.click(bind(ctx, cancel_job), [job], status_outputs, api_name="cancel_job").then(
+        lambda: _asking(False)[1:], None, [confirm, keep], api_visibility="private"
+    )
     eval_inputs = [eval_dataset, eval_text, eval_label]
     eval_file.upload(bind(ctx, eval_upload), [eval_file], [*eval_inputs, eval_status], api_visibility="private")
     eval_button.click(bind(ctx, evaluate_job), [job, *eval_inputs], [eval_status, job], api_name="evaluate_job")
     return JobsTab(job, table, timer, remembered_job, open_report, open_playground, list_bound, listing_outputs)
 
 
-def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Button]:
+def _asking(on: bool) -> tuple:
+    """The cancel button, or in its place the question whether to really cancel."""
+    return gr.Button(visible=not on), gr.Button(visible=on), gr.Button(visible=on)
+
+
+def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Button, gr.Button, gr.Button]:
     """The picked job's heading and progress bar, beside the buttons that apply to it."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -219,9 +230,16 @@ def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Bu
             progress = gr.HTML(elem_id="jobs-progress")
         with gr.Column(scale=1, min_width=200):
             cancel = gr.Button("Cancel this job", variant="stop", visible=False, elem_id="jobs-cancel")
+            confirm = gr.Button(
+                "Yes, cancel it (its training so far is lost)",
+                variant="stop",
+                visible=False,
+                elem_id="jobs-cancel-yes",
+            )
+            keep = gr.Button("No, keep it running", visible=False, elem_id="jobs-cancel-no")
             open_report = gr.Button("Open its report", visible=False, elem_id="jobs-open-report")
             open_playground = gr.Button("Try the model", visible=False, elem_id="jobs-open-playground")
-    return detail, progress, cancel, open_report, open_playground
+    return detail, progress, cancel, confirm, keep, open_report, open_playground
 
 
 def _evaluate_section() -> tuple[gr.File, gr.Textbox, gr.Dropdown, gr.Dropdown, gr.Button, gr.Markdown]:

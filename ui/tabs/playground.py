@@ -87,9 +87,7 @@ def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
     return gr.Dropdown(choices=choices, value=value), *share_listing(ctx, owner, request)
 
 
-def classify(
-    ctx: AppContext, job_id: str | None, sentence: str, per_line: bool = False, request: gr.Request = None
-):
+def classify(ctx: AppContext, job_id: str | None, sentence: str, per_line: bool = False, request: gr.Request = None):
     """Every label's probability for the text (or, one text per line, for its first line) and a row per line."""
     owner = owner_of(ctx, request)
     if not (sentence or "").strip():
