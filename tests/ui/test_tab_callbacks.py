@@ -273,3 +273,16 @@ def test_chat_turns_are_previewed_as_lines_not_object_object(ctx: AppContext):
     roles = [line.split(":", 1)[0] for line in first.splitlines()]
     assert roles[-1] == "assistant" and "user" in roles
     assert "—— 记事猫客服 小云" in first
+
+
+def test_a_browser_keeps_its_training_knobs_per_task_across_reloads():
+    values = {name: train.task_defaults("chat")[name] for name in train.KEPT_KNOBS} | {"epochs": 7, "lora_rank": 8}
+    saved = train.remember("chat", {"text-classification": {"epochs": 2}}, *values.values())
+    assert saved["text-classification"] == {"epochs": 2} and saved["chat"]["lora_rank"] == 8
+    _, _, *knobs, _ = train.models_for("chat", saved)  # what the page load and a task switch put back
+    restored = dict(zip(train.KEPT_KNOBS, knobs, strict=True))
+    assert restored["epochs"]["value"] == 7 and restored["lora_rank"]["value"] == 8
+    _, _, *knobs, _ = train.models_for("token-classification", saved)  # nothing kept: the task's defaults
+    fresh = dict(zip(train.KEPT_KNOBS, knobs, strict=True))
+    assert fresh["max_length"]["value"] == 128 and fresh["method"]["value"] == "full"
+    assert "value" not in fresh["epochs"]  # left as the user has it

@@ -64,6 +64,8 @@ INPUT_FIELDS = (
     *METHOD_KNOBS,
     "encoding",
 )
+# The knobs a browser remembers per task, so a reload keeps what was set.
+KEPT_KNOBS = tuple(name for name in PARAM_FIELDS if name != "lora_target_modules")
 # The knobs a change of task resets to that task's defaults.
 TASK_DEFAULT_KNOBS = ("batch_size", "learning_rate", "max_length", "method")
 LABELS = {
@@ -97,6 +99,7 @@ class TrainTab:
     validation_dataset: gr.Dropdown
     test_dataset: gr.Dropdown
     refresh_choices: Callable[..., tuple]  # (request) -> (validation, test) dataset pickers
+    restore: tuple  # (models_for, inputs, outputs): run on page load, it puts back what this browser set
 
 
 def human_count(count: int) -> str:
@@ -377,19 +380,32 @@ def submit_job(
     return f"✓ Queued as job `{job_id}`. Follow it in the **Jobs** tab.{warnings}", job_id
 
 
-def models_for(task_name: str):
-    """Base models that can learn the task, its default knobs, and the chat settings shown only for chat."""
+def models_for(task_name: str, remembered: dict | None = None):
+    """Base models that can learn the task, its knobs (the task's defaults, or what this browser last set for
+    it), and the method settings shown for the tasks that read them."""
     choices = model_choices(task_name)
     defaults = task_defaults(task_name)
     names = {c[1] for c in choices}
     picked = defaults["base_model"] if defaults["base_model"] in names else (choices[0][1] if choices else None)
-    values = [gr.update(value=defaults[name]) for name in TASK_DEFAULT_KNOBS]
+    kept = (remembered or {}).get(task_name) or {}
+    values = [_knob(name, kept, defaults) for name in KEPT_KNOBS]
     return (
         gr.Radio(value=task_name),
         gr.Dropdown(choices=choices, value=picked),
         *values,
         gr.Accordion(visible=bool(set(get_task(task_name).own_params) & set(METHOD_KNOBS))),
     )
+
+
+def _knob(name: str, kept: dict, defaults: dict) -> dict:
+    if name in kept:
+        return gr.update(value=kept[name])
+    return gr.update(value=defaults[name]) if name in TASK_DEFAULT_KNOBS else gr.skip()
+
+
+def remember(task_name: str, remembered: dict | None, *values: Any) -> dict:
+    """This browser's knobs for the task, kept across reloads (BrowserState)."""
+    return {**(remembered or {}), task_name: dict(zip(KEPT_KNOBS, values, strict=True))}
 
 
 def refresh_choices(ctx: AppContext, request: gr.Request):
@@ -421,15 +437,25 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     by_name = {**from_data, **{name: data.task_columns[name] for name in TASK_COLUMN_FIELDS}, **controls}
     inputs = [by_name[name] for name in INPUT_FIELDS]
     task, base_model = controls["task"], controls["base_model"]
-    task_outputs = [task, base_model, *(controls[name] for name in TASK_DEFAULT_KNOBS), chat_box]
+    task_outputs = [task, base_model, *(controls[name] for name in KEPT_KNOBS), chat_box]
+    remembered = gr.BrowserState({}, storage_key="playground-train-settings")
+    knobs = [controls[name] for name in KEPT_KNOBS]
+    gr.on(
+        [knob.input for knob in knobs],
+        remember,
+        [task, remembered, *knobs],
+        [remembered],
+        api_visibility="private",
+        show_progress="hidden",
+    )
     # The base model follows the data: a new file or task gets the model that reads it, and the note says why.
     fit_inputs = [data.dataset, task, data.text_column, data.label_column]
     fit_inputs += [data.task_columns[name] for name in TASK_COLUMN_FIELDS]
     fit = bind(ctx, fit_model)
-    task.input(models_for, [task], task_outputs, api_visibility="private").then(
+    task.input(models_for, [task, remembered], task_outputs, api_visibility="private").then(
         fit, fit_inputs, [base_model, model_note], api_visibility="private"
     )
-    data.task.change(models_for, [data.task], task_outputs, api_visibility="private").then(
+    data.task.change(models_for, [data.task, remembered], task_outputs, api_visibility="private").then(
         fit, fit_inputs, [base_model, model_note], api_visibility="private"
     )
     data.dataset.change(fit, fit_inputs, [base_model, model_note], api_visibility="private")
@@ -444,8 +470,16 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     )
     submit.click(bind(ctx, submit_job), inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
     validation_dataset, test_dataset = controls["validation_dataset"], controls["test_dataset"]
+    restore = (models_for, [task, remembered], task_outputs)
     return TrainTab(
-        submit, status, submitted_job, base_model, validation_dataset, test_dataset, bind(ctx, refresh_choices)
+        submit,
+        status,
+        submitted_job,
+        base_model,
+        validation_dataset,
+        test_dataset,
+        bind(ctx, refresh_choices),
+        restore,
     )
 
 
