@@ -112,9 +112,9 @@ def _wire_page_load(ctx: AppContext, blocks: gr.Blocks, page: Page) -> None:
             *page.playground.shares,
         ],
         api_visibility="private",
-    ).then(data_tab.task_view, [data_tab.dataset], data_tab.task_outputs, api_visibility="private").then(
-        *train_tab.restore, api_visibility="private"
-    )
+    ).then(data_tab.task_view, [data_tab.dataset], data_tab.task_outputs, api_visibility="private")
+    # The browser's stored settings are not read yet while the page loads: they are put back when the tab opens.
+    page.train_page.select(*train_tab.restore, api_visibility="private")
 
 
 def follow_new_job(job_id: str):

@@ -106,11 +106,17 @@ def test_upload_train_report_playground_and_share(server: Server, browser, artif
     assert page.locator("#jobs-curve polyline").count() >= 2  # training loss, and validation scores per epoch
     shot("3-jobs")
 
-    # A reload keeps everything: the job list and the job that was open come back from the store.
+    # A reload keeps everything: the job list and the job that was open come back from the store, and the Train
+    # tab's knobs as this browser set them.
     page.reload()
     open_tab(page, "Jobs")
     page.locator("#jobs-detail").get_by_text(job_id).wait_for()
     assert job_id[:8] in page.locator("#jobs-table").inner_text()
+    open_tab(page, "Train")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#train-epochs input[type=number]")).to_have_value("1")
+    expect(page.locator("#train-batch-size input[type=number]")).to_have_value("8")
 
     # 4. Report: read the per-class F1 from the page and check it against report.json.
     open_tab(page, "Jobs")

@@ -441,7 +441,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     remembered = gr.BrowserState({}, storage_key="playground-train-settings")
     knobs = [controls[name] for name in KEPT_KNOBS]
     gr.on(
-        [knob.input for knob in knobs],
+        [knob.change for knob in knobs],  # typed, dragged or set by a task switch: what the page shows
         remember,
         [task, remembered, *knobs],
         [remembered],
