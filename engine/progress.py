@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-EventKind = Literal["start", "step", "log", "eval", "end"]
+EventKind = Literal["phase", "start", "step", "log", "eval", "end"]
+# What a job does, in order; "phase" events say when the next one begins.
+PHASES = ("preparing", "loading", "training", "evaluating", "reporting")
 WARMUP_STEPS = 2  # steps left out of the speed estimate
 
 
@@ -28,6 +30,7 @@ class ProgressEvent:
     samples_per_second: float | None = None
     eta_seconds: float | None = None
     elapsed_seconds: float = 0.0
+    phase: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON stores and queues."""
@@ -35,6 +38,14 @@ class ProgressEvent:
 
 
 OnEvent = Callable[[ProgressEvent], None]
+
+
+def announce(on_event: OnEvent | None, phase: str) -> None:
+    """Tell `on_event` that the job has moved on to `phase` (one of PHASES)."""
+    if on_event is not None:
+        on_event(ProgressEvent(kind="phase", step=0, total_steps=0, epoch=0.0, phase=phase))
+
+
 ShouldStop = Callable[[], bool]
 
 

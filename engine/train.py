@@ -18,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from engine.catalog import resolve_model
 from engine.hardware import device_name, resolve_precision
 from engine.language import advise
-from engine.progress import OnEvent, ProgressCallback, ShouldStop
+from engine.progress import OnEvent, ProgressCallback, ShouldStop, announce
 from engine.report import write_report
 from engine.spec import JobSpec
 from engine.tasks import TrainingRecipe, get_task
@@ -66,12 +66,14 @@ def train(
     recipe = task.recipe()
     transformers.set_seed(params.seed)  # before the new head is initialised, so runs repeat exactly
 
+    announce(on_event, "preparing")
     model_path = resolve_model(spec.base_model, task=spec.task)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prepared = recipe.prepare(spec, tokenizer)
     advise(prepared.summary, spec.task, spec.base_model)  # the report says so too when the model reads it badly
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
+    announce(on_event, "loading")
     model = recipe.build_model(spec, model_path, prepared.labels)
     frozen = freeze_embeddings(model, params.freeze_embeddings)
     precision = resolve_precision(params.precision)
@@ -90,6 +92,7 @@ def train(
 
     resume_from = get_last_checkpoint(str(args.output_dir)) if resume and (output_dir / CHECKPOINTS).is_dir() else None
     started = time.monotonic()
+    announce(on_event, "training")
     outcome = trainer.train(resume_from_checkpoint=resume_from)
     wall_seconds = time.monotonic() - started
     if progress.stopped:
@@ -101,7 +104,9 @@ def train(
         total_parameters=sum(p.numel() for p in model.parameters()),
         frozen_embeddings=frozen > 0,
     )
+    announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
+    announce(on_event, "reporting")
     model_dir = recipe.save(trainer.model, tokenizer, output_dir)
     write_report(report, output_dir, renderer=task.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now

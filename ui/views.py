@@ -118,12 +118,36 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
+PHASE_WORDS = {
+    "preparing": "reading the data",
+    "loading": "loading the model",
+    "training": "training",
+    "evaluating": "scoring the test split",
+    "reporting": "writing the report",
+}
+
+
+def phases_line(job: Job) -> str:
+    """'✓ reading the data · ✓ loading the model · ✓ training · ▶ scoring the test split… · writing the report'."""
+    order = list(PHASE_WORDS)
+    now = order.index(job.phase) if job.phase in order else 0
+    parts = []
+    for i, phase in enumerate(order):
+        words = PHASE_WORDS[phase]
+        if phase == "training" and job.total_steps:
+            words += f" ({min(job.step, job.total_steps)}/{job.total_steps} steps)"
+        parts.append(f"✓ {words}" if i < now else f"▶ {words}…" if i == now else words)
+    return " · ".join(parts)
+
+
 def progress_html(job: Job) -> str:
     """A progress bar with step count and time left, or the queue position while waiting."""
     share = job.progress or 0.0
     colour = {FAILED: "#dc2626", CANCELLED: "#9ca3af", SUCCEEDED: "#16a34a"}.get(job.status, "#2563eb")
     if job.status == QUEUED:
         caption = f"Waiting for a worker: number {job.position} in line." if job.position else "Waiting for a worker."
+    elif job.status == RUNNING and job.phase not in (None, "training"):
+        caption = phases_line(job)
     elif job.status == RUNNING and not job.total_steps:
         caption = "Starting: loading the model and the data…"
     elif job.status == RUNNING and job.step >= job.total_steps:

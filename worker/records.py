@@ -49,6 +49,7 @@ class Job:
     total_steps: int | None = None
     epoch: float | None = None
     eta_seconds: float | None = None
+    phase: str | None = None  # preparing, loading, training, evaluating, reporting (None before the first)
     error: str | None = None
     hint: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)

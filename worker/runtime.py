@@ -91,6 +91,7 @@ class JobRun:
         self._pending: list[dict[str, Any]] = []
         self._progress: dict[str, Any] = {}
         self._last_flush = 0.0
+        self._logged = False  # a loss has been logged (the first is written at once)
         self._last_log_line = 0.0
         self._handler: logging.Handler | None = None
 
@@ -114,11 +115,17 @@ class JobRun:
     def on_event(self, event: Any) -> None:
         """Take an engine ProgressEvent: keep every start/log/eval/end point, write at most a few times a second."""
         data = event.to_dict()
+        if data["kind"] == "phase":  # the job moved on (loading the model, scoring the test split, ...)
+            self._progress = {**self._progress, "phase": data["phase"]}
+            log.info("job %s: %s", self.job.id, PHASE_LOG.get(data["phase"], data["phase"]))
+            self._flush()
+            return
         self._progress = {
             "step": data["step"],
             "total_steps": data["total_steps"],
             "epoch": _finite(data["epoch"]),
             "eta_seconds": _finite(data["eta_seconds"]),
+            "phase": self._progress.get("phase"),
         }
         if data["kind"] != "step":
             self._pending.append(
@@ -133,8 +140,9 @@ class JobRun:
                 }
             )
         self._log_line(data)
-        # A logged loss is written at once (about 50 a job): the chart must not wait for the next step to say it.
-        urgent = data["kind"] in ("start", "log", "eval", "end")
+        # The first logged loss is written at once, so the chart never says "waiting" while the log shows losses.
+        urgent = data["kind"] in ("start", "eval", "end") or (data["kind"] == "log" and not self._logged)
+        self._logged = self._logged or data["kind"] == "log"
         if urgent or time.monotonic() - self._last_flush >= self.settings.progress_seconds:
             self._flush()
 
@@ -355,6 +363,15 @@ def _complete_checkpoint(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+PHASE_LOG = {
+    "preparing": "reading and checking the data",
+    "loading": "loading the base model",
+    "training": "training",
+    "evaluating": "scoring the test split",
+    "reporting": "writing the report and the model",
+}
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:

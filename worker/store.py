@@ -56,6 +56,7 @@ class JobRow(Base):
     total_steps: Mapped[int | None] = mapped_column(Integer)
     epoch: Mapped[float | None] = mapped_column(Float)
     eta_seconds: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(40))  # what a running job does now (engine.progress.PHASES)
     error: Mapped[str | None] = mapped_column(Text)
     hint: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict | None] = mapped_column(JSON)
@@ -370,6 +371,7 @@ class JobStore(SqlStore):
             total_steps=row.total_steps,
             epoch=row.epoch,
             eta_seconds=row.eta_seconds,
+            phase=row.phase,
             error=row.error,
             hint=row.hint,
             summary=dict(row.summary or {}),

@@ -122,6 +122,13 @@ def test_saved_model_reloads_and_reproduces_the_report(trained):
 
 def test_progress_events_describe_the_run(trained):
     _, events = trained
+    from engine.progress import PHASES
+
+    # Each phase is announced once, in order, and training's own events sit inside the training phase.
+    assert [e.phase for e in events if e.kind == "phase"] == list(PHASES)
+    kinds = [e.kind for e in events]
+    assert kinds.index("start") > kinds.index("phase", 2) and kinds.index("end") < len(kinds) - 2
+    events = [e for e in events if e.kind != "phase"]
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end"
     total = events[0].total_steps

@@ -138,6 +138,12 @@ def test_job_table_and_progress_show_queue_position_and_time_left():
     scoring = job(status="running", step=6, total_steps=6, eta_seconds=1, epoch=1.0)
     assert "Trained (6 steps): scoring the test split and writing the report…" in progress_html(scoring)
     assert "1 s left" not in progress_html(scoring)  # once said for 4.5 minutes of evaluation
+    evaluating = job(status="running", step=6, total_steps=6, phase="evaluating")
+    assert (
+        "✓ reading the data · ✓ loading the model · ✓ training (6/6 steps) · ▶ scoring the test split… · "
+        "writing the report"
+    ) in progress_html(evaluating)
+    assert "▶ loading the model…" in progress_html(job(status="running", phase="loading"))
     failed = job(status="failed", error="label column 'x' not found", hint="pick the label column")
     from ui.views import job_markdown
 

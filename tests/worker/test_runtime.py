@@ -99,9 +99,13 @@ def test_progress_is_throttled_but_every_logged_point_is_kept(store: JobStore, s
                 run.on_event(_event("eval", step, loss=0.1, metrics={"macro_f1": 0.9, "loss": 0.1}))
             time.sleep(0.01)
         run.on_event(_event("end", 100))
+        from engine.progress import announce
+
+        announce(run.on_event, "evaluating")  # after training: scoring the test split
+        assert store.get(job_id).phase == "evaluating"  # written at once, for the Jobs tab to say
         run.succeeded({"metrics": {"accuracy": 0.95, "macro_f1": 0.94, "weighted_f1": 0.95}})
     elapsed = time.monotonic() - started
-    urgent = 4  # start, two evals, end
+    urgent = 5  # start, the first logged loss, two evals, end
     assert len(writes) <= elapsed / settings.progress_seconds + urgent + 2, (len(writes), elapsed)
     assert len(writes) < 40  # against 300 events
     events = store.events(job_id)
