@@ -123,7 +123,7 @@ class TrainingParams(_Frozen):
     weight_decay: float = Field(default=0.01, ge=0, le=1, description="AdamW weight decay.")
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the data split, initialisation and order.")
     method: Method = Field(
-        default="lora",
+        default="full",
         description="'lora' trains small adapter matrices (fast, little memory) and the task's head; 'full' trains "
         "every weight. Classification and tagging default to 'full', chat to 'lora'.",
     )

@@ -177,11 +177,14 @@ def test_a_text_classification_spec_holds_its_columns_and_the_method_knobs(ctx: 
     assert spec["data"] == {"train": spec["data"]["train"], "text_column": "commentaire", "label_column": "note"}
     assert spec["params"]["method"] == "lora" and spec["params"]["lora_rank"] == 16  # classifiers take LoRA too
     assert spec["params"]["batch_size"] == 16 and isinstance(spec["params"]["batch_size"], int)
-    line, _, _ = train.preview_spec(ctx, **values)
+    line, command, spec_yaml = train.preview_spec(ctx, **values)
     assert (
         line
         == "Training data: **avis clients.csv** · Text classification · text from `commentaire` · label from `note`"
     )
+    # The file as the user knows it, not the server's upload folder.
+    assert "--train 'avis clients.csv'" in command and "train: avis clients.csv" in spec_yaml
+    assert str(ctx.settings.home.resolve()) not in command + spec_yaml
 
 
 def test_submitting_without_an_uploaded_file_starts_nothing(ctx: AppContext):

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from engine.catalog import list_models
 from engine.errors import DataError, ModelNotFoundError
 from engine.language import fitting_for_language, model_warning
-from engine.spec import DataSpec, JobSpec, TrainingParams
+from engine.spec import DATA_FILES, DataSpec, JobSpec, TrainingParams
 from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
 from ui.tabs.common import bind, bounds, help_text, owner_of
@@ -288,7 +288,10 @@ def preview_spec(
     warning = model_warning(task, _language(data["train"], task, values), spec["base_model"])
     if warning:  # said before Start is pressed, with the model that reads the data named
         line += f"\n\n⚠ **Before you start: {warning}.**"
-    return line, cli_command(spec), yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    # The user's own file names, as on their machine: not where the server keeps the uploads.
+    files = {key: ctx.public_text(value) for key, value in data.items() if key in DATA_FILES and value}
+    shown = {**spec, "data": {**data, **files}}
+    return line, cli_command(shown), yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
 
 
 def _language(path: str, task: str, columns: dict[str, Any]) -> dict[str, Any]:

@@ -135,7 +135,7 @@ CHAT = ChatTask(
     architecture="causal-lm",
     default_base_model="smollm2-135m-instruct",
     # LoRA adapters start at zero and need a larger step than full fine-tuning to move in a few epochs.
-    default_params={"max_length": 512, "batch_size": 8, "learning_rate": 2e-4},
+    default_params={"max_length": 512, "batch_size": 8, "learning_rate": 2e-4, "method": "lora"},
     own_params=METHOD_PARAMS,
     headline_metric="perplexity",
     headline_name="perplexity",

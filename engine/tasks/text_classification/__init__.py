@@ -130,7 +130,6 @@ TEXT_CLASSIFICATION = TextClassificationTask(
     playground="classify",
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "accuracy"),
-    default_params={"method": "full"},
     own_params=METHOD_PARAMS,
     model_architectures=("ForSequenceClassification",),
     demo_prompt=("Type or paste a text:", "Classify", "classify"),

@@ -166,7 +166,6 @@ TOKEN_CLASSIFICATION = TokenClassificationTask(
     headline_name="micro F1",
     greater_is_better=True,
     playground="tag",
-    default_params={"method": "full"},
     own_params=METHOD_PARAMS,
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "micro_f1"),  # not token accuracy: high from the first step, most tokens are O
