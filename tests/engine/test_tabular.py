@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.encodings import decode_text, sample_lines
 from engine.errors import DataError
 from engine.spec import DataSpec
-from engine.tabular import decode_text, read_table, sample_lines
+from engine.tabular import read_table
 
 # Long reviews as people write them, one per language, with the characters that rarer code pages get wrong.
 REVIEWS = {

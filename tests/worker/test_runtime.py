@@ -105,7 +105,7 @@ def test_progress_is_throttled_but_every_logged_point_is_kept(store: JobStore, s
         assert store.get(job_id).phase == "evaluating"  # written at once, for the Jobs tab to say
         run.succeeded({"metrics": {"accuracy": 0.95, "macro_f1": 0.94, "weighted_f1": 0.95}})
     elapsed = time.monotonic() - started
-    urgent = 5  # start, the first logged loss, two evals, end
+    urgent = 6  # start, the first logged loss, two evals, end, and the phase after training
     assert len(writes) <= elapsed / settings.progress_seconds + urgent + 2, (len(writes), elapsed)
     assert len(writes) < 40  # against 300 events
     events = store.events(job_id)

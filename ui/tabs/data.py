@@ -9,10 +9,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from engine.encodings import ENCODING_NAMES
 from engine.errors import DataError
 from engine.report_views import label_frame
 from engine.spec import DataSpec
-from engine.tabular import ENCODING_NAMES, EXTENSIONS, read_table
+from engine.tabular import EXTENSIONS, read_table
 from engine.tasks import Column, all_tasks, default_task, detect_task, get_task, own_format_suffixes, task_names
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import bind, owner_of, user_error
