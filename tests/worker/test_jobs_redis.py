@@ -197,7 +197,9 @@ def test_two_workers_run_two_jobs_at_the_same_time_on_a_postgresql_store(
     start_worker(env)
     jobs = Jobs(Settings.from_env(env))
     try:
-        ids = [jobs.submit(tiny_spec(training_csv, epochs=3), owner) for owner in ("alice", "bob")]
+        # Long enough to overlap: two workers importing torch at once start seconds apart, and 3 epochs (3 s of
+        # training) were over in one before the other had taken its first step.
+        ids = [jobs.submit(tiny_spec(training_csv, epochs=12), owner) for owner in ("alice", "bob")]
         both = wait_until(
             lambda: (js := [jobs.get(i) for i in ids]) and all(j.status == RUNNING and j.step > 0 for j in js) and js,
             120,
