@@ -289,3 +289,7 @@ def test_a_browser_keeps_its_training_knobs_per_task_across_reloads():
     fresh = dict(zip(train.KEPT_KNOBS, knobs, strict=True))
     assert fresh["max_length"]["value"] == 128 and fresh["method"]["value"] == "full"
     assert "value" not in fresh["epochs"]  # left as the user has it
+    # Opening the tab puts the knobs back and leaves the base model alone (gemma3-270m for Chinese stays picked).
+    reopened = dict(zip(train.KEPT_KNOBS, train.restore_knobs("chat", saved), strict=True))
+    assert reopened["epochs"]["value"] == 7 and len(reopened) == len(train.KEPT_KNOBS)
+    assert all("value" not in knob for knob in train.restore_knobs("token-classification", saved))

@@ -344,6 +344,13 @@ def _knob(name: str, kept: dict, defaults: dict) -> dict:
     return gr.update(value=defaults[name]) if name in TASK_DEFAULT_KNOBS else gr.skip()
 
 
+def restore_knobs(task_name: str, remembered: dict | None) -> list:
+    """The knobs this browser last set for the task, and nothing else: the base model stays as picked (the one
+    that reads the data, or the user's own choice)."""
+    kept = (remembered or {}).get(task_name) or {}
+    return [gr.update(value=kept[name]) if name in kept else gr.skip() for name in KEPT_KNOBS]
+
+
 def remember(task_name: str, remembered: dict | None, *values: Any) -> dict:
     """This browser's knobs for the task, kept across reloads (BrowserState)."""
     return {**(remembered or {}), task_name: dict(zip(KEPT_KNOBS, values, strict=True))}
@@ -411,7 +418,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     )
     submit.click(bind(ctx, submit_job), inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
     validation_dataset, test_dataset = controls["validation_dataset"], controls["test_dataset"]
-    restore = (models_for, [task, remembered], task_outputs)
+    restore = (restore_knobs, [task, remembered], knobs)
     return TrainTab(
         submit,
         status,
