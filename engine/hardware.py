@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from engine.spec import Precision
+from engine.params import Precision
 
 
 @cache

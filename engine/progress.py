@@ -49,13 +49,26 @@ def announce(on_event: OnEvent | None, phase: str) -> None:
 ShouldStop = Callable[[], bool]
 
 
+def trial_phase(trial: int, trials: int) -> str:
+    """The phase of a search's trial: 'training: trial 2 of 6' (the training phase, one trial of several)."""
+    return f"training: trial {trial} of {trials}"
+
+
 class ProgressCallback(TrainerCallback):
     """Forwards Trainer progress to `on_event` and stops training cooperatively when `should_stop()` turns true."""
 
-    def __init__(self, on_event: OnEvent | None, should_stop: ShouldStop | None, samples_per_step: int):
+    def __init__(
+        self,
+        on_event: OnEvent | None,
+        should_stop: ShouldStop | None,
+        samples_per_step: int,
+        trials: int | None = None,
+    ):
         self.on_event = on_event
         self.should_stop = should_stop
         self.samples_per_step = samples_per_step
+        self.trials = trials  # a search's number of trials: each one's start is announced as a phase
+        self.trial = 0
         self.stopped = False
         self._start = time.monotonic()
         self._first_step = 0
@@ -100,6 +113,10 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         self._start = time.monotonic()
         self._first_step = state.global_step
+        self._step_seconds = []  # a trial of a search may run at another batch size
+        if self.trials:
+            self.trial += 1
+            announce(self.on_event, trial_phase(self.trial, self.trials))
         self._emit(state, "start")
         self._check_stop(control)
 

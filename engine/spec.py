@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import tasks as registry
+from engine.params import Frozen as _Frozen
+from engine.params import SearchSpec, TrainingParams
+from engine.presets import expand_preset
 
 FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
-Method = Literal["lora", "full"]
-Precision = Literal["auto", "bf16", "fp16", "fp32"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 DATA_FILES = ("train", "validation", "test")
@@ -102,50 +99,6 @@ class DataSpec(_Frozen):
         return self
 
 
-class TrainingParams(_Frozen):
-    """Hyper-parameters; bounds and descriptions double as the UI's slider bounds and help text."""
-
-    epochs: float = Field(default=3, gt=0, le=100, description="Passes over the training data.")
-    learning_rate: float = Field(
-        default=1e-4,
-        gt=0,
-        le=1e-2,
-        description="Peak learning rate of AdamW. 1e-4 suits small encoders such as MiniLM; use 2e-5 to 5e-5 for "
-        "base-size models.",
-    )
-    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per training step.")
-    max_length: int = Field(
-        default=128, ge=8, le=8192, description="Texts longer than this many tokens are truncated (and counted)."
-    )
-    warmup_ratio: float = Field(
-        default=0.06, ge=0, le=0.5, description="Share of training steps over which the learning rate warms up."
-    )
-    weight_decay: float = Field(default=0.01, ge=0, le=1, description="AdamW weight decay.")
-    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the data split, initialisation and order.")
-    method: Method = Field(
-        default="full",
-        description="'lora' trains small adapter matrices (fast, little memory) and the task's head; 'full' trains "
-        "every weight. Classification and tagging default to 'full', chat to 'lora'.",
-    )
-    lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA: rank of the adapter matrices.")
-    lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA: scaling of the adapter (alpha / rank).")
-    lora_dropout: float = Field(default=0.05, ge=0, le=0.5, description="LoRA: dropout on the adapter's input.")
-    lora_target_modules: tuple[str, ...] | None = Field(
-        default=None,
-        description="LoRA: names of the layers that get adapters; the architecture's attention and MLP "
-        "projections when absent.",
-    )
-    precision: Precision = Field(
-        default="auto",
-        description="Numeric precision: 'auto' uses bf16 where the CPU or GPU runs it fast, fp32 otherwise.",
-    )
-    freeze_embeddings: bool | None = Field(
-        default=None,
-        description="Keep the token embeddings as pretrained. Unset: frozen when they hold most of the model's "
-        "weights (a large multilingual vocabulary such as Gemma 3's), which trains several times faster.",
-    )
-
-
 def _task_choices(schema: dict[str, Any]) -> None:
     # Read when a schema is made, so a task registered later (a plug-in, a test's toy task) shows up in it.
     schema["enum"] = registry.task_names()
@@ -166,11 +119,16 @@ class JobSpec(_Frozen):
     )
     data: DataSpec
     params: TrainingParams = Field(default_factory=TrainingParams)
+    search: SearchSpec | None = Field(
+        default=None,
+        description="Optional learning-rate search: trials of this job with sampled knobs, the best one kept.",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, raw: object) -> object:
-        # A task's own defaults (chat: its base model, a longer window); whatever the user gave always wins.
+        # A task's own defaults (chat: its base model, a longer window), then a preset's knobs (`preset: best`
+        # expands into the exact params and search it means); whatever the user gave always wins.
         if not isinstance(raw, dict):
             return raw
         try:
@@ -178,9 +136,14 @@ class JobSpec(_Frozen):
         except ValueError:
             return raw  # the task field's own check names the known tasks
         raw = {"base_model": task.default_base_model, **raw}
+        defaults = {**TrainingParams().model_dump(), **task.default_params}
+        preset = expand_preset(raw.pop("preset"), defaults) if raw.get("preset") else {"params": {}}
         params = raw.get("params") or {}
         if isinstance(params, dict):
-            raw["params"] = {**task.default_params, **params}
+            raw["params"] = {**task.default_params, **preset["params"], **params}
+        given = raw.get("search")
+        if "search" in preset and (given is None or isinstance(given, dict)):
+            raw["search"] = {**preset["search"], **(given or {})}
         return raw
 
     @field_validator("task")

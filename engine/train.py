@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -12,16 +12,19 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoTokenizer, PrinterCallback, Trainer, TrainingArguments
+from transformers import AutoTokenizer, PrinterCallback, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
+from engine.arguments import EarlyStopping, recipe_callbacks, training_args
 from engine.catalog import resolve_model
 from engine.hardware import device_name, resolve_precision
 from engine.language import advise
 from engine.progress import OnEvent, ProgressCallback, ShouldStop, announce
+from engine.regularise import class_weights, regularise, weighted_loss
 from engine.report import write_report
+from engine.search import SearchStopped, TrialLog, run_search
 from engine.spec import JobSpec
-from engine.tasks import TrainingRecipe, get_task
+from engine.tasks import Prepared, TrainingRecipe, get_task
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ def train(
 ) -> TrainResult:
     """Fine-tune `spec.base_model` on `spec.data`; write spec.json, model/, report.json and report.md to output_dir.
 
-    With `resume=True` an interrupted run continues from its last checkpoint in output_dir. Raises DataError for
-    unusable data and TrainingStopped when `should_stop()` ended it early.
+    With `resume=True` an interrupted run continues from its last checkpoint in output_dir (a search starts its
+    trials again). Raises DataError for unusable data and TrainingStopped when `should_stop()` ended it early.
     """
     output_dir = Path(output_dir).resolve()
     _check_output_dir(output_dir, spec, resume=resume)
@@ -74,36 +77,31 @@ def train(
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
     announce(on_event, "loading")
-    model = recipe.build_model(spec, model_path, prepared.labels)
-    frozen = freeze_embeddings(model, params.freeze_embeddings)
     precision = resolve_precision(params.precision)
-    args = _training_args(spec, recipe, output_dir / CHECKPOINTS, precision, n_train=len(prepared.train))
-    progress = ProgressCallback(on_event, should_stop, samples_per_step=params.batch_size)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=prepared.train,
-        eval_dataset=prepared.validation,
-        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
-        compute_metrics=recipe.compute_metrics(prepared.labels),
-        callbacks=[progress],
+    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
+    progress = ProgressCallback(
+        on_event, should_stop, samples_per_step=params.batch_size, trials=spec.search.trials if spec.search else None
     )
-    trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
+    stopping = recipe_callbacks(params, task.headline_name)
+    trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
+    callbacks = [progress, *stopping, *([trial_log] if trial_log else [])]
+    trainer = _trainer(spec, recipe, prepared, tokenizer, model_init, output_dir, precision, callbacks)
 
-    resume_from = get_last_checkpoint(str(args.output_dir)) if resume and (output_dir / CHECKPOINTS).is_dir() else None
     started = time.monotonic()
     announce(on_event, "training")
-    outcome = trainer.train(resume_from_checkpoint=resume_from)
+    if spec.search:
+        run, spec = _search(trainer, spec, trial_log, model_init, should_stop)
+    else:
+        checkpoints = output_dir / CHECKPOINTS
+        resume_from = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+        outcome = trainer.train(resume_from_checkpoint=resume_from)
+        run = Run(trainer.state.log_history, trainer.state.global_step, outcome.metrics)
     wall_seconds = time.monotonic() - started
     if progress.stopped:
         raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
 
-    train_info = _train_info(trainer, recipe.metric_for_best_model, outcome.metrics, wall_seconds, precision)
-    train_info.update(
-        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        total_parameters=sum(p.numel() for p in model.parameters()),
-        frozen_embeddings=frozen > 0,
-    )
+    train_info = _train_info(run, spec, len(prepared.train), recipe, wall_seconds, precision)
+    train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping), search=run.search)
     announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
     announce(on_event, "reporting")
@@ -113,20 +111,101 @@ def train(
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
 
 
-def freeze_embeddings(model: torch.nn.Module, requested: bool | None) -> int:
-    """Stop the input embeddings from training when asked, or (unset) when they are most of the weights.
+@dataclass
+class Run:
+    """What the training that made the job's model left behind: its log, its steps and its closing summary."""
 
-    Returns how many weights were frozen. Tied output embeddings (a causal LM's head) freeze with them.
-    """
-    embeddings = model.get_input_embeddings()
-    if embeddings is None:
-        return 0
-    size = embeddings.weight.numel()
+    history: list[dict[str, Any]]
+    steps: int
+    metrics: dict[str, Any]
+    search: dict[str, Any] | None = None  # the trials, for a search
+
+
+def _build_model(recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], trial: Any = None):
+    # Called once, or once per trial of a search (the Trainer's model_init); the trial's knobs reach the Trainer's
+    # arguments, not the model.
+    model = recipe.build_model(spec, model_path, labels)
+    regularise(model, spec.params)
+    return model
+
+
+def _trainer(
+    spec: JobSpec,
+    recipe: TrainingRecipe,
+    prepared: Prepared,
+    tokenizer: Any,
+    model_init: Any,
+    output_dir: Path,
+    precision: str,
+    callbacks: list,
+) -> Trainer:
+    params = spec.params
+    args = training_args(
+        params,
+        recipe.metric_for_best_model,
+        recipe.greater_is_better,
+        output_dir / CHECKPOINTS,
+        precision,
+        n_train=len(prepared.train),
+    )
+    weights = class_weights(params, prepared.labels, _train_labels(prepared))
+    trainer = Trainer(
+        model=None if spec.search else model_init(),
+        model_init=model_init if spec.search else None,  # a search builds a fresh model for each trial
+        args=args,
+        train_dataset=prepared.train,
+        eval_dataset=prepared.validation,
+        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
+        compute_metrics=recipe.compute_metrics(prepared.labels),
+        compute_loss_func=weighted_loss(weights, params.label_smoothing) if weights is not None else None,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
+    return trainer
+
+
+def _train_labels(prepared: Prepared) -> list[Any]:
+    columns = prepared.train.column_names
+    name = "labels" if "labels" in columns else "label" if "label" in columns else None
+    return list(prepared.train[name]) if name else []
+
+
+def _search(
+    trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, should_stop: ShouldStop | None
+) -> tuple[Run, JobSpec]:
+    """The trials; the trainer is left holding the best trial's model, and the spec gets the best trial's knobs."""
+    try:
+        found = run_search(trainer, spec.search, log, seed=spec.params.seed, should_stop=should_stop)
+    except SearchStopped as exc:
+        raise TrainingStopped(str(exc)) from exc
+    model = model_init()
+    model.load_state_dict(found.model_state)
+    trainer.model = model.to(trainer.args.device)
+    best = spec.model_copy(update={"params": spec.params.model_copy(update=found.best_params)})
+    summary = {
+        "metric": log.metric,
+        "trials": found.trials,
+        "best_trial": found.best_trial,
+        "best_params": found.best_params,
+        "stopped_by_budget": found.stopped_by_budget,
+    }
+    return Run(found.history, found.steps, found.train_metrics, summary), best
+
+
+def _parameters(model: torch.nn.Module) -> dict[str, Any]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    if requested is False or (requested is None and size < 0.5 * total):
-        return 0
-    embeddings.weight.requires_grad_(False)
-    return size
+    embeddings = model.get_input_embeddings()
+    return {
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_share": round(trainable / max(total, 1), 6),
+        "frozen_embeddings": embeddings is not None and not embeddings.weight.requires_grad,
+    }
+
+
+def _stopped(callbacks: list[EarlyStopping]) -> dict[str, Any] | None:
+    return next((callback.stopped for callback in callbacks if callback.stopped), None)
 
 
 def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
@@ -153,60 +232,30 @@ def _start_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
         ) from exc
 
 
-def _training_args(
-    spec: JobSpec, recipe: TrainingRecipe, checkpoint_dir: Path, precision: str, *, n_train: int
-) -> TrainingArguments:
+def _train_info(
+    run: Run, spec: JobSpec, n_train: int, recipe: TrainingRecipe, wall_seconds: float, precision: str
+) -> dict:
     params = spec.params
-    steps_per_epoch = math.ceil(n_train / params.batch_size)
-    total_steps = math.ceil(steps_per_epoch * params.epochs)
-    return TrainingArguments(
-        output_dir=str(checkpoint_dir),
-        num_train_epochs=params.epochs,
-        learning_rate=params.learning_rate,
-        per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=max(params.batch_size, 32),
-        weight_decay=params.weight_decay,
-        warmup_steps=params.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
-        seed=params.seed,
-        data_seed=params.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",  # one checkpoint per epoch is what a resumed job restarts from
-        save_total_limit=1,  # with load_best_model_at_end the best one is kept as well
-        load_best_model_at_end=True,
-        metric_for_best_model=recipe.metric_for_best_model,
-        greater_is_better=recipe.greater_is_better,
-        logging_strategy="steps",
-        logging_steps=max(1, total_steps // 50),
-        logging_first_step=True,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=device_name() == "cpu",
-        train_sampling_strategy="group_by_length",  # less padding per batch: faster on CPU
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=device_name() == "cuda",
-    )
-
-
-def _train_info(trainer: Trainer, best_metric: str, metrics: dict, wall_seconds: float, precision: str) -> dict:
-    history = trainer.state.log_history
-    n_train = len(trainer.train_dataset)
-    key = f"eval_{best_metric}"
-    evals = [h for h in history if key in h]
-    pick = max if trainer.args.greater_is_better else min
+    key = f"eval_{recipe.metric_for_best_model}"
+    evals = [h for h in run.history if key in h]
+    pick = max if recipe.greater_is_better else min
     best = pick(evals, key=lambda h: h[key]) if evals else None
+    metrics = run.metrics
     return {
-        "epochs": trainer.args.num_train_epochs,
-        "steps": trainer.state.global_step,
+        "epochs": params.epochs,
+        "steps": run.steps,
         "train_samples": n_train,
+        "effective_batch_size": params.batch_size * params.gradient_accumulation_steps,
+        "learning_rate": params.learning_rate,
+        "method": params.method,
         "wall_seconds": round(wall_seconds, 2),
         "samples_per_second": round(metrics.get("train_samples_per_second", n_train / max(wall_seconds, 1e-9)), 2),
         "final_train_loss": round(float(metrics["train_loss"]), 4) if "train_loss" in metrics else None,
         "best_epoch": best.get("epoch") if best else None,
-        f"best_validation_{best_metric}": round(float(best[key]), 4) if best else None,
+        "best_step": best.get("step") if best else None,
+        f"best_validation_{recipe.metric_for_best_model}": round(float(best[key]), 4) if best else None,
         "precision": precision,
         "device": device_name(),
         "threads": torch.get_num_threads(),
-        "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in history],
+        "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in run.history],
     }

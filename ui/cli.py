@@ -11,26 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
-from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, TrainingParams, absolute_path
+from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, absolute_path
 from engine.tasks import all_tasks, get_task, task_names
 from ui.cli_jobs import add_job_commands
+from ui.cli_params import add_recipe_flags, params_from_args, search_from_args
 from ui.serve import add_serve_command
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
 
 # Every choice, flag and help text below comes from the spec: a new task, format or knob needs no edit here.
-TRAIN_PARAM_FLAGS = {
-    name: field.annotation for name, field in TrainingParams.model_fields.items() if field.annotation in (int, float)
-}
 FORMATS = list(typing.get_args(typing.get_args(DataSpec.model_fields["format"].annotation)[0]))
 DATA_COLUMNS = tuple(name for name in DataSpec.model_fields if name.endswith("_column"))
-
-
-def _choices(model: type, name: str) -> list[str]:
-    """The allowed values of a Literal spec field."""
-    annotation = model.model_fields[name].annotation
-    return list(typing.get_args(annotation))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=task_names(), help=_task_help("what the model learns"))
     train.add_argument("--base-model", help=_base_model_help())
     _add_data_flags(train, with_splits=True)
-    for name, kind in TRAIN_PARAM_FLAGS.items():
-        field = TrainingParams.model_fields[name]
-        flag = f"--{name.replace('_', '-')}"
-        train.add_argument(flag, type=kind, help=f"{field.description} (default {field.default})")
-    for name in ("method", "precision"):
-        field = TrainingParams.model_fields[name]
-        train.add_argument(f"--{name}", choices=_choices(TrainingParams, name), help=field.description)
+    add_recipe_flags(train)
     train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
@@ -145,7 +131,8 @@ def _base_model_help() -> str:
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """Build the job spec from --config (if any) with command-line flags layered on top."""
     config = JobSpec.load(args.config) if args.config else None
-    raw: dict[str, Any] = config.model_dump() if config else {}
+    # Only what the config sets differently from the defaults, so that a --preset is not undone by them.
+    raw: dict[str, Any] = config.model_dump(exclude_defaults=True) if config else {}
     # spec.json must work from any folder: paths in a config are relative to it, on the command line to the cwd.
     data = config.data.with_absolute_paths(args.config.resolve().parent).model_dump() if config else {}
     for key in (*DATA_FILES, "format", "encoding", *DATA_COLUMNS):
@@ -154,11 +141,12 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
             data[key] = absolute_path(value) if key in DATA_FILES else value
     if not data.get("train"):
         raise ValueError("no training file: pass --train FILE or a --config whose data.train names one")
-    params = dict(raw.get("params") or {})
-    for key in [*TRAIN_PARAM_FLAGS, "method", "precision"]:
-        value = getattr(args, key, None)
-        if value is not None:
-            params[key] = value
+    params = {**(raw.get("params") or {}), **params_from_args(args)}
+    search = search_from_args(args)
+    if search is not None:
+        raw["search"] = {**(raw.get("search") or {}), **search}
+    if getattr(args, "preset", None):
+        raw["preset"] = args.preset
     for key in ("task", "base_model"):
         value = getattr(args, key, None)
         if value is not None:

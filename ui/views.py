@@ -127,15 +127,26 @@ PHASE_WORDS = {
 }
 
 
+def _phase(job: Job) -> str | None:
+    """The job's phase without a search's trial: 'training: trial 2 of 6' is 'training'."""
+    return job.phase.split(": ", 1)[0] if job.phase else None
+
+
+def _trial(job: Job) -> str:
+    """'trial 2 of 6' while a search trains its trials, else ''."""
+    return job.phase.split(": ", 1)[1] if job.phase and ": " in job.phase else ""
+
+
 def phases_line(job: Job) -> str:
     """'✓ reading the data · ✓ loading the model · ✓ training · ▶ scoring the test split… · writing the report'."""
     order = list(PHASE_WORDS)
-    now = order.index(job.phase) if job.phase in order else 0
+    now = order.index(_phase(job)) if _phase(job) in order else 0
     parts = []
     for i, phase in enumerate(order):
         words = PHASE_WORDS[phase]
         if phase == "training" and job.total_steps:
-            words += f" ({min(job.step, job.total_steps)}/{job.total_steps} steps)"
+            trial = f"{_trial(job)}, " if _trial(job) else ""
+            words += f" ({trial}{min(job.step, job.total_steps)}/{job.total_steps} steps)"
         parts.append(f"✓ {words}" if i < now else f"▶ {words}…" if i == now else words)
     return " · ".join(parts)
 
@@ -146,7 +157,7 @@ def progress_html(job: Job) -> str:
     colour = {FAILED: "#dc2626", CANCELLED: "#9ca3af", SUCCEEDED: "#16a34a"}.get(job.status, "#2563eb")
     if job.status == QUEUED:
         caption = f"Waiting for a worker: number {job.position} in line." if job.position else "Waiting for a worker."
-    elif job.status == RUNNING and job.phase not in (None, "training"):
+    elif job.status == RUNNING and _phase(job) not in (None, "training"):
         caption = phases_line(job)
     elif job.status == RUNNING and not job.total_steps:
         caption = "Starting: loading the model and the data…"
@@ -156,6 +167,8 @@ def progress_html(job: Job) -> str:
     elif job.status == RUNNING:
         left = duration(job.eta_seconds)
         caption = f"Step {job.step} of {job.total_steps}" + (f" · about {left} left" if left else "")
+        if _trial(job):  # a search: the time left is this trial's
+            caption = f"{_trial(job).capitalize()} · {caption}"
         if job.epoch is not None:
             caption += f" · epoch {job.epoch:.1f}"
         if job.cancel_requested:

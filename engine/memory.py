@@ -1,0 +1,115 @@
+"""How much memory a job will need at its peak, from the model's shape and the job's knobs, before it starts.
+
+An estimate, not a measurement: fp32 master weights, gradients and optimizer state of the trainable weights, the
+activations a batch keeps for the backward pass (Korthikanti et al.'s ~34 bytes per token and width per layer in
+16-bit; with checkpointing only each layer's input), and a causal LM's logits over its vocabulary.
+`bench/recipes.py` prints it beside the measured peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.catalog import CATALOG
+from engine.params import TrainingParams
+
+GB = 1024**3
+OVERHEAD = 1.25  # allocator slack, the framework, the tokenized data
+LORA_SHARE = 0.02  # adapters and the head: about this share of the weights trains
+OPTIMIZER_BYTES = {"adamw": 8.0, "adafactor": 1.0}  # per trainable weight: AdamW's two fp32 moments; factored
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate needs of a model."""
+
+    parameters: int
+    layers: int
+    hidden: int
+    vocab: int
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The estimated peak in bytes, by part."""
+
+    weights: float
+    training_state: float  # gradients and optimizer moments
+    activations: float
+
+    @property
+    def peak(self) -> float:
+        return (self.weights + self.training_state + self.activations) * OVERHEAD
+
+    def words(self) -> str:
+        """'about 1.9 GB (weights 0.1, gradients and optimizer 0.3, activations 1.1)'."""
+        return (
+            f"about {self.peak / GB:.1f} GB (weights {self.weights / GB:.1f}, gradients and optimizer "
+            f"{self.training_state / GB:.1f}, activations {self.activations / GB:.1f})"
+        )
+
+
+def model_shape(base_model: str) -> ModelShape | None:
+    """The shape of a catalog model, or of a local folder's config.json; None when neither is at hand."""
+    if base_model in CATALOG:
+        entry = CATALOG[base_model]
+        layers, hidden, vocab = entry.shape
+        return ModelShape(entry.parameters, layers, hidden, vocab) if layers else None
+    config = Path(base_model).expanduser() / "config.json"
+    try:
+        raw = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    raw = raw.get("text_config", raw)
+    layers, hidden, vocab = (raw.get(k) for k in ("num_hidden_layers", "hidden_size", "vocab_size"))
+    if not all(isinstance(v, int) for v in (layers, hidden, vocab)):
+        return None
+    return ModelShape(12 * layers * hidden * hidden + vocab * hidden, layers, hidden, vocab)
+
+
+def estimate(shape: ModelShape, params: TrainingParams, *, causal_lm: bool, half_precision: bool) -> MemoryEstimate:
+    """The peak memory of training `shape` with `params`."""
+    embeddings = shape.vocab * shape.hidden
+    frozen = params.freeze_embeddings or (params.freeze_embeddings is None and embeddings > 0.5 * shape.parameters)
+    trainable = shape.parameters - (embeddings if frozen else 0)
+    if params.method != "full":
+        trainable = shape.parameters * LORA_SHARE
+    state = trainable * (4 + OPTIMIZER_BYTES[params.optimizer])
+    tokens = params.batch_size * params.max_length
+    per_value = 2 if half_precision else 4
+    if params.gradient_checkpointing:
+        # Each layer's input is kept; one layer's full activations are rebuilt at a time.
+        kept = tokens * shape.hidden * per_value * shape.layers + tokens * shape.hidden * 17 * per_value
+    else:
+        kept = tokens * shape.hidden * 17 * per_value * shape.layers
+    logits = tokens * shape.vocab * 4 * 2 if causal_lm else 0  # fp32 logits and their gradient
+    return MemoryEstimate(weights=shape.parameters * 4, training_state=state, activations=kept + logits)
+
+
+def available_bytes(device: str) -> float:
+    """Free memory where training runs: the GPU's free memory, or the machine's available RAM."""
+    if device == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return float(free)
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().available)
+    except ImportError:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def fit_warning(memory: MemoryEstimate, free: float) -> str:
+    """What to change when the estimate does not fit in `free` bytes; empty when it fits."""
+    if memory.peak <= free:
+        return ""
+    return (
+        f"this job needs {memory.words()} but only {free / GB:.1f} GB is free: lower the batch size (and raise "
+        "gradient accumulation to keep the effective batch), shorten max length, turn on gradient checkpointing, "
+        "or train with LoRA"
+    )

@@ -1,0 +1,70 @@
+"""Presets: named starting points that expand into the exact knobs and search they mean, before the user's own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: the knobs it sets and, for the slow one, the learning-rate search it runs."""
+
+    name: str
+    title: str
+    description: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    search_trials: int | None = None  # a search around the task's default learning rate, when set
+
+    def expand(self, task_params: Mapping[str, Any]) -> dict[str, Any]:
+        """{"params": ..., "search": ...} for a task whose defaults are `task_params` (learning rate included)."""
+        expanded: dict[str, Any] = {"params": dict(self.params)}
+        if self.search_trials:
+            rate = float(task_params.get("learning_rate", 1e-4))
+            # One order of magnitude around the default: wide enough to find a better rate, narrow enough that
+            # a handful of trials covers it.
+            expanded["search"] = {
+                "trials": self.search_trials,
+                "learning_rate": (float(f"{rate / 5:.1e}"), min(float(f"{rate * 5:.1e}"), 1e-2)),
+                "prune": True,
+            }
+        return expanded
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "quick",
+            "Quick look",
+            "One epoch with the task's defaults: a first score in the least time.",
+            {"epochs": 1},
+        ),
+        Preset(
+            "balanced", "Balanced", "The task's defaults: a few epochs at a learning rate known to suit its model."
+        ),
+        Preset(
+            "best",
+            "Best quality",
+            "A learning-rate search (6 trials around the default, bad ones pruned), each trial up to 8 epochs with "
+            "early stopping after 2 evaluations without gain and a cosine schedule; the best trial's model is kept. "
+            "Takes several times longer than the defaults.",
+            {"epochs": 8, "early_stopping_patience": 2, "schedule": "cosine", "warmup_ratio": 0.1},
+            search_trials=6,
+        ),
+    )
+}
+DEFAULT_PRESET = "balanced"
+
+
+def preset_names() -> list[str]:
+    """The preset names a spec accepts."""
+    return list(PRESETS)
+
+
+def expand_preset(name: str, task_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params and search of preset `name`; ValueError naming the presets for an unknown one."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].expand(task_params)
