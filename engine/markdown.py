@@ -153,7 +153,9 @@ def train_section(train: dict | None) -> list[str]:
     if not train:
         return [*lines, "Evaluate-only report: no training happened in this run.", ""]
     rows = [[title, _train_value(key, train[key])] for key, title in _TRAIN_ROWS if key in train]
-    known = {key for key, _ in _TRAIN_ROWS} | {"history"}
+    # The weights trained and early stopping are said in sentences below the table.
+    known = {key for key, _ in _TRAIN_ROWS} | {"history", "trainable_parameters", "total_parameters"}
+    known |= {"trainable_share", "stopped_early", "search"}
     # Scalars added to the training info later still show up; nested values (the raw history) never do.
     rows += [
         [cell(key.replace("_", " ").capitalize()), _train_value(key, value)]
@@ -162,4 +164,50 @@ def train_section(train: dict | None) -> list[str]:
     ]
     if rows:
         lines += [*table(["Setting", "Value"], rows), ""]
-    return [*lines, *_validation_table(train.get("history"), train.get("best_epoch"))]
+    return [*lines, *recipe_lines(train), *_validation_table(train.get("history"), train.get("best_epoch"))]
+
+
+def recipe_lines(train: dict) -> list[str]:
+    """What the recipe did beyond the table: the share of weights trained, where early stopping stopped, and the
+    learning-rate search's trials."""
+    lines = []
+    trainable, total = train.get("trainable_parameters"), train.get("total_parameters")
+    if isinstance(trainable, int) and isinstance(total, int) and total:
+        lines += [f"Trained {trainable:,} of {total:,} weights ({100 * trainable / total:.2f}%).", ""]
+    stopped = train.get("stopped_early")
+    if isinstance(stopped, dict):
+        best = f"epoch {_epoch(train.get('best_epoch'))}, step {train.get('best_step')}"
+        lines += [
+            f"**Stopped early** at step {stopped['step']} of {stopped['of_steps']} "
+            f"(epoch {_epoch(stopped['epoch'])}): {cell(stopped['reason'])}. "
+            f"The model kept is the best checkpoint ({best}).",
+            "",
+        ]
+    return lines + search_lines(train.get("search"))
+
+
+def search_lines(search: Any) -> list[str]:
+    """The trials of a learning-rate search, best first marked; empty without a search."""
+    if not isinstance(search, dict) or not search.get("trials"):
+        return []
+    trials = search["trials"]
+    knobs = [k for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio") if any(k in t for t in trials)]
+    header = [
+        "Trial",
+        *(k.replace("_", " ").capitalize() for k in knobs),
+        f"Best validation {search['metric'].replace('_', ' ')}",
+    ]
+    header += ["State", "Steps", "Time"]
+    rows = []
+    for trial in trials:
+        name = (
+            f"{trial['number']} (best, kept)" if trial["number"] == search.get("best_trial") else str(trial["number"])
+        )
+        values = [f"{trial[k]:.3g}" if isinstance(trial.get(k), float) else num(trial.get(k)) for k in knobs]
+        rows.append([name, *values, num(trial.get("score")), cell(trial.get("state", "")), num(trial.get("steps"))])
+        rows[-1].append(duration(float(trial["seconds"])) if trial.get("seconds") is not None else "n/a")
+    pruned = sum(1 for t in trials if t.get("state") == "pruned")
+    intro = f"Learning-rate search: {len(trials)} trial(s), {pruned} pruned (stopped below the median)."
+    if search.get("stopped_by_budget"):
+        intro += " The time budget ended the search before every trial ran."
+    return [intro, "The best trial's model is the one this report scores.", "", *table(header, rows), ""]

@@ -163,6 +163,14 @@ class JobSpec(_Frozen):
                 f"data.{used[0]} is for task {' or '.join(repr(o) for o in owners)}, not {self.task!r}; "
                 f"{self.task} reads {', '.join(f'data.{c}' for c in task.column_fields)}"
             )
+        foreign = {name for other in registry.all_tasks() for name in other.own_params} - set(task.own_params)
+        defaults = TrainingParams()
+        for name in sorted(foreign):
+            if getattr(self.params, name) != getattr(defaults, name):
+                owners = [t.name for t in registry.all_tasks() if name in t.own_params]
+                raise ValueError(
+                    f"params.{name} is for task {' or '.join(repr(o) for o in owners)}, not {self.task!r}"
+                )
         if self.data.format is not None and self.data.format not in task.formats:
             owners = [t.name for t in registry.all_tasks() if self.data.format in t.formats]
             raise ValueError(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.markdown import cell as escape_cell
+from engine.markdown import recipe_lines
 from engine.markdown import table as markdown_table
 from engine.tasks.chat import NAME
 
@@ -110,6 +111,8 @@ def render_chat_markdown(report: dict) -> str:
             "## Training",
             "",
             *markdown_table(["Setting", "Value"], [[k.replace("_", " "), str(train[k])] for k in keys]),
+            "",
+            *recipe_lines(train),
         ]
     speed = (report.get("generation") or {}).get("tokens_per_second")
     if speed:

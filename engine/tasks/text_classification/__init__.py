@@ -130,7 +130,7 @@ TEXT_CLASSIFICATION = TextClassificationTask(
     playground="classify",
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "accuracy"),
-    own_params=METHOD_PARAMS,
+    own_params=(*METHOD_PARAMS, "class_weights"),
     model_architectures=("ForSequenceClassification",),
     demo_prompt=("Type or paste a text:", "Classify", "classify"),
 )
