@@ -43,12 +43,20 @@ def lora_targets(model_type: str, requested: tuple[str, ...] | None) -> list[str
 
 
 def add_adapters(model: PreTrainedModel, params: TrainingParams, task_type: PeftTask) -> PreTrainedModel:
-    """The model as it is for method 'full'; for 'lora', wrapped in LoRA adapters with only they (and, for the
-    classification tasks, the fresh head: peft keeps `classifier`/`score` fully trainable) left to train."""
+    """The model as it is for method 'full'; for 'lora' (or 'ia3'), wrapped in LoRA adapters (IA3 rescaling vectors)
+    with only they (and, for the classification tasks, the fresh head: peft keeps `classifier`/`score` fully
+    trainable) left to train."""
     if params.method == "full":
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import IA3Config, LoraConfig, get_peft_model
 
+    if params.method == "ia3":
+        # peft knows the keys, values and MLP output of common architectures; a user's list replaces them, and
+        # its MLP layers (peft's feed-forward modules) are those named like the defaults' last projection.
+        targets = list(params.lora_target_modules) if params.lora_target_modules else None
+        feedforward = [t for t in targets if t in ("down_proj", "dense", "fc2", "lin2")] if targets else None
+        ia3 = IA3Config(task_type=task_type, target_modules=targets, feedforward_modules=feedforward)
+        return get_peft_model(model, ia3)
     config = LoraConfig(
         task_type=task_type,
         r=params.lora_rank,

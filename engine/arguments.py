@@ -41,9 +41,7 @@ def training_args(
         learning_rate=params.learning_rate,
         optim=OPTIMIZERS[params.optimizer],
         lr_scheduler_type=params.schedule,
-        lr_scheduler_kwargs={"num_cycles": params.schedule_cycles}
-        if params.schedule == "cosine_with_restarts"
-        else {},
+        lr_scheduler_kwargs=_schedule_kwargs(params),
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=max(params.batch_size, 32),
         gradient_accumulation_steps=params.gradient_accumulation_steps,
@@ -53,8 +51,8 @@ def training_args(
         weight_decay=params.weight_decay,
         max_grad_norm=params.max_grad_norm,
         warmup_steps=warmup,
-        # Class weights bring their own loss, which smooths labels itself.
-        label_smoothing_factor=params.label_smoothing if params.class_weights is None else 0.0,
+        # (Our own loss, for class weights or accumulation, smooths labels itself and takes precedence.)
+        label_smoothing_factor=params.label_smoothing,
         seed=params.seed,
         data_seed=params.seed,
         eval_strategy=params.eval_strategy,
@@ -89,20 +87,20 @@ class EarlyStopping(EarlyStoppingCallback):
     def __init__(self, params: TrainingParams, metric_name: str):
         super().__init__(params.early_stopping_patience, params.early_stopping_threshold)
         self.metric_name = metric_name
-        self.stopped: dict[str, Any] | None = None
+        self.stops: list[dict[str, Any] | None] = []  # per training run (each trial of a search is one)
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         super().on_train_begin(args, state, control, **kw)
         self.early_stopping_patience_counter = 0  # each trial of a search starts its own count
-        self.stopped = None
+        self.stops.append(None)
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics, **kw):
         super().on_evaluate(args, state, control, metrics, **kw)
         stopping = self.early_stopping_patience_counter >= self.early_stopping_patience
         # Patience running out at the last evaluation ends nothing early.
-        if self.stopped is None and stopping and state.global_step < state.max_steps:
+        if self.stops and self.stops[-1] is None and stopping and state.global_step < state.max_steps:
             gain = f" by more than {self.early_stopping_threshold:g}" if self.early_stopping_threshold else ""
-            self.stopped = {
+            self.stops[-1] = {
                 "step": state.global_step,
                 "epoch": round(state.epoch or 0.0, 2),
                 "of_steps": state.max_steps,

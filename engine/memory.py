@@ -18,7 +18,8 @@ from engine.params import TrainingParams
 
 GB = 1024**3
 OVERHEAD = 1.25  # allocator slack, the framework, the tokenized data
-LORA_SHARE = 0.02  # adapters and the head: about this share of the weights trains
+# The share of the weights that trains with adapters (and the head): LoRA r16 on the projections, IA3's vectors.
+ADAPTER_SHARE = {"lora": 0.02, "ia3": 0.005}
 OPTIMIZER_BYTES = {"adamw": 8.0, "adafactor": 1.0}  # per trainable weight: AdamW's two fp32 moments; factored
 
 
@@ -71,12 +72,15 @@ def model_shape(base_model: str) -> ModelShape | None:
 
 
 def estimate(shape: ModelShape, params: TrainingParams, *, causal_lm: bool, half_precision: bool) -> MemoryEstimate:
-    """The peak memory of training `shape` with `params`."""
+    """The peak memory of training `shape` with `params`: an upper bound for short texts, since batches are padded
+    only to their own longest text, not to max_length."""
     embeddings = shape.vocab * shape.hidden
     frozen = params.freeze_embeddings or (params.freeze_embeddings is None and embeddings > 0.5 * shape.parameters)
     trainable = shape.parameters - (embeddings if frozen else 0)
+    if params.freeze_layers and shape.layers:
+        trainable -= (shape.parameters - embeddings) * min(params.freeze_layers, shape.layers) / shape.layers
     if params.method != "full":
-        trainable = shape.parameters * LORA_SHARE
+        trainable = shape.parameters * ADAPTER_SHARE[params.method]
     state = trainable * (4 + OPTIMIZER_BYTES[params.optimizer])
     tokens = params.batch_size * params.max_length
     per_value = 2 if half_precision else 4

@@ -114,10 +114,13 @@ def _flat_ids(train_labels: Iterable[Any]) -> Iterable[int]:
             yield int(value)
 
 
-def weighted_loss(weights: torch.Tensor, smoothing: float) -> Callable[..., torch.Tensor]:
-    """A Trainer `compute_loss_func`: cross-entropy with per-label weights and label smoothing, padding ignored.
+def weighted_loss(weights: torch.Tensor | None, smoothing: float) -> Callable[..., torch.Tensor]:
+    """A Trainer `compute_loss_func`: cross-entropy with per-label weights (or none) and label smoothing, padding
+    ignored, for the classification heads.
 
-    Summed and divided by the batch's label count, as the Trainer expects with gradient accumulation.
+    Summed and divided by the label count of all the accumulated batches, as the Trainer expects: the models' own
+    classification losses are batch means, which the Trainer (transformers 5) does not divide by the accumulation
+    steps, so 4 accumulated batches of 4 would step with 4 times the gradient of one batch of 16.
     """
 
     def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
@@ -127,7 +130,7 @@ def weighted_loss(weights: torch.Tensor, smoothing: float) -> Callable[..., torc
         total = functional.cross_entropy(
             flat,
             target,
-            weight=weights.to(flat.device),
+            weight=weights.to(flat.device) if weights is not None else None,
             ignore_index=IGNORED,
             label_smoothing=smoothing,
             reduction="sum",

@@ -30,7 +30,8 @@ class SearchOutcome:
     history: list[dict[str, Any]]
     steps: int
     trials: list[dict[str, Any]] = field(default_factory=list)
-    best_trial: int = 0
+    best_trial: int = 0  # the trial's number in the study
+    best_run: int = 0  # which training run of the job it was (0 for the first trial)
     stopped_by_budget: bool = False
 
     @property
@@ -147,6 +148,7 @@ def run_search(
         )
     outcome = log.best
     outcome.trials = [{k: v for k, v in t.items() if k != "scores"} | {"scores": t["scores"]} for t in log.trials]
-    outcome.best_trial = outcome.trials[outcome.best_trial]["number"]
+    outcome.best_run = outcome.best_trial  # index into the trials, as the callbacks count training runs
+    outcome.best_trial = outcome.trials[outcome.best_run]["number"]
     outcome.stopped_by_budget = budget is not None and len(log.trials) < search.trials
     return outcome

@@ -80,7 +80,10 @@ def train(
     precision = resolve_precision(params.precision)
     model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
     progress = ProgressCallback(
-        on_event, should_stop, samples_per_step=params.batch_size, trials=spec.search.trials if spec.search else None
+        on_event,
+        should_stop,
+        samples_per_step=params.batch_size * params.gradient_accumulation_steps,
+        trials=spec.search.trials if spec.search else None,
     )
     stopping = recipe_callbacks(params, task.headline_name)
     trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
@@ -101,7 +104,8 @@ def train(
         raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
 
     train_info = _train_info(run, spec, len(prepared.train), recipe, wall_seconds, precision)
-    train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping), search=run.search)
+    run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
+    train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
     announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
     report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
     announce(on_event, "reporting")
@@ -149,6 +153,10 @@ def _trainer(
         n_train=len(prepared.train),
     )
     weights = class_weights(params, prepared.labels, _train_labels(prepared))
+    # Our loss for class weights, and for a classifier that accumulates (see weighted_loss); a causal LM's own loss
+    # already counts the tokens of every accumulated batch.
+    heads = get_task(spec.task).architecture == "encoder"
+    own_loss = weights is not None or (heads and params.gradient_accumulation_steps > 1)
     trainer = Trainer(
         model=None if spec.search else model_init(),
         model_init=model_init if spec.search else None,  # a search builds a fresh model for each trial
@@ -157,7 +165,7 @@ def _trainer(
         eval_dataset=prepared.validation,
         data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
         compute_metrics=recipe.compute_metrics(prepared.labels),
-        compute_loss_func=weighted_loss(weights, params.label_smoothing) if weights is not None else None,
+        compute_loss_func=weighted_loss(weights, params.label_smoothing) if own_loss else None,
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
@@ -187,6 +195,7 @@ def _search(
         "trials": found.trials,
         "best_trial": found.best_trial,
         "best_params": found.best_params,
+        "best_run": found.best_run,
         "stopped_by_budget": found.stopped_by_budget,
     }
     return Run(found.history, found.steps, found.train_metrics, summary), best
@@ -204,8 +213,9 @@ def _parameters(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-def _stopped(callbacks: list[EarlyStopping]) -> dict[str, Any] | None:
-    return next((callback.stopped for callback in callbacks if callback.stopped), None)
+def _stopped(callbacks: list[EarlyStopping], run_index: int) -> dict[str, Any] | None:
+    """Where early stopping stopped the training run that made the model (a search's kept trial)."""
+    return next((callback.stops[run_index] for callback in callbacks if callback.stops), None)
 
 
 def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:

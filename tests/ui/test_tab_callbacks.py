@@ -4,6 +4,7 @@ the embedded broker in tmp_path, single-user mode, so a `None` request is the lo
 from __future__ import annotations
 
 import inspect
+import shlex
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,7 +158,10 @@ def test_a_chat_spec_holds_only_chat_columns_and_chat_knobs(ctx: AppContext):
     assert spec["params"]["max_length"] == train.task_defaults("chat")["max_length"]
     assert JobSpec.from_dict(spec).task == "chat"
     line, command, spec_yaml = train.preview_spec(ctx, **values)
-    assert line == "Training data: **support.jsonl** · Chat · columns guessed"
+    first, memory = line.split("\n\n")
+    assert first == "Training data: **support.jsonl** · Chat · columns guessed"
+    # batch 8 of chat's defaults, and SmolLM2's 135M weights in fp32 (0.5 GB) in the estimate
+    assert memory.startswith("Effective batch 8 x 1 = 8 · estimated peak memory about ") and "weights 0.5" in memory
     assert "--task chat" in command and "text_column" not in spec_yaml
 
 
@@ -179,7 +183,7 @@ def test_a_text_classification_spec_holds_its_columns_and_the_method_knobs(ctx: 
     assert spec["params"]["batch_size"] == 16 and isinstance(spec["params"]["batch_size"], int)
     line, command, spec_yaml = train.preview_spec(ctx, **values)
     assert (
-        line
+        line.split("\n\n")[0]
         == "Training data: **avis clients.csv** · Text classification · text from `commentaire` · label from `note`"
     )
     # The file as the user knows it, not the server's upload folder.
@@ -293,3 +297,64 @@ def test_a_browser_keeps_its_training_knobs_per_task_across_reloads():
     reopened = dict(zip(train.KEPT_KNOBS, train.restore_knobs("chat", saved), strict=True))
     assert reopened["epochs"]["value"] == 7 and len(reopened) == len(train.KEPT_KNOBS)
     assert all("value" not in knob for knob in train.restore_knobs("token-classification", saved))
+
+
+def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_command(
+    ctx: AppContext, latin1_reviews: Path
+):
+    from ui.cli import build_parser, spec_from_args
+    from ui.tabs.train_knobs import preset_values
+
+    dataset_id = uploaded(ctx, latin1_reviews)
+    task = "text-classification"
+    preset = dict(zip(train.PRESET_TARGETS, preset_values("best", task, train.PRESET_TARGETS), strict=True))
+    assert preset["epochs"] == 8 and preset["early_stopping_patience"] == 2 and preset["search_on"] is True
+    assert preset["search_learning_rate"] == "2e-05, 0.0005"  # around the task's 1e-4, as text in its box
+    values = train_inputs(dataset_id=dataset_id, text_column="commentaire", label_column="note", task=task)
+    values |= preset | {"base_model": "minilm-l6", "preset": "best"}
+    values |= {
+        "optimizer": "adafactor",
+        "schedule": "cosine_with_restarts",
+        "schedule_cycles": 3,
+        "warmup_steps": 5,
+        "max_grad_norm": 0.5,
+        "eval_strategy": "steps",
+        "eval_steps": 7,
+        "early_stopping_threshold": 0.01,
+        "gradient_accumulation_steps": 4,
+        "gradient_checkpointing": True,
+        "dropout": 0.2,
+        "label_smoothing": 0.1,
+        "class_weights": "positif=1, négatif=2.5",
+        "freeze_embeddings": "trained",
+        "freeze_layers": 2,
+        "method": "ia3",
+        "search_batch_sizes": "8, 16",
+        "search_time_budget_minutes": 30,
+        "search_prune": False,
+    }
+    spec, _ = train.spec_from(ctx, ctx.owner(None), values)
+    from_tab = JobSpec.from_dict(spec)
+    assert from_tab.params.class_weights == {"positif": 1.0, "négatif": 2.5}
+    assert from_tab.params.freeze_embeddings is False and from_tab.params.dropout == 0.2
+    assert from_tab.search.batch_sizes == (8, 16) and from_tab.search.learning_rate == (2e-5, 5e-4)
+    assert from_tab.search.prune is False and from_tab.search.time_budget_minutes == 30
+    line, command, _ = train.preview_spec(ctx, **values)
+    assert "Effective batch 16 x 4 = 64" in line
+    argv = shlex.split(command.replace("\\\n", " "))
+    from_cli = spec_from_args(build_parser().parse_args(argv[1:]))
+    # The command names the user's own file, not where the server keeps the upload; everything else is equal.
+    assert Path(from_cli.data.train).name == Path(from_tab.data.train).name == "avis clients.csv"
+    same_file = {"data": from_cli.data.model_copy(update={"train": from_tab.data.train})}
+    assert from_cli.model_copy(update=same_file).model_dump() == from_tab.model_dump()
+    # An empty optional box is unset, not zero: the model's own dropout, warm-up by share.
+    cleared, _ = train.spec_from(ctx, ctx.owner(None), values | {"dropout": None, "warmup_steps": None})
+    assert JobSpec.from_dict(cleared).params.dropout is None and JobSpec.from_dict(cleared).params.warmup_steps is None
+
+
+def test_a_bad_recipe_value_is_named_before_start(ctx: AppContext, latin1_reviews: Path):
+    values = train_inputs(dataset_id=uploaded(ctx, latin1_reviews), task="text-classification")
+    line, _, _ = train.preview_spec(ctx, **(values | {"class_weights": "positif: 2"}))
+    assert "class_weights" in line and "label=weight" in line
+    message, job_id = train.submit_job(ctx, **(values | {"class_weights": "positif: 2"}))
+    assert job_id == "" and "label=weight" in message

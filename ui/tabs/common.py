@@ -44,6 +44,34 @@ def bind(ctx: AppContext, fn: Callable[..., Any]) -> Callable[..., Any]:
     return bound
 
 
+def named_inputs(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn `fn(ctx, values, request)` into a callback with one named parameter per input, `(ctx, *names,
+    request=None)`: Gradio's API shows each input by name, and the inputs are listed once, in `names`."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        parameters = [
+            inspect.Parameter("ctx", kind),
+            *(inspect.Parameter(name, kind, default=None) for name in names),
+            inspect.Parameter("request", kind, default=None, annotation=gr.Request),
+        ]
+        signature = inspect.Signature(parameters)
+
+        @functools.wraps(fn)
+        def called(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            given = bound.arguments
+            return fn(given["ctx"], {name: given[name] for name in names}, given["request"])
+
+        called.__signature__ = signature  # type: ignore[attr-defined]
+        called.__annotations__ = {"request": gr.Request}
+        del called.__wrapped__  # inspect.signature must read the signature above, not fn's own
+        return called
+
+    return wrap
+
+
 def user_error(message: str) -> gr.Error:
     """An error the user can fix: shown on the page, not logged with a traceback on the server."""
     return gr.Error(message, print_exception=False, title="Can't do that yet")

@@ -11,15 +11,26 @@ from typing import Any
 
 import gradio as gr
 import yaml
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.language import model_warning
-from engine.spec import DATA_FILES, DataSpec, JobSpec, TrainingParams
+from engine.spec import DATA_FILES, DataSpec, JobSpec, TrainingParams, format_validation_error
 from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
-from ui.tabs.common import bind, bounds, help_text, owner_of
+from ui.tabs.common import bind, bounds, help_text, named_inputs, owner_of
 from ui.tabs.data import DataTab, dataset_choices
+from ui.tabs.train_knobs import (
+    RECIPE_FIELDS,
+    SEARCH_INPUTS,
+    build_groups,
+    memory_line,
+    preset_radio,
+    preset_values,
+    search_block,
+    spec_value,
+)
 from ui.tabs.train_models import fit_model, language_of, model_choices
 from ui.views import error_markdown
 
@@ -33,7 +44,11 @@ ADVANCED = (
 )
 SPLITS = (("validation_fraction", 0.01), ("test_fraction", 0.01))
 LORA = (("lora_rank", "slider", 1), ("lora_alpha", "slider", 1), ("lora_dropout", "slider", 0.01))
-METHOD_WORDS = {"lora": "LoRA adapters", "full": "Full fine-tuning"}  # how the spec's methods read on the page
+METHOD_WORDS = {
+    "lora": "LoRA adapters",
+    "ia3": "IA3 (learned rescaling)",
+    "full": "Full fine-tuning",
+}  # how the spec's methods read on the page
 # The method box shows for the tasks that read one of these knobs.
 METHOD_KNOBS = ("method", *(name for name, _, _ in LORA))
 # The data-spec fields beyond text/label that tasks map their columns with, in the order of the Data tab's pickers.
@@ -46,7 +61,7 @@ TASK_COLUMN_FIELDS = (
     "output_column",
 )
 # The knobs of TrainingParams the tab sets, in the order of its inputs.
-PARAM_FIELDS = (*(name for name, _, _ in BASIC + ADVANCED), "precision", *METHOD_KNOBS)
+PARAM_FIELDS = (*(name for name, _, _ in BASIC + ADVANCED), "precision", *METHOD_KNOBS, *RECIPE_FIELDS)
 # The names of the tab's inputs, once: the order of `inputs` and of preview_spec's and submit_job's parameters.
 INPUT_FIELDS = (
     "dataset_id",
@@ -62,9 +77,14 @@ INPUT_FIELDS = (
     *TASK_COLUMN_FIELDS,
     *METHOD_KNOBS,
     "encoding",
+    "preset",
+    *RECIPE_FIELDS,
+    *SEARCH_INPUTS,
 )
 # The knobs a browser remembers per task, so a reload keeps what was set.
 KEPT_KNOBS = tuple(name for name in PARAM_FIELDS if name != "lora_target_modules")
+# What a preset sets: every knob a browser keeps, and the search block.
+PRESET_TARGETS = (*KEPT_KNOBS, *SEARCH_INPUTS)
 # The knobs a change of task resets to that task's defaults.
 TASK_DEFAULT_KNOBS = ("batch_size", "learning_rate", "max_length", "method")
 LABELS = {
@@ -148,6 +168,7 @@ def build_spec(
     params: dict[str, Any],
     splits: dict[str, Any],
     columns: dict[str, str | None] | None = None,
+    search: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The job spec as a plain dict, as the CLI's YAML would hold it: only the task's own columns and knobs."""
     given = {"text_column": text_column, "label_column": label_column, **(columns or {})}
@@ -157,7 +178,8 @@ def build_spec(
     # Knobs only other tasks read stay out of the spec, so it reads as the user meant it.
     foreign = {name for other in all_tasks() for name in other.own_params} - set(get_task(task).own_params)
     params = {k: v for k, v in params.items() if k not in foreign}
-    return {"task": task, "base_model": base_model, "data": data, "params": params}
+    spec = {"task": task, "base_model": base_model, "data": data, "params": params}
+    return spec if search is None else {**spec, "search": search}
 
 
 def cli_command(spec: dict[str, Any]) -> str:
@@ -170,15 +192,26 @@ def cli_command(spec: dict[str, Any]) -> str:
             parts.append([f"--{key.replace('_', '-')}", str(data[key])])
     for key, value in spec["params"].items():
         if value != defaults.get(key):
-            parts.append([f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)])
+            parts.append(_flag(key, value))
+    if spec.get("search") is not None:
+        parts.append(
+            ["--search", *(part for key, value in spec["search"].items() for part in _flag(f"search_{key}", value))]
+        )
     name = Path(str(data.get("train", "data"))).stem or "run"
     parts.append(["--output", f"runs/{name}"])
     return " \\\n    ".join(shlex.join(part) for part in parts)
 
 
-def input_values(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The tab's inputs by name, from a callback's `locals()` (which also hold ctx and the request)."""
-    return {name: arguments[name] for name in INPUT_FIELDS}
+def _flag(key: str, value: Any) -> list[str]:
+    """The CLI flag (and its argument) that sets spec field `key` to `value`."""
+    flag = key.replace("_", "-")
+    if isinstance(value, bool):
+        return [f"--{flag}" if value else f"--no-{flag}"]
+    if isinstance(value, dict):
+        return [f"--{flag}", ",".join(f"{k}={v:g}" for k, v in value.items())]
+    if isinstance(value, tuple | list):
+        return [f"--{flag}", ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+    return [f"--{flag}", f"{value:g}" if isinstance(value, float) else str(value)]
 
 
 def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -190,12 +223,13 @@ def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict
     if dataset is None:
         raise DataError(f"no uploaded file {dataset_id!r}: pick one in the Data tab")
     params = {}
+    defaults = task_defaults(values["task"])
     for name in PARAM_FIELDS:
-        value = values[name]
+        value = spec_value(name, values[name]) if name in RECIPE_FIELDS else values[name]
+        if value is None and not (name in RECIPE_FIELDS and values[name] is not None):
+            value = defaults[name]  # a client that left a knob out gets the default
         annotation = TrainingParams.model_fields[name].annotation
-        if value is None:
-            value = task_defaults(values["task"])[name]  # a client that left a knob out gets the default
-        params[name] = int(value) if annotation is int else value
+        params[name] = int(value) if annotation is int and value is not None else value
     splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
     splits["encoding"] = values["encoding"]  # the Data tab's pick; empty: guessed when the file is read
     for split in ("validation", "test"):
@@ -214,51 +248,22 @@ def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict
         params,
         splits,
         {name: values.get(name) for name in TASK_COLUMN_FIELDS},
+        search_block(values),
     )
     return spec, dataset.name
 
 
-# Explicit parameters (not *args) so that API clients see named inputs; their order is INPUT_FIELDS.
-def preview_spec(
-    ctx: AppContext,
-    dataset_id: str | None,
-    text_column: str | None,
-    label_column: str | None,
-    task: str,
-    base_model: str,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    max_length: int,
-    warmup_ratio: float,
-    weight_decay: float,
-    seed: int,
-    precision: str,
-    validation_fraction: float,
-    test_fraction: float,
-    validation_dataset: str | None,
-    test_dataset: str | None,
-    tokens_column: str | None = None,
-    tags_column: str | None = None,
-    messages_column: str | None = None,
-    instruction_column: str | None = None,
-    input_column: str | None = None,
-    output_column: str | None = None,
-    method: str | None = None,
-    lora_rank: int | None = None,
-    lora_alpha: int | None = None,
-    lora_dropout: float | None = None,
-    encoding: str | None = None,
-    request: gr.Request = None,
-):
-    """The equivalent `playground train` command and YAML spec of the current settings."""
-    values = input_values(locals())
+# One named parameter per input (gradio_client calls them by position and by name); their order is INPUT_FIELDS.
+@named_inputs(INPUT_FIELDS)
+def preview_spec(ctx: AppContext, values: dict[str, Any], request: gr.Request = None):
+    """The equivalent `playground train` command and YAML spec of the current settings, and what the job will
+    need in memory."""
     owner = owner_of(ctx, request)
     try:
         spec, name = spec_from(ctx, owner, values)
     except DataError:
         return "Pick a file in the **Data** tab first.", "", ""
-    data = spec["data"]
+    task, data = values["task"], spec["data"]
     mapped = " · ".join(
         f"{key.removesuffix('_column')} from `{data[key]}`" for key in get_task(task).column_fields if data.get(key)
     )
@@ -268,46 +273,19 @@ def preview_spec(
     warning = model_warning(task, language_of(data["train"], task, values), spec["base_model"])
     if warning:  # said before Start is pressed, with the model that reads the data named
         line += f"\n\n⚠ **Before you start: {warning}.**"
+    try:
+        line += "\n\n" + memory_line(spec["base_model"], TrainingParams.model_validate(spec["params"]), task)
+    except ValidationError as exc:  # Start says which knob; the preview says it too
+        line += f"\n\n⚠ **A setting needs fixing:**\n{format_validation_error(exc)}"
     # The user's own file names, as on their machine: not where the server keeps the uploads.
     files = {key: ctx.public_text(value) for key, value in data.items() if key in DATA_FILES and value}
     shown = {**spec, "data": {**data, **files}}
     return line, cli_command(shown), yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
 
 
-def submit_job(
-    ctx: AppContext,
-    dataset_id: str | None,
-    text_column: str | None,
-    label_column: str | None,
-    task: str,
-    base_model: str,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    max_length: int,
-    warmup_ratio: float,
-    weight_decay: float,
-    seed: int,
-    precision: str,
-    validation_fraction: float,
-    test_fraction: float,
-    validation_dataset: str | None,
-    test_dataset: str | None,
-    tokens_column: str | None = None,
-    tags_column: str | None = None,
-    messages_column: str | None = None,
-    instruction_column: str | None = None,
-    input_column: str | None = None,
-    output_column: str | None = None,
-    method: str | None = None,
-    lora_rank: int | None = None,
-    lora_alpha: int | None = None,
-    lora_dropout: float | None = None,
-    encoding: str | None = None,
-    request: gr.Request = None,
-):
+@named_inputs(INPUT_FIELDS)
+def submit_job(ctx: AppContext, values: dict[str, Any], request: gr.Request = None):
     """Check the data and settings, then queue the training job; returns a message and the new job id."""
-    values = input_values(locals())
     owner = owner_of(ctx, request)
     try:
         spec, _ = spec_from(ctx, owner, values)
@@ -418,6 +396,14 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     )
     submit.click(bind(ctx, submit_job), inputs, [status, submitted_job], api_name="submit_job", concurrency_limit=4)
     validation_dataset, test_dataset = controls["validation_dataset"], controls["test_dataset"]
+    # A preset fills in every knob it means (and the search), so the spec below shows exactly what it runs.
+    preset_targets = [controls[name] for name in PRESET_TARGETS]
+    controls["preset"].input(
+        lambda preset, task_name: preset_values(preset, task_name, PRESET_TARGETS),
+        [controls["preset"], task],
+        preset_targets,
+        api_visibility="private",
+    )
     restore = (restore_knobs, [task, remembered], knobs)
     return TrainTab(
         submit,
@@ -433,7 +419,7 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
 
 def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
     """Task, base model, every training knob and the split files, by input name; and the chat-only box."""
-    controls: dict[str, gr.components.Component] = {}
+    controls: dict[str, gr.components.Component] = {"preset": preset_radio()}
     with gr.Row():
         controls["task"] = gr.Radio(
             choices=[(task.short_title, task.name) for task in all_tasks()],
@@ -458,6 +444,7 @@ def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
         with gr.Row():
             controls["precision"] = _choice("precision", list(typing.get_args(_field("precision").annotation)))
             controls.update({name: _widget(name, "slider", step, DataSpec) for name, step in SPLITS})
+        controls.update(build_groups())
     with gr.Accordion("Fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
         with gr.Row():
             methods = typing.get_args(TrainingParams.model_fields["method"].annotation)

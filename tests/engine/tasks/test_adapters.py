@@ -35,6 +35,27 @@ def test_lora_trains_only_the_adapters_and_the_fresh_head(encoder_factory, head:
     assert add_adapters(plain, TrainingParams(method="full"), task_type) is plain
 
 
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_ia3_trains_only_its_rescaling_vectors_and_the_fresh_head(encoder_factory, head: str):
+    auto, task_type = HEADS[head]
+    model = auto.from_pretrained(encoder_factory(head, ["a", "b", "c"]))
+    wrapped = add_adapters(model, TrainingParams(method="ia3"), task_type)
+    trainable = [name for name, p in wrapped.named_parameters() if p.requires_grad]
+    assert all("ia3_" in name or "modules_to_save" in name for name in trainable), trainable
+    assert any("ia3_" in name and ".key." in name for name in trainable)  # keys, values and the MLP output
+    assert any("modules_to_save" in name and "classifier" in name for name in trainable)
+    head_weights = sum(p.numel() for n, p in wrapped.named_parameters() if p.requires_grad and "modules_to_save" in n)
+    vectors = sum(p.numel() for n, p in wrapped.named_parameters() if p.requires_grad and "ia3_" in n)
+    lora = add_adapters(
+        auto.from_pretrained(encoder_factory(head, ["a", "b", "c"], name="lora")),
+        TrainingParams(method="lora"),
+        task_type,
+    )
+    lora_weights = sum(p.numel() for n, p in lora.named_parameters() if p.requires_grad and "lora_" in n)
+    assert 0 < vectors < lora_weights / 10  # far fewer weights than LoRA's r16 matrices
+    assert head_weights > 0
+
+
 def test_a_lora_model_is_saved_merged_with_its_adapter_beside_it(encoder_factory, tmp_path: Path):
     folder = encoder_factory("sequence", ["neg", "pos"])
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -1,0 +1,133 @@
+"""The training recipe behaves as its knobs say: early stopping on a plateau, accumulation equal to a bigger batch,
+class weights for the rare class, and a learning-rate search whose best trial is the report's model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer, TrainerCallback
+
+from engine.catalog import resolve_model
+from engine.spec import JobSpec
+from engine.tasks import get_task
+from engine.train import _build_model, _trainer, train
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reviews.csv"
+pytestmark = pytest.mark.slow
+
+
+def _spec(train_file: Path = FIXTURE, test_file: Path | None = None, search: dict | None = None, **params) -> JobSpec:
+    data = {"train": str(train_file), "text_column": "review_body", "label_column": "verdict"}
+    if test_file is not None:
+        data["test"] = str(test_file)
+    raw = {
+        "task": "text-classification",
+        "base_model": "minilm-l6",
+        "data": data,
+        "params": {"epochs": 2, "max_length": 64, "seed": 7, **params},
+    }
+    return JobSpec.from_dict(raw | ({"search": search} if search else {}))
+
+
+def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_checkpoint(tmp_path: Path):
+    # A learning rate this small leaves the validation score flat: patience 1 ends the run after the 2nd epoch.
+    result = train(_spec(epochs=6, learning_rate=1e-9, early_stopping_patience=1), tmp_path / "out")
+    info = result.report["train"]
+    stopped = info["stopped_early"]
+    steps_per_epoch = info["steps"] // 2
+    assert stopped is not None and stopped["step"] == info["steps"] == 2 * steps_per_epoch < stopped["of_steps"]
+    assert stopped["of_steps"] == 6 * steps_per_epoch and stopped["epoch"] == 2.0
+    assert "did not improve for 1 evaluation(s)" in stopped["reason"]
+    assert info["best_epoch"] == 1.0  # the flat second epoch did not replace the first as best
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert f"**Stopped early** at step {stopped['step']} of {stopped['of_steps']}" in markdown
+    assert "best checkpoint (epoch 1," in markdown
+
+
+class _Gradients(TrainerCallback):
+    """Keeps the gradient the first optimizer step is taken from."""
+
+    def __init__(self):
+        self.first: dict[str, torch.Tensor] = {}
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if not self.first:
+            self.first = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _first_gradient(spec: JobSpec, workdir: Path) -> dict[str, torch.Tensor]:
+    """The gradient of the first optimizer update on the first 16 training rows, by weight."""
+    recipe = get_task(spec.task).recipe()
+    model_path = resolve_model(spec.base_model, task=spec.task)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    prepared = recipe.prepare(spec, tokenizer)
+    prepared.train = prepared.train.select(range(16))
+    torch.manual_seed(0)
+    gradients = _Gradients()
+    trainer = _trainer(
+        spec,
+        recipe,
+        prepared,
+        tokenizer,
+        lambda: _build_model(recipe, spec, model_path, prepared.labels),
+        workdir,
+        "fp32",
+        [gradients],
+    )
+    trainer.train()
+    assert trainer.state.global_step == 16 // (spec.params.batch_size * spec.params.gradient_accumulation_steps)
+    return gradients.first
+
+
+def test_accumulating_4_batches_of_4_makes_the_same_first_update_as_one_batch_of_16(tmp_path: Path):
+    # No dropout and no clipping, so the two runs differ only in how the 16 examples are batched. The gradients
+    # are compared: Adam's first step is about lr x sign(gradient), which float noise flips where a gradient is ~0.
+    knobs = {"epochs": 1, "dropout": 0.0, "max_grad_norm": 0.0, "seed": 3}
+    whole = _first_gradient(_spec(batch_size=16, **knobs), tmp_path / "whole")
+    accumulated = _first_gradient(_spec(batch_size=4, gradient_accumulation_steps=4, **knobs), tmp_path / "acc")
+    assert whole.keys() == accumulated.keys() and len(whole) > 50
+    for name in whole:
+        torch.testing.assert_close(accumulated[name], whole[name], rtol=1e-3, atol=1e-7, msg=name)
+    four = _first_gradient(_spec(batch_size=4, **knobs), tmp_path / "four")  # one batch of 4: a real difference
+    assert not torch.allclose(four["classifier.weight"], whole["classifier.weight"], rtol=1e-2, atol=1e-6)
+
+
+def test_balanced_class_weights_raise_the_recall_of_the_rare_class(tmp_path: Path):
+    frame = pd.read_csv(FIXTURE)
+    fresh, rotten = frame[frame.verdict == "fresh"], frame[frame.verdict == "rotten"]
+    # Training: 100 fresh reviews and 12 rotten ones; testing on a balanced held-out set.
+    frame_train = pd.concat([fresh.iloc[:100], rotten.iloc[:12]]).sample(frac=1, random_state=1)
+    frame_test = pd.concat([fresh.iloc[100:], rotten.iloc[12:52]])
+    frame_train.to_csv(tmp_path / "train.csv", index=False)
+    frame_test.to_csv(tmp_path / "test.csv", index=False)
+    recall = {}
+    for weights in (None, "balanced"):
+        spec = _spec(tmp_path / "train.csv", tmp_path / "test.csv", epochs=3, class_weights=weights)
+        report = train(spec, tmp_path / str(weights)).report
+        recall[weights] = report["per_class"]["rotten"]["recall"]
+    assert recall["balanced"] > recall[None] + 0.1, recall
+
+
+def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
+    search = {"trials": 3, "learning_rate": [1e-5, 1e-3], "prune": False}
+    events = []
+    result = train(_spec(epochs=1, search=search), tmp_path / "out", on_event=events.append)
+    info = result.report["train"]
+    found = info["search"]
+    assert len(found["trials"]) == 3 and [t["state"] for t in found["trials"]] == ["complete"] * 3
+    best = next(t for t in found["trials"] if t["number"] == found["best_trial"])
+    assert best["score"] == max(t["score"] for t in found["trials"])
+    assert best["score"] == info["best_validation_macro_f1"]  # the report's model is the best trial's
+    assert info["learning_rate"] == best["learning_rate"] == found["best_params"]["learning_rate"]
+    assert 1e-5 <= best["learning_rate"] <= 1e-3
+    phases = [e.phase for e in events if e.kind == "phase"]
+    assert [p for p in phases if "trial" in p] == [f"training: trial {i} of 3" for i in (1, 2, 3)]
+    saved = json.loads((tmp_path / "out" / "spec.json").read_text(encoding="utf-8"))
+    assert saved["search"]["trials"] == 3  # spec.json holds the search as asked, the report what it found
+    assert not list((tmp_path / "out").glob("checkpoints/run-*"))  # trial checkpoints do not pile up
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert f"| {best['number']} (best, kept) |" in markdown and "3 trial(s), 0 pruned" in markdown
