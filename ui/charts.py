@@ -144,3 +144,58 @@ def _curve_metrics(task: str | None) -> tuple[str, ...]:
         return get_task(task).curve_metrics if task else default_task().curve_metrics
     except ValueError:
         return default_task().curve_metrics
+
+
+def search_chart(search: dict | None) -> str:
+    """The search's trials as an SVG scatter: best validation score against learning rate (log scale); pruned
+    trials hollow, the kept trial larger. Empty without a search."""
+    trials = [t for t in (search or {}).get("trials", []) if t.get("learning_rate") and t.get("score") is not None]
+    if not trials:
+        return ""
+    width, height = 520, 260
+    left, right, top, bottom = 52, 16, 30, 58
+    rates = [math.log10(t["learning_rate"]) for t in trials]
+    scores = [t["score"] for t in trials]
+    x0, x1 = math.floor(min(rates) * 2) / 2, math.ceil(max(rates) * 2) / 2 + (0.5 if min(rates) == max(rates) else 0)
+    y_ticks = _ticks(min(0.0, min(scores)), max(1.0, max(scores)) if max(scores) <= 1 else max(scores) * 1.1)
+    y0, y1 = y_ticks[0], y_ticks[-1]
+
+    def px(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / ((y1 - y0) or 1) * (height - top - bottom)
+
+    metric = str(search.get("metric", "score")).replace("_", " ")
+    title = f"Learning-rate search: best validation {metric} of each trial"
+    parts = [f'<text x="{width / 2}" y="18" text-anchor="middle" class="pg-chart-title">{html.escape(title)}</text>']
+    for tick in y_ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" class="pg-grid"/>'
+        )
+        parts.append(f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
+    decade = math.floor(x0)
+    while decade <= x1:
+        for mantissa in (1, 2, 5):
+            x = decade + math.log10(mantissa)
+            if x0 <= x <= x1:
+                parts.append(
+                    f'<text x="{px(x):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                    f"{mantissa * 10.0**decade:.0e}</text>"
+                )
+        decade += 1
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - bottom + 32}" text-anchor="middle">'
+        "learning rate (log scale)</text>"
+    )
+    for trial, x, y in zip(trials, rates, scores, strict=True):
+        best = trial.get("number") == search.get("best_trial")
+        fill = COLOURS[0] if trial.get("state") != "pruned" else "none"
+        parts.append(
+            f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{7 if best else 4}" fill="{fill}" '
+            f'stroke="{COLOURS[0]}" stroke-width="2"><title>trial {trial.get("number")}: '
+            f"lr {trial['learning_rate']:.2e}, {y:.3f} ({html.escape(str(trial.get('state', '')))})</title>"
+            "</circle>"
+        )
+    parts.append(f'<text x="{left}" y="{height - 9}">● complete   ○ pruned   large: the trial kept</text>')
+    return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'

@@ -10,8 +10,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from engine.markdown import recipe_lines
 from engine.report_views import round3
 from engine.tasks import ReportView, all_tasks, default_task, get_task
+from ui.charts import search_chart
 from ui.context import AppContext
 from ui.tabs.common import bind, copy_for_download, download_dir, owner_of, user_error
 from ui.views import EMPTY_TABLE, comparison_frame, job_choice, report_title
@@ -100,6 +102,20 @@ def show_task_parts(ctx: AppContext, job_id: str | None, request: gr.Request):
     )
 
 
+def show_recipe(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """How the model was trained beyond the basic knobs: the weights trained, where early stopping stopped, and a
+    learning-rate search's trials (table and score-against-learning-rate chart)."""
+    owner = owner_of(ctx, request)
+    train: dict = {}
+    if job_id:
+        try:
+            train = ctx.report(job_id, owner).get("train") or {}
+        except ValueError:
+            train = {}
+    lines = recipe_lines(train) if train else []
+    return gr.Group(visible=bool(lines)), "\n".join(lines), search_chart(train.get("search"))
+
+
 def download_model(ctx: AppContext, job_id: str | None, request: gr.Request):
     """The fine-tuned model folder of a finished training run as a zip file."""
     owner = owner_of(ctx, request)
@@ -149,6 +165,9 @@ def build(ctx: AppContext) -> ReportTab:
         max_height=320,
         elem_id="report-errors",
     )
+    with gr.Group(visible=False, elem_id="report-recipe") as recipe_section:
+        recipe = gr.Markdown(elem_id="report-recipe-text")
+        recipe_chart = gr.HTML(elem_id="report-search-chart")
     files, zip_button, model_zip = _downloads_section()
     compare, compare_button, comparison, comparison_chart = _compare_section()
 
@@ -166,6 +185,7 @@ def build(ctx: AppContext) -> ReportTab:
         [scores_row, how_to_read, ner_section, error_kinds, chat_section, generations, errors],
         api_name="show_report_parts",
     )
+    job.change(bind(ctx, show_recipe), [job], [recipe_section, recipe, recipe_chart], api_name="show_report_recipe")
     zip_button.click(bind(ctx, download_model), [job], [model_zip], api_name="download_model")
     compare_button.click(bind(ctx, compare_runs), [compare], [comparison, comparison_chart], api_name="compare_runs")
     return ReportTab(job, compare, refresh_bound)
