@@ -352,6 +352,13 @@ class _ProgressBar:
     def update(self, event) -> None:
         if not self.enabled:
             return
+        if event.kind == "phase":  # no steps; a search's next trial gets its own line and a fresh bar
+            if event.phase and ": " in event.phase:
+                if self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
+                print(event.phase.split(": ", 1)[1].capitalize(), file=self.stream)
+            return
         if not self.stream.isatty():
             self._line(event)
             return

@@ -167,3 +167,46 @@ def test_invalid_values_in_a_file_name_the_file_and_the_field(tmp_path):
 def test_a_missing_file_is_a_readable_value_error(tmp_path):
     with pytest.raises(ValueError, match=r"cannot read spec file .*nowhere\.yaml"):
         JobSpec.load(tmp_path / "nowhere.yaml")
+
+
+def test_recipe_knobs_round_trip_and_bad_values_name_the_field():
+    raw = {
+        "data": {"train": "reviews.csv"},
+        "params": {"class_weights": "rotten=3, fresh=1", "schedule": "cosine", "gradient_accumulation_steps": 4},
+        "search": {"trials": 3, "learning_rate": [1e-5, 1e-3], "batch_sizes": [8, 16]},
+    }
+    spec = JobSpec.from_dict(raw)
+    assert spec.params.class_weights == {"rotten": 3.0, "fresh": 1.0}
+    assert JobSpec.model_validate_json(spec.to_json()) == spec
+    for params, message in (
+        ({"class_weights": "rotten:3"}, "label=weight"),
+        ({"class_weights": "rotten=-1"}, "positive"),
+        ({"schedule": "step"}, "params.schedule"),
+        ({"early_stopping_patience": -1}, "params.early_stopping_patience"),
+        ({"method": "prefix"}, "params.method"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            JobSpec.from_dict({**raw, "params": params})
+    for search, message in (
+        ({"learning_rate": [1e-3, 1e-5]}, "lowest value 0.001 is above the highest"),
+        ({"learning_rate": [1e-5, 0.5]}, "learning_rate"),
+        ({"batch_sizes": [0]}, "batch_size"),
+        ({"trials": 1}, "search.trials"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            JobSpec.from_dict({**raw, "search": search})
+
+
+def test_a_preset_expands_into_exact_knobs_that_the_users_own_beat():
+    best = JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "best", "params": {"epochs": 4}})
+    assert best.params.epochs == 4 and best.params.early_stopping_patience == 2 and best.params.schedule == "cosine"
+    assert best.search is not None and best.search.learning_rate == (2e-5, 5e-4)  # around the default 1e-4
+    chat = JobSpec.from_dict({"task": "chat", "data": {"train": "c.jsonl"}, "preset": "best"})
+    assert chat.search.learning_rate == (4e-5, 1e-3)  # around chat's own 2e-4
+    quick = JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "quick"})
+    assert quick.params.epochs == 1 and quick.search is None
+    assert "preset" not in json.loads(best.to_json())  # spec.json holds what the preset meant, not its name
+    with pytest.raises(ValueError, match="unknown preset 'fastest'; choose one of quick, balanced, best"):
+        JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "fastest"})
+    with pytest.raises(ValueError, match="params.class_weights is for task"):
+        JobSpec.from_dict({"task": "chat", "data": {"train": "c.jsonl"}, "params": {"class_weights": "balanced"}})

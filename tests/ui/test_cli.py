@@ -289,3 +289,60 @@ def test_progress_in_a_log_is_one_line_per_step_with_the_tasks_own_metrics():
         for event in events({"micro_f1": 0.71, "token_accuracy": 0.9, "loss": 0.5}):
             bar.update(event)
     assert log.getvalue().splitlines()[1].startswith("epoch 1: validation micro_f1 0.710")
+
+
+def test_a_search_prints_each_trial_before_its_steps_and_ignores_other_phases():
+    import io
+
+    from engine.progress import ProgressEvent, announce, trial_phase
+    from ui.cli import _ProgressBar
+
+    log = io.StringIO()
+    with _ProgressBar(enabled=True, task="text-classification", stream=log) as bar:
+        announce(bar.update, "loading")
+        for trial in (1, 2):
+            announce(bar.update, trial_phase(trial, 2))
+            bar.update(ProgressEvent(kind="log", step=3, total_steps=12, epoch=0.25, loss=0.7))
+    assert log.getvalue().splitlines() == [
+        "Trial 1 of 2",
+        "step 3/12  epoch 0.25  loss 0.7000",
+        "Trial 2 of 2",
+        "step 3/12  epoch 0.25  loss 0.7000",
+    ]
+
+
+def test_recipe_flags_come_from_the_spec_and_build_its_search_and_preset():
+    from ui.cli import build_parser, spec_from_args
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--train",
+            str(ROOT / "tests" / "fixtures" / "reviews.csv"),
+            "--output",
+            "unused",
+            "--preset",
+            "best",
+            "--epochs",
+            "5",
+            "--schedule",
+            "polynomial",
+            "--no-gradient-checkpointing",
+            "--class-weights",
+            "rotten=3",
+            "--search-batch-sizes",
+            "8,32",
+            "--no-search-prune",
+        ]
+    )
+    spec = spec_from_args(args)
+    assert spec.params.epochs == 5  # the flag beats the preset's 8
+    assert spec.params.early_stopping_patience == 2 and spec.params.schedule == "polynomial"
+    assert spec.params.gradient_checkpointing is False and spec.params.class_weights == {"rotten": 3.0}
+    assert spec.search.batch_sizes == (8, 32) and spec.search.prune is False
+    assert spec.search.learning_rate == (2e-5, 5e-4)  # the preset's range, kept beside the flags' own
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--train", "x.csv", "--output", "o", "--optimizer", "sgd"])
+    reviews = str(ROOT / "tests" / "fixtures" / "reviews.csv")
+    plain = spec_from_args(build_parser().parse_args(["train", "--train", reviews, "--output", "o"]))
+    assert plain.search is None and plain.params == JobSpec.from_dict({"data": {"train": reviews}}).params

@@ -352,7 +352,9 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     submitted_job = gr.Textbox(visible=False, elem_id="train-job-id")
     with gr.Accordion("The same job from the command line", open=False, elem_id="train-equivalent"):
         command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-cli")
-        spec_yaml = gr.Code(label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12)
+        spec_yaml = gr.Code(
+            label="Job spec (YAML, for `playground submit spec.yaml`)", language="yaml", lines=12, elem_id="train-spec"
+        )
 
     from_data = {
         "dataset_id": data.dataset,
