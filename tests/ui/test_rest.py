@@ -115,3 +115,32 @@ def test_an_oversized_body_gets_413_and_a_long_value_is_not_echoed_back(server: 
     status, body = server.api("POST", "/api/jobs", user="bob", body={"data": {"train": "/srv/" + "y" * 500_000}})
     assert status == 403
     assert "is not one of your uploaded datasets" in body["detail"] and len(body["detail"]) < 400
+
+
+@pytest.mark.slow
+def test_a_preset_and_a_search_through_rest_run_as_trials_in_one_job(server: Server):
+    from tests.ui.conftest import wait_finished
+
+    dataset = upload(server, "bob", FIXTURES / "reviews.csv")
+    spec = {
+        "base_model": "minilm-l6",
+        "data": {"train": dataset["id"]},
+        "preset": "quick",
+        "params": {"max_length": 48, "class_weights": "balanced", "gradient_accumulation_steps": 2},
+        "search": {"trials": 2, "learning_rate": [1e-4, 1e-3], "prune": False},
+    }
+    status, job = server.api("POST", "/api/jobs", user="bob", body=spec)
+    assert status == 201, job
+    stored = job["spec"]
+    assert "preset" not in stored and stored["params"]["epochs"] == 1  # the preset, expanded into its knobs
+    assert stored["params"]["class_weights"] == "balanced" and stored["search"]["trials"] == 2
+    assert wait_finished(server, job["id"], user="bob")["status"] == "succeeded"
+    status, report = server.api("GET", f"/api/jobs/{job['id']}/report", user="bob")
+    found = report["train"]["search"]
+    assert [t["state"] for t in found["trials"]] == ["complete", "complete"]
+    assert report["train"]["effective_batch_size"] == 32
+    best = next(t for t in found["trials"] if t["number"] == found["best_trial"])
+    assert best["score"] == report["train"]["best_validation_macro_f1"]
+    assert 1e-4 <= report["train"]["learning_rate"] <= 1e-3
+    status, bad = server.api("POST", "/api/jobs", user="bob", body={**spec, "search": {"trials": 2, "prune": "maybe"}})
+    assert status == 422 and "search.prune" in bad["detail"]

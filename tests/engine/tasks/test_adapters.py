@@ -56,11 +56,12 @@ def test_ia3_trains_only_its_rescaling_vectors_and_the_fresh_head(encoder_factor
     assert head_weights > 0
 
 
-def test_a_lora_model_is_saved_merged_with_its_adapter_beside_it(encoder_factory, tmp_path: Path):
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_an_adapted_model_is_saved_merged_with_its_adapter_beside_it(encoder_factory, tmp_path: Path, method: str):
     folder = encoder_factory("sequence", ["neg", "pos"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    lora = TrainingParams(method="lora", lora_rank=4)
-    model = add_adapters(AutoModelForSequenceClassification.from_pretrained(folder), lora, "SEQ_CLS")
+    params = TrainingParams(method=method, lora_rank=4)
+    model = add_adapters(AutoModelForSequenceClassification.from_pretrained(folder), params, "SEQ_CLS")
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2)
     for _ in range(3):  # move the adapters and the head away from their starting values
@@ -73,7 +74,7 @@ def test_a_lora_model_is_saved_merged_with_its_adapter_beside_it(encoder_factory
     saved = save_model_folder(model, tokenizer, tmp_path / "out")
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
     reloaded = AutoModelForSequenceClassification.from_pretrained(saved).eval()
-    assert not any("lora_" in name for name, _ in reloaded.named_parameters())  # plain transformers weights
+    assert not any(f"{method}_" in name for name, _ in reloaded.named_parameters())  # plain transformers weights
     with torch.no_grad():
         again = reloaded(**batch).logits
     assert torch.allclose(adapted, again, atol=1e-4)
