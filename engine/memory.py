@@ -17,7 +17,8 @@ from engine.catalog import CATALOG
 from engine.params import TrainingParams
 
 GB = 1024**3
-OVERHEAD = 1.25  # allocator slack, the framework, the tokenized data
+OVERHEAD = 1.25  # allocator slack and the tokenized data
+RUNTIME = 0.4 * GB  # Python, torch and transformers themselves (a worker's resident memory before any model)
 # The share of the weights that trains with adapters (and the head): LoRA r16 on the projections, IA3's vectors.
 ADAPTER_SHARE = {"lora": 0.02, "ia3": 0.005}
 OPTIMIZER_BYTES = {"adamw": 8.0, "adafactor": 1.0}  # per trainable weight: AdamW's two fp32 moments; factored
@@ -43,13 +44,13 @@ class MemoryEstimate:
 
     @property
     def peak(self) -> float:
-        return (self.weights + self.training_state + self.activations) * OVERHEAD
+        return (self.weights + self.training_state + self.activations) * OVERHEAD + RUNTIME
 
     def words(self) -> str:
-        """'about 1.9 GB (weights 0.1, gradients and optimizer 0.3, activations 1.1)'."""
+        """'about 1.9 GB (weights 0.1, gradients and optimizer 0.3, activations 1.1, runtime 0.4)'."""
         return (
             f"about {self.peak / GB:.1f} GB (weights {self.weights / GB:.1f}, gradients and optimizer "
-            f"{self.training_state / GB:.1f}, activations {self.activations / GB:.1f})"
+            f"{self.training_state / GB:.1f}, activations {self.activations / GB:.1f}, runtime {RUNTIME / GB:.1f})"
         )
 
 
