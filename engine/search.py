@@ -3,6 +3,7 @@ the best trial's model (the best checkpoint of the best trial) kept as the job's
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from engine.params import SearchSpec
+from engine.params import SearchSpec, TrainingParams
 from engine.progress import ShouldStop
 
 
@@ -120,8 +121,24 @@ def hp_space(search: SearchSpec, should_stop: ShouldStop | None) -> Callable[[An
     return space
 
 
+def first_trial(search: SearchSpec, params: TrainingParams) -> dict[str, Any]:
+    """The job's own knobs, where the search's ranges hold them: tried first, so the search compares its samples
+    with the configuration the user (or the task's defaults) chose and cannot end worse than it on validation."""
+    own: dict[str, Any] = {}
+    low, high = search.learning_rate
+    if low <= params.learning_rate <= high:
+        own["learning_rate"] = params.learning_rate
+    if search.batch_sizes and params.batch_size in search.batch_sizes:
+        own["batch_size"] = params.batch_size
+    if search.epochs and search.epochs[0] <= params.epochs <= search.epochs[1]:
+        own["epochs"] = params.epochs
+    if search.warmup_ratio and search.warmup_ratio[0] <= params.warmup_ratio <= search.warmup_ratio[1]:
+        own["warmup_ratio"] = params.warmup_ratio
+    return own
+
+
 def run_search(
-    trainer: Trainer, search: SearchSpec, log: TrialLog, *, seed: int, should_stop: ShouldStop | None
+    trainer: Trainer, search: SearchSpec, log: TrialLog, *, params: TrainingParams, should_stop: ShouldStop | None
 ) -> SearchOutcome:
     """Run the trials inside this job; the outcome holds the best trial's weights and every trial's record."""
     import optuna
@@ -130,16 +147,35 @@ def run_search(
     log.trainer = trainer
     if search.warmup_ratio:
         trainer.args.warmup_steps = float(search.warmup_ratio[0])  # a float, so the Trainer casts trials to ratios
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if search.prune else optuna.pruners.NopPruner()
+    # Never pruned at its first evaluation: a first epoch's score says little about where a learning rate ends up.
+    batches = math.ceil(len(trainer.train_dataset) / trainer.args.per_device_train_batch_size)
+    first_evaluation = (
+        params.eval_steps if params.eval_strategy == "steps" else batches // params.gradient_accumulation_steps
+    )
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, first_evaluation))
+        if search.prune
+        else optuna.pruners.NopPruner()
+    )
+    direction = "maximize" if log.greater else "minimize"
+    sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=min(4, search.trials))
+    # A study of our own, handed to the Trainer's by name, so that the job's own knobs are its first trial.
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="job", direction=direction, sampler=sampler, pruner=pruner)
+    if first_trial(search, params):
+        study.enqueue_trial(first_trial(search, params))
     budget = search.time_budget_minutes * 60 if search.time_budget_minutes else None
     trainer.hyperparameter_search(
         hp_space=hp_space(search, should_stop),
         compute_objective=lambda metrics: metrics[f"eval_{log.metric}"],
         n_trials=search.trials,
-        direction="maximize" if log.greater else "minimize",
+        direction=direction,
         backend="optuna",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, search.trials)),
+        sampler=sampler,
         pruner=pruner,
+        storage=storage,
+        study_name="job",
+        load_if_exists=True,
         timeout=budget,
     )
     if log.best is None:

@@ -183,7 +183,7 @@ def _search(
 ) -> tuple[Run, JobSpec]:
     """The trials; the trainer is left holding the best trial's model, and the spec gets the best trial's knobs."""
     try:
-        found = run_search(trainer, spec.search, log, seed=spec.params.seed, should_stop=should_stop)
+        found = run_search(trainer, spec.search, log, params=spec.params, should_stop=should_stop)
     except SearchStopped as exc:
         raise TrainingStopped(str(exc)) from exc
     model = model_init()

@@ -124,6 +124,7 @@ def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
     assert best["score"] == info["best_validation_macro_f1"]  # the report's model is the best trial's
     assert info["learning_rate"] == best["learning_rate"] == found["best_params"]["learning_rate"]
     assert 1e-5 <= best["learning_rate"] <= 1e-3
+    assert found["trials"][0]["learning_rate"] == 1e-4  # the job's own rate is tried first
     phases = [e.phase for e in events if e.kind == "phase"]
     assert [p for p in phases if "trial" in p] == [f"training: trial {i} of 3" for i in (1, 2, 3)]
     saved = json.loads((tmp_path / "out" / "spec.json").read_text(encoding="utf-8"))

@@ -200,9 +200,9 @@ def test_recipe_knobs_round_trip_and_bad_values_name_the_field():
 def test_a_preset_expands_into_exact_knobs_that_the_users_own_beat():
     best = JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "best", "params": {"epochs": 4}})
     assert best.params.epochs == 4 and best.params.early_stopping_patience == 2 and best.params.schedule == "cosine"
-    assert best.search is not None and best.search.learning_rate == (2e-5, 5e-4)  # around the default 1e-4
+    assert best.search is not None and best.search.learning_rate == (1e-5, 1e-3)  # around the default 1e-4
     chat = JobSpec.from_dict({"task": "chat", "data": {"train": "c.jsonl"}, "preset": "best"})
-    assert chat.search.learning_rate == (4e-5, 1e-3)  # around chat's own 2e-4
+    assert chat.search.learning_rate == (2e-5, 2e-3)  # around chat's own 2e-4
     quick = JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "quick"})
     assert quick.params.epochs == 1 and quick.search is None
     assert "preset" not in json.loads(best.to_json())  # spec.json holds what the preset meant, not its name

@@ -91,7 +91,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     assert params.class_weights == {"rotten": 2.0, "fresh": 1.0} and params.freeze_embeddings is False
     assert params.method == "ia3" and params.epochs == 8
     assert from_page.search.trials == 4 and from_page.search.batch_sizes == (8, 16)
-    assert from_page.search.learning_rate == (2e-5, 5e-4)
+    assert from_page.search.learning_rate == (1e-5, 1e-3)
 
     command = page.locator("#train-cli .cm-content").inner_text()
     argv = shlex.split(command.replace("\\\n", " ").replace("\\", " "))

@@ -340,7 +340,7 @@ def test_recipe_flags_come_from_the_spec_and_build_its_search_and_preset():
     assert spec.params.early_stopping_patience == 2 and spec.params.schedule == "polynomial"
     assert spec.params.gradient_checkpointing is False and spec.params.class_weights == {"rotten": 3.0}
     assert spec.search.batch_sizes == (8, 32) and spec.search.prune is False
-    assert spec.search.learning_rate == (2e-5, 5e-4)  # the preset's range, kept beside the flags' own
+    assert spec.search.learning_rate == (1e-5, 1e-3)  # the preset's range, kept beside the flags' own
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--train", "x.csv", "--output", "o", "--optimizer", "sgd"])
     reviews = str(ROOT / "tests" / "fixtures" / "reviews.csv")

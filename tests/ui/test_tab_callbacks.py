@@ -309,7 +309,7 @@ def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_comma
     task = "text-classification"
     preset = dict(zip(train.PRESET_TARGETS, preset_values("best", task, train.PRESET_TARGETS), strict=True))
     assert preset["epochs"] == 8 and preset["early_stopping_patience"] == 2 and preset["search_on"] is True
-    assert preset["search_learning_rate"] == "2e-05, 0.0005"  # around the task's 1e-4, as text in its box
+    assert preset["search_learning_rate"] == "1e-05, 0.001"  # around the task's 1e-4, as text in its box
     values = train_inputs(dataset_id=dataset_id, text_column="commentaire", label_column="note", task=task)
     values |= preset | {"base_model": "minilm-l6", "preset": "best"}
     values |= {
@@ -337,7 +337,7 @@ def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_comma
     from_tab = JobSpec.from_dict(spec)
     assert from_tab.params.class_weights == {"positif": 1.0, "négatif": 2.5}
     assert from_tab.params.freeze_embeddings is False and from_tab.params.dropout == 0.2
-    assert from_tab.search.batch_sizes == (8, 16) and from_tab.search.learning_rate == (2e-5, 5e-4)
+    assert from_tab.search.batch_sizes == (8, 16) and from_tab.search.learning_rate == (1e-5, 1e-3)
     assert from_tab.search.prune is False and from_tab.search.time_budget_minutes == 30
     line, command, _ = train.preview_spec(ctx, **values)
     assert "Effective batch 16 x 4 = 64" in line
