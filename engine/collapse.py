@@ -27,7 +27,8 @@ def likely_cause(data_summary: dict | None) -> str:
         return f"Likely cause: {unread}; fine-tune {suggestion or 'a multilingual model'} instead."
     return (
         "Likely causes: too few epochs, a learning rate too high or too low, or too few examples of the other "
-        "labels; try more epochs or a learning rate 2-5 times lower, and check the label counts."
+        "labels; try more epochs or a learning rate 2-5 times lower (the Best quality preset searches the rate "
+        "and stops early), and check the label counts."
     )
 
 
