@@ -19,6 +19,16 @@ def _open(page, section_id: str, title: str) -> None:
     page.locator(f"#{section_id}").get_by_text(title, exact=True).first.click()
 
 
+def _code(page, component_id: str) -> str:
+    """The whole text of a Gradio Code box. CodeMirror renders only the lines near the window, so the window is made
+    tall enough for the box and the box is brought into it."""
+    page.set_viewport_size({"width": 1280, "height": 6000})
+    box = page.locator(f"#{component_id} .cm-content")
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    return "\n".join(line.inner_text() for line in box.locator(".cm-line").all())
+
+
 def _type(page, component_id: str, text: str) -> None:
     box = page.locator(f"#{component_id} textarea, #{component_id} input[type=text]").first
     box.fill(text)
@@ -39,7 +49,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     page.locator("#train-source").get_by_text("text from review_body").wait_for()
 
     # The preset comes first and fills in what it means: 8 epochs, early stopping, a search around 1e-4.
-    page.locator("#train-preset").get_by_text("Best quality").click()
+    page.locator("#train-preset").get_by_text("Best quality", exact=True).click()
     from playwright.sync_api import expect
 
     expect(page.locator("#train-epochs input[type=number]")).to_have_value("8")
@@ -66,7 +76,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     set_number(page, "train-freeze-layers", "2")
     _type(page, "train-search-batch-sizes", "8, 16")
     set_number(page, "train-search-trials", "4")
-    page.locator("#train-method").get_by_text("IA3 (learned rescaling)").click()
+    page.locator("#train-method").get_by_text("IA3 (learned rescaling)", exact=True).click()
 
     source = page.locator("#train-source")
     source.get_by_text("Effective batch 16 x 4 = 64").wait_for()
@@ -76,7 +86,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     page.locator("#train-cli").get_by_text("--search-batch-sizes").wait_for()
     page.screenshot(path=str(artifacts / "recipe-train.png"), full_page=True)
 
-    shown = yaml.safe_load(page.locator("#train-spec .cm-content").inner_text())
+    shown = yaml.safe_load(_code(page, "train-spec"))
     from_page = JobSpec.from_dict(shown)
     params = from_page.params
     assert (params.optimizer, params.schedule, params.schedule_cycles, params.max_grad_norm) == (
@@ -93,8 +103,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     assert from_page.search.trials == 4 and from_page.search.batch_sizes == (8, 16)
     assert from_page.search.learning_rate == (1e-5, 1e-3)
 
-    command = page.locator("#train-cli .cm-content").inner_text()
-    argv = shlex.split(command.replace("\\\n", " ").replace("\\", " "))
+    argv = shlex.split(_code(page, "train-cli").replace("\\\n", " "))
     from_cli = spec_from_args(build_parser().parse_args(argv[1:]))
     assert Path(from_cli.data.train).name == Path(from_page.data.train).name == "reviews.csv"
     same_file = {"data": from_cli.data.model_copy(update={"train": from_page.data.train})}

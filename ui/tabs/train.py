@@ -447,7 +447,8 @@ def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
             controls["precision"] = _choice("precision", list(typing.get_args(_field("precision").annotation)))
             controls.update({name: _widget(name, "slider", step, DataSpec) for name, step in SPLITS})
         controls.update(build_groups())
-    with gr.Accordion("Fine-tuning method and LoRA", open=True, visible=False, elem_id="train-chat") as chat_box:
+    # Shown from the start: every registered task reads the method (models_for hides it for one that does not).
+    with gr.Accordion("Fine-tuning method and LoRA", open=True, elem_id="train-chat") as chat_box:
         with gr.Row():
             methods = typing.get_args(TrainingParams.model_fields["method"].annotation)
             controls["method"] = _choice("method", [(METHOD_WORDS.get(m, m), m) for m in methods])
