@@ -58,6 +58,9 @@ def job_title(job: Job) -> str:
     data = spec.get("data") or {}
     epochs = (spec.get("params") or {}).get("epochs")
     epochs_text = f", {epochs:g} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int | float) else ""
+    search = spec.get("search")
+    if isinstance(search, dict):  # trials run inside the job: the list says so, not only its progress
+        epochs_text += f", learning-rate search of {search.get('trials', '?')} trials"
     return f"train {_short_model(spec.get('base_model', ''))} on {file_name(data.get('train'))}{epochs_text}"
 
 

@@ -4,11 +4,12 @@ a job's progress naming the trial it trains."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from engine.markdown import recipe_lines
 from ui.charts import search_chart
-from ui.views import phases_line, progress_html
+from ui.views import job_title, phases_line, progress_html
 from worker.records import Job
 
 SEARCH = {
@@ -70,3 +71,13 @@ def test_a_search_job_says_which_trial_it_trains():
     assert "Trial 2 of 6 · Step 5 of 12" in progress_html(job)
     assert "▶ training (trial 2 of 6, 5/12 steps)…" in phases_line(job)
     assert "✓ loading the model" in phases_line(job)
+
+
+def test_the_jobs_list_says_a_job_searches_the_learning_rate():
+    spec = {"base_model": "minilm-l6", "data": {"train": "/data/uploads/x/avis.csv"}, "params": {"epochs": 8}}
+    job = Job(
+        id="j2", owner="alice", kind="train", spec=spec, queue="q", status="queued", created_at=datetime.now(UTC)
+    )
+    assert job_title(job) == "train minilm-l6 on avis.csv, 8 epochs"
+    job = replace(job, spec={**spec, "search": {"trials": 6, "learning_rate": [1e-5, 1e-3]}})
+    assert job_title(job) == "train minilm-l6 on avis.csv, 8 epochs, learning-rate search of 6 trials"
