@@ -18,6 +18,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Where files are uploaded (REST and Gradio's own upload route): the data-file limit, plus room for the form.
 UPLOAD_PATHS = ("/api/datasets", "/gradio_api/upload", "/upload")
 FORM_OVERHEAD = 1 << 20
+# A refused body is read and dropped up to this much before the 413 goes out: a client still sending when the server
+# closes gets a broken pipe instead of the answer (nginx's lingering close does the same). Larger bodies are cut off.
+DRAIN_LIMIT = 64 << 20
 
 
 def max_body_bytes() -> int:
@@ -41,16 +44,20 @@ class BodyLimit:
             return
         upload = scope["path"].startswith(UPLOAD_PATHS)
         limit = max_upload_bytes() + FORM_OVERHEAD if upload else max_body_bytes()
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            if headers.get(b"expect", b"").lower() != b"100-continue":  # such a client waits for the answer unsent
+                await _drain(receive, 0)
             await _refuse(send, limit, upload)
             return
-        received, started = 0, False
+        received, started, ended = 0, False, False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
             received += len(message.get("body", b""))
+            ended = message["type"] != "http.request" or not message.get("more_body", False)
             if received > limit:
                 raise _TooLarge
             return message
@@ -64,7 +71,18 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
+                if not ended:  # a receive after the last chunk would wait for the client to hang up
+                    await _drain(receive, received)
                 await _refuse(send, limit, upload)
+
+
+async def _drain(receive: Receive, received: int) -> None:
+    """Read and drop the rest of a refused body, up to DRAIN_LIMIT, so that the client is reading when 413 comes."""
+    while received < DRAIN_LIMIT:
+        message = await receive()
+        received += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def _refuse(send: Send, limit: int, upload: bool) -> None:

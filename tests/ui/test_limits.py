@@ -60,3 +60,37 @@ def test_validation_errors_quote_a_huge_value_cut_short():
     message = str(caught.value)
     assert len(message) < 1_000 and "… (1000002 characters)" in message
     assert DataSpec(train="a.csv").encoding is None
+
+
+def _call(headers: list[tuple[bytes, bytes]], chunks: int) -> tuple[int, list[str]]:
+    """Drive BodyLimit by hand: return how many body chunks it read and the order of reads and sends."""
+    import asyncio
+
+    events: list[str] = []
+    left = list(range(chunks))
+
+    async def receive() -> dict:
+        left.pop()
+        events.append("read")
+        return {"type": "http.request", "body": b"x" * 10_000, "more_body": bool(left)}
+
+    async def send(message: dict) -> None:
+        events.append(message["type"])
+
+    async def app(scope, receive, send) -> None:  # never reached: the declared length is over the limit
+        raise AssertionError("the app saw an oversized body")
+
+    scope = {"type": "http", "path": "/api/jobs", "headers": headers}
+    asyncio.run(BodyLimit(app)(scope, receive, send))
+    return chunks - len(left), events
+
+
+def test_a_refused_body_is_read_to_its_end_before_the_413_so_the_sender_gets_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("PLAYGROUND_MAX_BODY_MB", "0.01")
+    read, events = _call([(b"content-length", b"300000")], chunks=30)
+    assert read == 30 and events[-2:] == ["http.response.start", "http.response.body"]
+    assert events.index("http.response.start") == 30  # every chunk read first: no broken pipe for the client
+    read, events = _call([(b"content-length", b"300000"), (b"expect", b"100-continue")], chunks=30)
+    assert read == 0 and events == ["http.response.start", "http.response.body"]  # it waits for the answer unsent
