@@ -14,11 +14,12 @@ from engine import tasks as registry
 from engine.params import Frozen as _Frozen
 from engine.params import SearchSpec, TrainingParams
 from engine.presets import expand_preset
+from engine.techniques import Techniques
 
 FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "text"]
 
 
-DATA_FILES = ("train", "validation", "test")
+DATA_FILES = ("train", "validation", "test", "unlabeled")
 
 
 def absolute_path(path: str | None, base: str | Path | None = None) -> str | None:
@@ -36,6 +37,11 @@ class DataSpec(_Frozen):
         default=None, description="Optional validation file; split from the training file when absent."
     )
     test: str | None = Field(default=None, description="Optional test file; split from the training file when absent.")
+    unlabeled: str | None = Field(
+        default=None,
+        description="Optional unlabeled texts for domain pre-training and self-training: a .txt file with one text "
+        "per line, or a table whose text column has the training file's name (or is guessed).",
+    )
     format: FileFormat | None = Field(
         default=None, description="File format; guessed from the file name and contents when absent."
     )
@@ -123,6 +129,11 @@ class JobSpec(_Frozen):
         default=None,
         description="Optional learning-rate search: trials of this job with sampled knobs, the best one kept.",
     )
+    techniques: Techniques | None = Field(
+        default=None,
+        description="Optional techniques for little labeled data (augmentation, adversarial training, ensembles, "
+        "domain pre-training, self-training), compared with the plain recipe in the report.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +182,7 @@ class JobSpec(_Frozen):
                 raise ValueError(
                     f"params.{name} is for task {' or '.join(repr(o) for o in owners)}, not {self.task!r}"
                 )
+        self._techniques_fit(task)
         if self.data.format is not None and self.data.format not in task.formats:
             owners = [t.name for t in registry.all_tasks() if self.data.format in t.formats]
             raise ValueError(
@@ -178,6 +190,30 @@ class JobSpec(_Frozen):
                 f"not {self.task!r}; {self.task} reads {', '.join(task.formats)}"
             )
         return self
+
+    def _techniques_fit(self, task: registry.Task) -> None:
+        used = self.techniques.used() if self.techniques else []
+        for name in used:
+            if name not in task.techniques:
+                offered = ", ".join(f"techniques.{t}" for t in task.techniques) or "none"
+                raise ValueError(f"techniques.{name} is not offered for {self.task}; it offers {offered}")
+        if used and self.search is not None:
+            raise ValueError(
+                "a learning-rate search and techniques cannot share a job (every trial would train them all); "
+                "run the search first, then set the learning rate it found with the techniques"
+            )
+        if "self_training" in used and not self.data.unlabeled:
+            raise ValueError("techniques.self_training needs unlabeled texts: set data.unlabeled to a file of them")
+        if self.data.unlabeled and not {"self_training", "domain_pretraining"} & set(used):
+            raise ValueError(
+                "data.unlabeled is read only by techniques.self_training and techniques.domain_pretraining; "
+                "turn one on or leave the unlabeled file out"
+            )
+
+    def plain(self) -> JobSpec:
+        """The same job without its techniques: the recipe the report compares them with."""
+        data = self.data.model_copy(update={"unlabeled": None})
+        return self.model_copy(update={"techniques": None, "data": data})
 
     def task_info(self) -> registry.Task:
         """The registered task this job trains."""

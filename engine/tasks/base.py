@@ -120,6 +120,7 @@ class Task:
     how_to_read: str  # the Report tab's explanation of the numbers
     default_params: Mapping[str, Any] = field(default_factory=dict)  # TrainingParams defaults that differ here
     own_params: tuple[str, ...] = ()  # TrainingParams fields only this task reads (others never see them)
+    techniques: tuple[str, ...] = ()  # the Techniques fields (engine.techniques) this task's recipe applies
     curve_metrics: tuple[str, ...] = ()  # eval scores drawn in the training curves; none: the loss only
     model_architectures: tuple[str, ...] = ()  # config.json architecture suffixes of a model fine-tuned for it
     demo_prompt: tuple[str, str, str] = (

@@ -137,6 +137,7 @@ CHAT = ChatTask(
     # LoRA adapters start at zero and need a larger step than full fine-tuning to move in a few epochs.
     default_params={"max_length": 512, "batch_size": 8, "learning_rate": 2e-4, "method": "lora"},
     own_params=METHOD_PARAMS,
+    techniques=("adversarial",),
     headline_metric="perplexity",
     headline_name="perplexity",
     greater_is_better=False,

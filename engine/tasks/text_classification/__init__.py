@@ -131,6 +131,7 @@ TEXT_CLASSIFICATION = TextClassificationTask(
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "accuracy"),
     own_params=(*METHOD_PARAMS, "class_weights"),
+    techniques=("augment", "adversarial", "ensemble", "domain_pretraining", "self_training"),
     model_architectures=("ForSequenceClassification",),
     demo_prompt=("Type or paste a text:", "Classify", "classify"),
 )

@@ -167,6 +167,7 @@ TOKEN_CLASSIFICATION = TokenClassificationTask(
     greater_is_better=True,
     playground="tag",
     own_params=(*METHOD_PARAMS, "class_weights"),
+    techniques=("adversarial", "ensemble", "domain_pretraining"),
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "micro_f1"),  # not token accuracy: high from the first step, most tokens are O
     model_architectures=("ForTokenClassification",),
