@@ -17,6 +17,7 @@ from engine.metrics import softmax
 from engine.tasks import Task, task_of_model
 from engine.tasks.chat.generation import generate_reply, stream_reply
 from engine.tasks.token_classification.predict import predict_word_tags, tag_spans
+from engine.techniques.ensemble import is_ensemble, load_ensemble
 
 DEFAULT_MAX_LENGTH = 512
 
@@ -61,7 +62,10 @@ class Predictor:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.task_info: Task = task_of_model(_config(self.model_dir))
         self.task = self.task_info.name
-        self.model = self.task_info.load_model(self.model_dir, self.device)
+        if is_ensemble(self.model_dir):  # members averaged; everything below reads it as one model
+            self.model = load_ensemble(self.model_dir, self.task_info.load_model, self.device)
+        else:
+            self.model = self.task_info.load_model(self.model_dir, self.device)
         self.labels: list[str] = self.task_info.labels_of(self.model)
         self.max_length = self._trained_max_length()
 

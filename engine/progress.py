@@ -51,7 +51,12 @@ ShouldStop = Callable[[], bool]
 
 def trial_phase(trial: int, trials: int) -> str:
     """The phase of a search's trial: 'training: trial 2 of 6' (the training phase, one trial of several)."""
-    return f"training: trial {trial} of {trials}"
+    return stage_phase(f"trial {trial} of {trials}")
+
+
+def stage_phase(stage: str) -> str:
+    """The phase of one training run of several: 'training: member 2 of 3', 'training: plain recipe ...'."""
+    return f"training: {stage}"
 
 
 class ProgressCallback(TrainerCallback):

@@ -202,6 +202,11 @@ class JobSpec(_Frozen):
                 "a learning-rate search and techniques cannot share a job (every trial would train them all); "
                 "run the search first, then set the learning rate it found with the techniques"
             )
+        if {"ensemble", "self_training"} <= set(used):
+            raise ValueError(
+                "techniques.ensemble and techniques.self_training cannot share a job (each round would train every "
+                "member); pick one"
+            )
         if "self_training" in used and not self.data.unlabeled:
             raise ValueError("techniques.self_training needs unlabeled texts: set data.unlabeled to a file of them")
         if self.data.unlabeled and not {"self_training", "domain_pretraining"} & set(used):

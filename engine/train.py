@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import transformers
-from transformers import AutoTokenizer, PrinterCallback, Trainer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoTokenizer
 
-from engine.arguments import EarlyStopping, recipe_callbacks, training_args
 from engine.catalog import resolve_model
-from engine.hardware import device_name, resolve_precision
+from engine.fit import CHECKPOINTS, Context, TrainingStopped, fit
+from engine.hardware import resolve_precision
 from engine.language import advise
-from engine.progress import OnEvent, ProgressCallback, ShouldStop, announce
-from engine.regularise import class_weights, regularise, weighted_loss
+from engine.progress import OnEvent, ShouldStop, announce
 from engine.report import write_report
-from engine.search import SearchStopped, TrialLog, run_search
 from engine.spec import JobSpec
-from engine.tasks import Prepared, TrainingRecipe, get_task
+from engine.tasks import get_task
+from engine.techniques.run import train_with_techniques
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 MODEL = "model"
-
-
-class TrainingStopped(RuntimeError):
-    """Training ended early because `should_stop()` asked it to; no model was written."""
+__all__ = ["TrainResult", "TrainingStopped", "train"]
 
 
 @dataclass(frozen=True)
@@ -77,145 +68,21 @@ def train(
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
     announce(on_event, "loading")
-    precision = resolve_precision(params.precision)
-    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
-    progress = ProgressCallback(
-        on_event,
-        should_stop,
-        samples_per_step=params.batch_size * params.gradient_accumulation_steps,
-        trials=spec.search.trials if spec.search else None,
-    )
-    stopping = recipe_callbacks(params, task.headline_name)
-    trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
-    callbacks = [progress, *stopping, *([trial_log] if trial_log else [])]
-    trainer = _trainer(spec, recipe, prepared, tokenizer, model_init, output_dir, precision, callbacks)
-
-    started = time.monotonic()
+    ctx = Context(recipe, tokenizer, output_dir, resolve_precision(params.precision), on_event, should_stop)
     announce(on_event, "training")
-    if spec.search:
-        run, spec = _search(trainer, spec, trial_log, model_init, should_stop)
+    if spec.techniques:
+        # Members, rounds, a first pre-training stage and the plain recipe to compare with: see engine.techniques.run.
+        outcome = train_with_techniques(ctx, spec, prepared, model_path)
+        report, model_dir = outcome.report, outcome.save()
     else:
-        checkpoints = output_dir / CHECKPOINTS
-        resume_from = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
-        outcome = trainer.train(resume_from_checkpoint=resume_from)
-        run = Run(trainer.state.log_history, trainer.state.global_step, outcome.metrics)
-    wall_seconds = time.monotonic() - started
-    if progress.stopped:
-        raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
-
-    train_info = _train_info(run, spec, len(prepared.train), recipe, wall_seconds, precision)
-    run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
-    train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
-    announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
-    report = recipe.report(spec, trainer.model, tokenizer, prepared, train_info)
-    announce(on_event, "reporting")
-    model_dir = recipe.save(trainer.model, tokenizer, output_dir)
+        fitted = fit(ctx, spec, prepared, model_path, resume=resume)
+        announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
+        report = recipe.report(spec, fitted.model, tokenizer, prepared, fitted.train_info)
+        announce(on_event, "reporting")
+        model_dir = recipe.save(fitted.model, tokenizer, output_dir)
     write_report(report, output_dir, renderer=task.render_markdown)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
-
-
-@dataclass
-class Run:
-    """What the training that made the job's model left behind: its log, its steps and its closing summary."""
-
-    history: list[dict[str, Any]]
-    steps: int
-    metrics: dict[str, Any]
-    search: dict[str, Any] | None = None  # the trials, for a search
-
-
-def _build_model(recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], trial: Any = None):
-    # Called once, or once per trial of a search (the Trainer's model_init); the trial's knobs reach the Trainer's
-    # arguments, not the model.
-    model = recipe.build_model(spec, model_path, labels)
-    regularise(model, spec.params)
-    return model
-
-
-def _trainer(
-    spec: JobSpec,
-    recipe: TrainingRecipe,
-    prepared: Prepared,
-    tokenizer: Any,
-    model_init: Any,
-    output_dir: Path,
-    precision: str,
-    callbacks: list,
-) -> Trainer:
-    params = spec.params
-    args = training_args(
-        params,
-        recipe.metric_for_best_model,
-        recipe.greater_is_better,
-        output_dir / CHECKPOINTS,
-        precision,
-        n_train=len(prepared.train),
-    )
-    weights = class_weights(params, prepared.labels, _train_labels(prepared))
-    # Our loss for class weights, and for a classifier that accumulates (see weighted_loss); a causal LM's own loss
-    # already counts the tokens of every accumulated batch.
-    heads = get_task(spec.task).architecture == "encoder"
-    own_loss = weights is not None or (heads and params.gradient_accumulation_steps > 1)
-    trainer = Trainer(
-        model=None if spec.search else model_init(),
-        model_init=model_init if spec.search else None,  # a search builds a fresh model for each trial
-        args=args,
-        train_dataset=prepared.train,
-        eval_dataset=prepared.validation,
-        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
-        compute_metrics=recipe.compute_metrics(prepared.labels),
-        compute_loss_func=weighted_loss(weights, params.label_smoothing) if own_loss else None,
-        callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
-    return trainer
-
-
-def _train_labels(prepared: Prepared) -> list[Any]:
-    columns = prepared.train.column_names
-    name = "labels" if "labels" in columns else "label" if "label" in columns else None
-    return list(prepared.train[name]) if name else []
-
-
-def _search(
-    trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, should_stop: ShouldStop | None
-) -> tuple[Run, JobSpec]:
-    """The trials; the trainer is left holding the best trial's model, and the spec gets the best trial's knobs."""
-    try:
-        found = run_search(trainer, spec.search, log, params=spec.params, should_stop=should_stop)
-    except SearchStopped as exc:
-        raise TrainingStopped(str(exc)) from exc
-    model = model_init()
-    model.load_state_dict(found.model_state)
-    trainer.model = model.to(trainer.args.device)
-    best = spec.model_copy(update={"params": spec.params.model_copy(update=found.best_params)})
-    summary = {
-        "metric": log.metric,
-        "trials": found.trials,
-        "best_trial": found.best_trial,
-        "best_params": found.best_params,
-        "best_run": found.best_run,
-        "stopped_by_budget": found.stopped_by_budget,
-    }
-    return Run(found.history, found.steps, found.train_metrics, summary), best
-
-
-def _parameters(model: torch.nn.Module) -> dict[str, Any]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    embeddings = model.get_input_embeddings()
-    return {
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "trainable_share": round(trainable / max(total, 1), 6),
-        "frozen_embeddings": embeddings is not None and not embeddings.weight.requires_grad,
-    }
-
-
-def _stopped(callbacks: list[EarlyStopping], run_index: int) -> dict[str, Any] | None:
-    """Where early stopping stopped the training run that made the model (a search's kept trial)."""
-    return next((callback.stops[run_index] for callback in callbacks if callback.stops), None)
 
 
 def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
@@ -240,32 +107,3 @@ def _start_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:
         raise ValueError(
             f"cannot write to output folder {output_dir}: {exc.strerror}; choose another output folder"
         ) from exc
-
-
-def _train_info(
-    run: Run, spec: JobSpec, n_train: int, recipe: TrainingRecipe, wall_seconds: float, precision: str
-) -> dict:
-    params = spec.params
-    key = f"eval_{recipe.metric_for_best_model}"
-    evals = [h for h in run.history if key in h]
-    pick = max if recipe.greater_is_better else min
-    best = pick(evals, key=lambda h: h[key]) if evals else None
-    metrics = run.metrics
-    return {
-        "epochs": params.epochs,
-        "steps": run.steps,
-        "train_samples": n_train,
-        "effective_batch_size": params.batch_size * params.gradient_accumulation_steps,
-        "learning_rate": params.learning_rate,
-        "method": params.method,
-        "wall_seconds": round(wall_seconds, 2),
-        "samples_per_second": round(metrics.get("train_samples_per_second", n_train / max(wall_seconds, 1e-9)), 2),
-        "final_train_loss": round(float(metrics["train_loss"]), 4) if "train_loss" in metrics else None,
-        "best_epoch": best.get("epoch") if best else None,
-        "best_step": best.get("step") if best else None,
-        f"best_validation_{recipe.metric_for_best_model}": round(float(best[key]), 4) if best else None,
-        "precision": precision,
-        "device": device_name(),
-        "threads": torch.get_num_threads(),
-        "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in run.history],
-    }

@@ -98,6 +98,31 @@ class TrainingRecipe(Protocol):
         """Write the trained model (Hugging Face format) into output_dir; return the folder to load it from."""
         ...
 
+    # ---- what the techniques (engine.techniques) ask of a recipe; a task answers for those it offers ----------
+
+    def training_texts(self, prepared: Prepared) -> list[str]:
+        """The training split's texts as plain text (domain pre-training reads them)."""
+        ...
+
+    def test_texts(self, prepared: Prepared) -> list[str]:
+        """The test split's texts as plain text (an ensemble's latency is timed on them)."""
+        ...
+
+    def test_examples(self, prepared: Prepared) -> tuple[list[str], list[int]] | None:
+        """The test texts and their label ids, for a task with one label per text; None for other tasks."""
+        ...
+
+    def with_pseudo_labels(
+        self,
+        prepared: Prepared,
+        texts: list[str],
+        label_ids: list[int],
+        tokenizer: PreTrainedTokenizerBase,
+        spec: JobSpec,
+    ) -> Prepared:
+        """`prepared` with pseudo-labeled texts added to its training split (self-training)."""
+        ...
+
 
 # The TrainingParams fields of the fine-tuning method (full, or LoRA with its settings), read by every task.
 METHOD_PARAMS = ("method", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")

@@ -56,11 +56,12 @@ class AdversarialSpec(Frozen):
         "ones inside the same radius (stronger, slower).",
     )
     epsilon: float = Field(
-        default=1.0,
+        default=0.5,
         gt=0,
-        le=20,
-        description="Size of the perturbation (L2 norm per example over the embedding outputs); the report's "
-        "robustness check uses the same.",
+        le=5,
+        description="Size of the push: its L2 norm per example over the word-embedding outputs (MiniLM's word "
+        "vectors are about 1.1 long, so 0.5 moves one word half-way or several words a little). The report's "
+        "robustness check attacks with the same size.",
     )
     steps: int = Field(default=3, ge=1, le=10, description="pgd: perturbation steps per training step.")
 

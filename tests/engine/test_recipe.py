@@ -12,9 +12,10 @@ import torch
 from transformers import AutoTokenizer, TrainerCallback
 
 from engine.catalog import resolve_model
+from engine.fit import _build_model, _trainer
 from engine.spec import JobSpec
 from engine.tasks import get_task
-from engine.train import _build_model, _trainer, train
+from engine.train import train
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reviews.csv"
 pytestmark = pytest.mark.slow

@@ -124,6 +124,9 @@ class Chat:
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         return save_model_folder(model, tokenizer, output_dir)
 
+    def test_examples(self, prepared: Prepared) -> None:
+        return None  # replies, not labels: the robustness check has no accuracy to measure
+
 
 _SPLITS = ("train", "validation", "test")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from engine.tasks.base import Prepared, model_with_head, save_model_folder
 from engine.tasks.text_classification import NAME
 from engine.tasks.text_classification.data import ClassificationData, load_classification_data
 from engine.tasks.text_classification.report import build_classification_report, tfidf_baseline
+from engine.techniques import AugmentSpec
+from engine.techniques.augment import augment_texts, augmentation_summary
 
 
 class TextClassification:
@@ -33,13 +36,13 @@ class TextClassification:
         params = spec.params
         data = load_classification_data(spec.data, tokenizer=tokenizer, max_length=params.max_length, seed=params.seed)
 
-        # No padding here: the collator pads each batch to its own longest text.
-        def encode(batch: dict[str, list]) -> dict[str, list]:
-            return tokenizer(list(batch["text"]), truncation=True, max_length=params.max_length)
-
-        splits = datasets.DatasetDict(train=data.train, validation=data.validation)
-        tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
-        return Prepared(tokenized["train"], tokenized["validation"], data.labels, data.summary, raw=data)
+        train = data.train
+        augment = spec.techniques.augment if spec.techniques else None
+        if augment is not None:  # the training split only: validation and test stay as the user gave them
+            train = _augmented(data, augment, params.seed)
+        train = _tokenize(train, tokenizer, params.max_length)
+        validation = _tokenize(data.validation, tokenizer, params.max_length)
+        return Prepared(train, validation, data.labels, data.summary, raw=data)
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
         # The fresh head trains fully; with method 'lora' the rest of the model learns through adapters.
@@ -82,3 +85,44 @@ class TextClassification:
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         return save_model_folder(model, tokenizer, output_dir)
+
+    def training_texts(self, prepared: Prepared) -> list[str]:
+        return list(prepared.raw.train["text"])
+
+    def test_texts(self, prepared: Prepared) -> list[str]:
+        return list(prepared.raw.test["text"])
+
+    def test_examples(self, prepared: Prepared) -> tuple[list[str], list[int]]:
+        return list(prepared.raw.test["text"]), list(prepared.raw.test["label"])
+
+    def with_pseudo_labels(
+        self,
+        prepared: Prepared,
+        texts: list[str],
+        label_ids: list[int],
+        tokenizer: PreTrainedTokenizerBase,
+        spec: JobSpec,
+    ) -> Prepared:
+        if not texts:
+            return prepared
+        extra = datasets.Dataset.from_dict({"text": texts, "label": label_ids})
+        tokenized = _tokenize(extra, tokenizer, spec.params.max_length).cast(prepared.train.features)
+        train = datasets.concatenate_datasets([prepared.train, tokenized])
+        return dataclasses.replace(prepared, train=train)
+
+
+def _tokenize(split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.Dataset:
+    # No padding here: the collator pads each batch to its own longest text.
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(list(batch["text"]), truncation=True, max_length=max_length)
+
+    return split.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
+
+
+def _augmented(data: ClassificationData, augment: AugmentSpec, seed: int) -> datasets.Dataset:
+    """The training split with its augmented copies; the data summary counts them and shows a few."""
+    texts, labels = list(data.train["text"]), list(data.train["label"])
+    copies = augment_texts(texts, labels, augment, seed=seed)
+    data.summary["augmentation"] = augmentation_summary(texts, copies, augment, data.labels)
+    extra = datasets.Dataset.from_dict({"text": copies.texts, "label": copies.labels}).cast(data.train.features)
+    return datasets.concatenate_datasets([data.train, extra])

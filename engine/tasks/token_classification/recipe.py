@@ -105,3 +105,17 @@ class TokenClassification:
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
         return save_model_folder(model, tokenizer, output_dir)
+
+    def training_texts(self, prepared: Prepared) -> list[str]:
+        return [" ".join(tokens) for tokens in prepared.raw.train["tokens"]]
+
+    def test_texts(self, prepared: Prepared) -> list[str]:
+        return [" ".join(tokens) for tokens in prepared.raw.test["tokens"]]
+
+    def test_examples(self, prepared: Prepared) -> None:
+        return None  # a tag per word, not a label per text: no accuracy to attack
+
+    def with_pseudo_labels(
+        self, prepared: Prepared, texts: list[str], label_ids: list[int], tokenizer, spec
+    ) -> Prepared:
+        raise ValueError("self-training is offered for text classification only")

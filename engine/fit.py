@@ -1,0 +1,218 @@
+"""One fine-tune: a model built for the spec, the Trainer that trains it (a search's trials too), and the numbers it
+leaves for the report. `engine.train` runs it once; the techniques run it for each member, round or comparison."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PrinterCallback, Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from engine.arguments import EarlyStopping, recipe_callbacks, training_args
+from engine.hardware import device_name
+from engine.progress import OnEvent, ProgressCallback, ShouldStop
+from engine.regularise import class_weights, regularise, weighted_loss
+from engine.search import SearchStopped, TrialLog, run_search
+from engine.spec import JobSpec
+from engine.tasks import Prepared, TrainingRecipe, get_task
+from engine.techniques.adversarial import AdversarialTrainer
+
+CHECKPOINTS = "checkpoints"
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early because `should_stop()` asked it to; no model was written."""
+
+
+@dataclass
+class Context:
+    """What every fine-tune of one job shares: its task's recipe, tokenizer, output folder, precision and the
+    edges' callbacks."""
+
+    recipe: TrainingRecipe
+    tokenizer: Any
+    output_dir: Path
+    precision: str
+    on_event: OnEvent | None
+    should_stop: ShouldStop | None
+
+
+@dataclass
+class Fit:
+    """A trained model, its training's numbers for the report (train_info) and how long it took."""
+
+    model: Any
+    train_info: dict[str, Any]
+    seconds: float
+
+
+def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, resume: bool = False) -> Fit:
+    """Fine-tune `model_path` on `prepared` with `spec`'s recipe (a search's best trial, for a search)."""
+    params = spec.params
+    task = get_task(spec.task)
+    recipe = ctx.recipe
+    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
+    progress = ProgressCallback(
+        ctx.on_event,
+        ctx.should_stop,
+        samples_per_step=params.batch_size * params.gradient_accumulation_steps,
+        trials=spec.search.trials if spec.search else None,
+    )
+    stopping = recipe_callbacks(params, task.headline_name)
+    trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
+    callbacks = [progress, *stopping, *([trial_log] if trial_log else [])]
+    checkpoints = ctx.output_dir / CHECKPOINTS
+    trainer = _trainer(spec, recipe, prepared, ctx.tokenizer, model_init, ctx.output_dir, ctx.precision, callbacks)
+    started = time.monotonic()
+    if spec.search:
+        run, spec = _search(trainer, spec, trial_log, model_init, ctx.should_stop)
+    else:
+        resume_from = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+        outcome = trainer.train(resume_from_checkpoint=resume_from)
+        run = Run(trainer.state.log_history, trainer.state.global_step, outcome.metrics)
+    seconds = time.monotonic() - started
+    if progress.stopped:
+        raise TrainingStopped(f"training stopped on request at step {trainer.state.global_step}")
+    train_info = _train_info(run, spec, len(prepared.train), recipe, seconds, ctx.precision)
+    run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
+    train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
+    return Fit(trainer.model, train_info, seconds)
+
+
+@dataclass
+class Run:
+    """What the training that made the job's model left behind: its log, its steps and its closing summary."""
+
+    history: list[dict[str, Any]]
+    steps: int
+    metrics: dict[str, Any]
+    search: dict[str, Any] | None = None  # the trials, for a search
+
+
+def _build_model(recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], trial: Any = None):
+    # Called once, or once per trial of a search (the Trainer's model_init); the trial's knobs reach the Trainer's
+    # arguments, not the model.
+    model = recipe.build_model(spec, model_path, labels)
+    regularise(model, spec.params)
+    return model
+
+
+def _trainer(
+    spec: JobSpec,
+    recipe: TrainingRecipe,
+    prepared: Prepared,
+    tokenizer: Any,
+    model_init: Any,
+    output_dir: Path,
+    precision: str,
+    callbacks: list,
+) -> Trainer:
+    params = spec.params
+    args = training_args(
+        params,
+        recipe.metric_for_best_model,
+        recipe.greater_is_better,
+        output_dir / CHECKPOINTS,
+        precision,
+        n_train=len(prepared.train),
+    )
+    weights = class_weights(params, prepared.labels, _train_labels(prepared))
+    # Our loss for class weights, and for a classifier that accumulates (see weighted_loss); a causal LM's own loss
+    # already counts the tokens of every accumulated batch.
+    heads = get_task(spec.task).architecture == "encoder"
+    own_loss = weights is not None or (heads and params.gradient_accumulation_steps > 1)
+    adversarial = spec.techniques.adversarial if spec.techniques else None
+    make = Trainer if adversarial is None else functools.partial(AdversarialTrainer, adversarial=adversarial)
+    trainer = make(
+        model=None if spec.search else model_init(),
+        model_init=model_init if spec.search else None,  # a search builds a fresh model for each trial
+        args=args,
+        train_dataset=prepared.train,
+        eval_dataset=prepared.validation,
+        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
+        compute_metrics=recipe.compute_metrics(prepared.labels),
+        compute_loss_func=weighted_loss(weights, params.label_smoothing) if own_loss else None,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
+    return trainer
+
+
+def _train_labels(prepared: Prepared) -> list[Any]:
+    columns = prepared.train.column_names
+    name = "labels" if "labels" in columns else "label" if "label" in columns else None
+    return list(prepared.train[name]) if name else []
+
+
+def _search(
+    trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, should_stop: ShouldStop | None
+) -> tuple[Run, JobSpec]:
+    """The trials; the trainer is left holding the best trial's model, and the spec gets the best trial's knobs."""
+    try:
+        found = run_search(trainer, spec.search, log, params=spec.params, should_stop=should_stop)
+    except SearchStopped as exc:
+        raise TrainingStopped(str(exc)) from exc
+    model = model_init()
+    model.load_state_dict(found.model_state)
+    trainer.model = model.to(trainer.args.device)
+    best = spec.model_copy(update={"params": spec.params.model_copy(update=found.best_params)})
+    summary = {
+        "metric": log.metric,
+        "trials": found.trials,
+        "best_trial": found.best_trial,
+        "best_params": found.best_params,
+        "best_run": found.best_run,
+        "stopped_by_budget": found.stopped_by_budget,
+    }
+    return Run(found.history, found.steps, found.train_metrics, summary), best
+
+
+def _parameters(model: torch.nn.Module) -> dict[str, Any]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    embeddings = model.get_input_embeddings()
+    return {
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_share": round(trainable / max(total, 1), 6),
+        "frozen_embeddings": embeddings is not None and not embeddings.weight.requires_grad,
+    }
+
+
+def _stopped(callbacks: list[EarlyStopping], run_index: int) -> dict[str, Any] | None:
+    """Where early stopping stopped the training run that made the model (a search's kept trial)."""
+    return next((callback.stops[run_index] for callback in callbacks if callback.stops), None)
+
+
+def _train_info(
+    run: Run, spec: JobSpec, n_train: int, recipe: TrainingRecipe, wall_seconds: float, precision: str
+) -> dict:
+    params = spec.params
+    key = f"eval_{recipe.metric_for_best_model}"
+    evals = [h for h in run.history if key in h]
+    pick = max if recipe.greater_is_better else min
+    best = pick(evals, key=lambda h: h[key]) if evals else None
+    metrics = run.metrics
+    return {
+        "epochs": params.epochs,
+        "steps": run.steps,
+        "train_samples": n_train,
+        "effective_batch_size": params.batch_size * params.gradient_accumulation_steps,
+        "learning_rate": params.learning_rate,
+        "method": params.method,
+        "wall_seconds": round(wall_seconds, 2),
+        "samples_per_second": round(metrics.get("train_samples_per_second", n_train / max(wall_seconds, 1e-9)), 2),
+        "final_train_loss": round(float(metrics["train_loss"]), 4) if "train_loss" in metrics else None,
+        "best_epoch": best.get("epoch") if best else None,
+        "best_step": best.get("step") if best else None,
+        f"best_validation_{recipe.metric_for_best_model}": round(float(best[key]), 4) if best else None,
+        "precision": precision,
+        "device": device_name(),
+        "threads": torch.get_num_threads(),
+        "history": [{k: v for k, v in h.items() if k != "total_flos"} for h in run.history],
+    }
