@@ -9,6 +9,7 @@ from engine.markdown import cell as escape_cell
 from engine.markdown import recipe_lines
 from engine.markdown import table as markdown_table
 from engine.tasks.chat import NAME
+from engine.techniques.markdown import technique_sections
 
 _TRAIN_KEYS = (
     "method",
@@ -84,6 +85,7 @@ def render_chat_markdown(report: dict) -> str:
         "",
         f"Held-out conversations: {report['n_test']} · created at {report['created_at']}",
         "",
+        *technique_sections(report),
         "## Loss on assistant tokens (held-out split)",
         "",
         *markdown_table(

@@ -25,6 +25,7 @@ from engine.markdown import (
     warnings_section,
 )
 from engine.metrics import classification_metrics
+from engine.techniques.markdown import technique_sections
 
 BASELINE_NAME = "TF-IDF + logistic regression"
 ERROR_TEXT_CHARS = 200
@@ -315,6 +316,7 @@ def render_markdown(report: dict) -> str:
     context = [f"{key.replace('_', ' ')}: {report[key]}" for key in ("split", "n_test", "created_at") if key in report]
     if context:
         lines += [" · ".join(context), ""]
+    lines += technique_sections(report)  # what the techniques bought comes first
     lines += warnings_section(report)
     headline_rows = [[title, num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
     lines += ["## Headline metrics", "", *table(["Metric", "Value"], headline_rows), ""]

@@ -27,6 +27,7 @@ from engine.tasks.token_classification.metrics import (
     error_examples,
     repair_predictions,
 )
+from engine.techniques.markdown import technique_sections
 
 _HEADLINE_ROWS = (
     ("micro_f1", "Micro F1 (entities)"),
@@ -272,6 +273,7 @@ def render_ner_markdown(report: dict) -> str:
     if context:
         lines += [" · ".join(context), ""]
     rows = [[title, num(metrics.get(key))] for key, title in _HEADLINE_ROWS if key in metrics]
+    lines += technique_sections(report)  # what the techniques bought comes first
     lines += warnings_section(report)
     lines += [
         "## Headline metrics",
