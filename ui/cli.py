@@ -14,7 +14,13 @@ from engine.errors import DataError, ModelNotFoundError
 from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, absolute_path
 from engine.tasks import all_tasks, get_task, task_names
 from ui.cli_jobs import add_job_commands
-from ui.cli_params import add_recipe_flags, params_from_args, search_from_args
+from ui.cli_params import (
+    add_recipe_flags,
+    add_technique_flags,
+    params_from_args,
+    search_from_args,
+    techniques_from_args,
+)
 from ui.serve import add_serve_command
 
 # Errors a user can fix: printed as one readable line, never as a traceback.
@@ -54,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=task_names(), help=_task_help("what the model learns"))
     train.add_argument("--base-model", help=_base_model_help())
     _add_data_flags(train, with_splits=True)
+    train.add_argument("--unlabeled", help=DataSpec.model_fields["unlabeled"].description)
     add_recipe_flags(train)
+    add_technique_flags(train)
     train.add_argument("--output", type=Path, required=True, help="folder for spec.json, model/, report.json/.md")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
@@ -145,6 +153,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     search = search_from_args(args)
     if search is not None:
         raw["search"] = {**(raw.get("search") or {}), **search}
+    techniques = techniques_from_args(args, raw.pop("techniques", None))
+    if techniques is not None:
+        raw["techniques"] = techniques
     if getattr(args, "preset", None):
         raw["preset"] = args.preset
     for key in ("task", "base_model"):
@@ -305,7 +316,9 @@ def format_summary(summary: dict) -> str:
 def format_report_summary(report: dict) -> str:
     """Headline numbers of a report for the terminal, after its warnings; the full version is report.md."""
     warnings = "".join(f"WARNING: {warning}\n" for warning in report.get("warnings") or [])
-    return warnings + _report_numbers(report)
+    comparison = report.get("comparison") if isinstance(report.get("comparison"), dict) else {}
+    bought = f"what the techniques bought: {comparison['verdict']}\n" if comparison.get("verdict") else ""
+    return warnings + bought + _report_numbers(report)
 
 
 def _report_numbers(report: dict) -> str:
@@ -352,12 +365,13 @@ class _ProgressBar:
     def update(self, event) -> None:
         if not self.enabled:
             return
-        if event.kind == "phase":  # no steps; a search's next trial gets its own line and a fresh bar
+        if event.kind == "phase":  # no steps; each stage (a trial, a member, the plain recipe) gets a line and a bar
             if event.phase and ": " in event.phase:
                 if self.bar is not None:
                     self.bar.close()
                     self.bar = None
-                print(event.phase.split(": ", 1)[1].capitalize(), file=self.stream)
+                stage = event.phase.split(": ", 1)[1].strip()
+                print(stage[:1].upper() + stage[1:], file=self.stream)  # as written after it: 'MLM' stays 'MLM'
             return
         if not self.stream.isatty():
             self._line(event)

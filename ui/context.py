@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import DataSpec, EvaluateSpec, JobSpec, TrainingParams, shown
+from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, TrainingParams, shown
 from engine.tasks import get_task
 from worker.api import JobNotFoundError, Jobs
 from worker.records import SUCCEEDED, TRAIN, Job
@@ -111,6 +111,11 @@ def inspect_task_data(
         max_length = get_task(task).default_params.get("max_length", TrainingParams.model_fields["max_length"].default)
     summary = get_task(task).inspect(data, max_length=max_length, seed=seed)
     advise(summary, task, base_model or get_task(task).default_base_model)
+    if data.unlabeled:  # read now, so that a bad unlabeled file is refused before the job is queued
+        from engine.techniques.unlabeled import read_unlabeled
+
+        texts = read_unlabeled(data.unlabeled, text_column=data.text_column, encoding=data.encoding)
+        summary["unlabeled"] = {"file": Path(data.unlabeled).name, "texts": len(texts)}
     return summary
 
 
@@ -247,7 +252,7 @@ class AppContext:
             return self._prepare_evaluation(spec, owner)
         data = spec.data
         updates = {}
-        for split in ("train", "validation", "test"):
+        for split in DATA_FILES:
             value = getattr(data, split)
             if value:
                 updates[split] = self.data_file(value, owner, field=f"data.{split}")
@@ -317,7 +322,7 @@ class AppContext:
             if isinstance(spec.get(key), str):
                 spec[key] = self.public_text(spec[key])
         data = spec.get("data") if isinstance(spec.get("data"), dict) else {}
-        for key in ("train", "validation", "test"):
+        for key in DATA_FILES:
             if isinstance(data.get(key), str):
                 data[key] = self.public_text(data[key])
         for key in ("error", "hint", "message"):

@@ -15,6 +15,7 @@ import pandas as pd
 from engine.report_views import duration, report_scope
 from engine.report_views import round3 as _round
 from engine.report_views import short_model as _short_model
+from ui.techniques import short_words, signed, used_in
 from worker.records import CANCELLED, EVALUATE, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 
 # Symbols from common text fonts (not emoji), so they render on machines without an emoji font.
@@ -61,7 +62,22 @@ def job_title(job: Job) -> str:
     search = spec.get("search")
     if isinstance(search, dict):  # trials run inside the job: the list says so, not only its progress
         epochs_text += f", learning-rate search of {search.get('trials', '?')} trials"
+    if used_in(spec):
+        epochs_text += f", {short_words(used_in(spec))}"
     return f"train {_short_model(spec.get('base_model', ''))} on {file_name(data.get('train'))}{epochs_text}"
+
+
+def job_line(job: Job, comparison: dict[str, Any] | None = None) -> str:
+    """The job list's line: the title, then what the techniques bought over the plain recipe once finished ('...,
+    augmentation + adversarial: +0.040 macro F1 over plain'), or the stage a running job is at."""
+    title = job_title(job)
+    delta = (comparison or {}).get("delta")
+    if job.status == SUCCEEDED and used_in(job.spec) and isinstance(delta, int | float):
+        name = comparison.get("metric_name") or str(comparison.get("metric", "score")).replace("_", " ")
+        return f"{title}: {signed(delta)} {name} over plain"
+    if job.status == RUNNING and _stage(job):
+        return f"{title} (now: {_stage(job)})"
+    return title
 
 
 def report_title(report: dict[str, Any], job: Job | None = None) -> str:
@@ -94,8 +110,9 @@ def result_text(job: Job) -> str:
     return ""
 
 
-def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
-    """One row per job for the Jobs table, newest first."""
+def jobs_frame(jobs: list[Job], comparisons: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per job for the Jobs table, newest first; `comparisons` (job id -> the report's comparison of its
+    techniques with the plain recipe) says what they bought."""
     rows = []
     for job in jobs:
         share = job.progress
@@ -115,7 +132,7 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
                 duration(job.eta_seconds) if job.status == RUNNING else "",
                 ("⚠ " if report_warnings(job) else "") + result_text(job),
                 when(job.created_at),
-                job_title(job),
+                job_line(job, (comparisons or {}).get(job.id)),
             ]
         )
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
@@ -131,13 +148,19 @@ PHASE_WORDS = {
 
 
 def _phase(job: Job) -> str | None:
-    """The job's phase without a search's trial: 'training: trial 2 of 6' is 'training'."""
+    """The job's phase without its stage: 'training: trial 2 of 6' is 'training'."""
     return job.phase.split(": ", 1)[0] if job.phase else None
 
 
-def _trial(job: Job) -> str:
-    """'trial 2 of 6' while a search trains its trials, else ''."""
-    return job.phase.split(": ", 1)[1] if job.phase and ": " in job.phase else ""
+def _stage(job: Job) -> str:
+    """What the phase says after 'training: ': a search's 'trial 2 of 6', a technique's 'member 2 of 3',
+    'plain recipe (for comparison)', 'self-training round 1 of 2' or 'domain pre-training'; else ''."""
+    return job.phase.split(": ", 1)[1].strip() if job.phase and ": " in job.phase else ""
+
+
+def _sentence(text: str) -> str:
+    """`text` with its first letter upper-cased and the rest as written (capitalize() would write 'Mlm')."""
+    return text[:1].upper() + text[1:]
 
 
 def phases_line(job: Job) -> str:
@@ -148,8 +171,10 @@ def phases_line(job: Job) -> str:
     for i, phase in enumerate(order):
         words = PHASE_WORDS[phase]
         if phase == "training" and job.total_steps:
-            trial = f"{_trial(job)}, " if _trial(job) else ""
-            words += f" ({trial}{min(job.step, job.total_steps)}/{job.total_steps} steps)"
+            stage = f"{_stage(job)}, " if _stage(job) else ""
+            words += f" ({stage}{min(job.step, job.total_steps)}/{job.total_steps} steps)"
+        elif phase == "training" and _stage(job):
+            words += f" ({_stage(job)})"
         parts.append(f"✓ {words}" if i < now else f"▶ {words}…" if i == now else words)
     return " · ".join(parts)
 
@@ -163,15 +188,17 @@ def progress_html(job: Job) -> str:
     elif job.status == RUNNING and _phase(job) not in (None, "training"):
         caption = phases_line(job)
     elif job.status == RUNNING and not job.total_steps:
-        caption = "Starting: loading the model and the data…"
-    elif job.status == RUNNING and job.step >= job.total_steps:
+        starting = f"{_sentence(_stage(job))}: starting" if _stage(job) else "Starting: loading the model and the data"
+        caption = f"{starting}…"
+    elif job.status == RUNNING and job.step >= job.total_steps and not _stage(job):
         # The last step is not the end: scoring the test split and writing the report can take minutes.
         caption = f"Trained ({job.total_steps} steps): scoring the test split and writing the report…"
     elif job.status == RUNNING:
         left = duration(job.eta_seconds)
-        caption = f"Step {job.step} of {job.total_steps}" + (f" · about {left} left" if left else "")
-        if _trial(job):  # a search: the time left is this trial's
-            caption = f"{_trial(job).capitalize()} · {caption}"
+        step = min(job.step, job.total_steps)
+        caption = f"Step {step} of {job.total_steps}" + (f" · about {left} left" if left else "")
+        if _stage(job):  # a trial, an ensemble member, the plain recipe: the steps and the time left are its own
+            caption = f"{_sentence(_stage(job))} · {caption}"
         if job.epoch is not None:
             caption += f" · epoch {job.epoch:.1f}"
         if job.cancel_requested:

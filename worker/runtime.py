@@ -393,7 +393,10 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     for key in ("macro_f1", "micro_f1"):
         if _is_number(baseline.get(key)):
             summary[f"baseline_{key}"] = float(baseline[key])
-    summary = {k: v for k, v in summary.items() if math.isfinite(v)}
+    summary: dict[str, Any] = {k: v for k, v in summary.items() if math.isfinite(v)}
+    comparison = report.get("comparison")
+    if isinstance(comparison, dict) and _is_number(comparison.get("delta")):  # what the techniques bought
+        summary["comparison"] = {k: comparison.get(k) for k in ("metric", "metric_name", "delta", "better")}
     # A collapsed model or a loss to the baseline: the job list and the Playground say so before any number.
     warnings = [str(w) for w in report.get("warnings") or []]
     return {**summary, "warnings": warnings} if warnings else summary

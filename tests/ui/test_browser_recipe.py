@@ -15,6 +15,19 @@ from tests.ui.test_browser import STEP_TIMEOUT_MS, choose, log_in, open_tab, set
 from ui.cli import build_parser, spec_from_args
 
 
+def train_tab_with_reviews(browser, server: Server):
+    """A new browser context logged in as alice, reviews.csv uploaded and checked, on the Train tab."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    log_in(page, server, "alice")
+    page.locator("#data-upload input[type=file]").set_input_files(str(FIXTURES / "reviews.csv"))
+    page.locator("#data-summary").get_by_text("Ready to train").wait_for()
+    open_tab(page, "Train")
+    page.locator("#train-source").get_by_text("text from review_body").wait_for()
+    return context, page
+
+
 def _open(page, section_id: str, title: str) -> None:
     page.locator(f"#{section_id}").get_by_text(title, exact=True).first.click()
 
@@ -39,14 +52,7 @@ def _type(page, component_id: str, text: str) -> None:
 def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_command(
     server: Server, browser, artifacts: Path
 ):
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    log_in(page, server, "alice")
-    page.locator("#data-upload input[type=file]").set_input_files(str(FIXTURES / "reviews.csv"))
-    page.locator("#data-summary").get_by_text("Ready to train").wait_for()
-    open_tab(page, "Train")
-    page.locator("#train-source").get_by_text("text from review_body").wait_for()
+    context, page = train_tab_with_reviews(browser, server)
 
     # The preset comes first and fills in what it means: 8 epochs, early stopping, a search around 1e-4.
     page.locator("#train-preset").get_by_text("Best quality", exact=True).click()

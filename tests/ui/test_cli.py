@@ -346,3 +346,95 @@ def test_recipe_flags_come_from_the_spec_and_build_its_search_and_preset():
     reviews = str(ROOT / "tests" / "fixtures" / "reviews.csv")
     plain = spec_from_args(build_parser().parse_args(["train", "--train", reviews, "--output", "o"]))
     assert plain.search is None and plain.params == JobSpec.from_dict({"data": {"train": reviews}}).params
+
+
+def test_technique_flags_come_from_the_spec_and_merge_over_a_config(tmp_path: Path):
+    from ui.cli import build_parser, spec_from_args
+
+    unlabeled = tmp_path / "sans étiquette.txt"
+    lines = [f"Un café tiède, servi sans un mot, « encore » n°{i}" for i in range(12)] + ["服务很好，菜也好吃。"]
+    unlabeled.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"data: {{train: {REVIEWS}, text_column: review_body, label_column: verdict}}\n"
+        "techniques: {augment: {copies: 4, rate: 0.2}, domain_pretraining: {epochs: 5}}\n",
+        encoding="utf-8",
+    )
+    argv = ["train", "--config", str(config), "--output", "unused", "--augment-methods", "swap,substitute"]
+    argv += ["--adversarial-method", "pgd", "--adversarial-epsilon", "0.8", "--self-training-max-per-label", "50"]
+    argv += ["--unlabeled", os.path.relpath(unlabeled), "--no-compare-with-plain"]
+    spec = spec_from_args(build_parser().parse_args(argv))
+    techniques = spec.techniques
+    # The flag's methods over the config's block, whose copies and rate stay; any flag of a technique turns it on.
+    assert techniques.augment.methods == ("swap", "substitute") and techniques.augment.copies == 4
+    assert techniques.augment.rate == 0.2 and techniques.domain_pretraining.epochs == 5
+    assert (techniques.adversarial.method, techniques.adversarial.epsilon) == ("pgd", 0.8)
+    assert techniques.adversarial.steps == 3  # the field's default
+    assert techniques.self_training.max_per_label == 50 and techniques.self_training.threshold == 0.9
+    assert techniques.ensemble is None and techniques.compare_with_plain is False
+    assert techniques.used() == ["augment", "adversarial", "domain_pretraining", "self_training"]
+    assert spec.data.unlabeled == str(unlabeled.resolve())  # made absolute, like --train
+
+    reviews = ["train", "--train", str(REVIEWS), "--output", "o"]
+    flags = ["--ensemble", "--no-domain-pretraining-use-training-texts"]
+    on = spec_from_args(build_parser().parse_args([*reviews, *flags]))
+    assert on.techniques.ensemble.members == 3 and on.techniques.compare_with_plain is True
+    assert on.techniques.domain_pretraining.use_training_texts is False  # a field's flag turns its technique on
+    off = spec_from_args(build_parser().parse_args([*reviews, "--no-compare-with-plain"]))
+    assert off.techniques is None  # no technique on: no block
+    assert spec_from_args(build_parser().parse_args(reviews)).techniques is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*reviews, "--ensemble-split", "bagging"])
+    with pytest.raises(ValueError, match="augment.methods.1"):
+        spec_from_args(build_parser().parse_args([*reviews, "--augment-methods", "swap,shuffle"]))
+    with pytest.raises(ValueError, match="techniques.self_training needs unlabeled texts"):
+        spec_from_args(build_parser().parse_args([*reviews, "--self-training"]))
+    with pytest.raises(ValueError, match=r"techniques.augment is not offered for token-classification"):
+        spec_from_args(build_parser().parse_args([*reviews, "--task", "token-classification", "--augment"]))
+
+
+def test_the_cli_names_each_technique_flag_with_its_fields_help():
+    from ui.cli import build_parser
+
+    [train] = [a for a in build_parser()._actions if getattr(a, "choices", None) and "train" in a.choices]
+    text = train.choices["train"].format_help()
+    for flag in ("--augment-copies", "--adversarial-steps", "--ensemble-members", "--domain-pretraining-epochs"):
+        assert flag in text
+    assert "--self-training-max-per-label" in text and "--no-compare-with-plain" in text
+    assert "Only predictions at least this probable join the training data" in " ".join(text.split())
+    assert "(default swap,delete,insert)" in text and "--unlabeled" in text
+
+
+def test_progress_prints_each_technique_stage_as_the_engine_names_it():
+    import io
+
+    from engine.progress import ProgressEvent, announce
+    from ui.cli import _ProgressBar
+
+    stages = [
+        "training: plain recipe (for comparison)",
+        "training: domain pre-training",
+        "training: member 2 of 3",
+        "training: self-training round 1 of 2",
+        "training: MLM stage on 评论",
+    ]
+    log = io.StringIO()
+    with _ProgressBar(enabled=True, task="text-classification", stream=log) as bar:
+        announce(bar.update, "loading")
+        for phase in stages:
+            announce(bar.update, phase)
+            bar.update(ProgressEvent(kind="log", step=1, total_steps=4, epoch=0.5, loss=0.5))
+    lines = log.getvalue().splitlines()
+    assert lines[::2] == [
+        "Plain recipe (for comparison)",
+        "Domain pre-training",
+        "Member 2 of 3",
+        "Self-training round 1 of 2",
+        "MLM stage on 评论",
+    ]
+    assert lines[1] == "step 1/4  epoch 0.50  loss 0.5000"
+    from ui.cli import format_report_summary
+
+    report = {"task": "text-classification", "metrics": {"accuracy": 0.8, "macro_f1": 0.74, "weighted_f1": 0.75}}
+    report |= {"per_class": {}, "comparison": {"verdict": "Ensemble beat the plain recipe (+0.040)."}}
+    assert format_report_summary(report).startswith("what the techniques bought: Ensemble beat the plain recipe")

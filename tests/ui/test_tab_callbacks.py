@@ -15,7 +15,7 @@ import pytest
 from engine.spec import JobSpec
 from engine.tasks import get_task, task_names
 from ui.context import AppContext, Users
-from ui.tabs import data, train
+from ui.tabs import data, train, train_techniques
 from ui.tabs.common import bind
 from worker.settings import Settings
 
@@ -299,10 +299,30 @@ def test_a_browser_keeps_its_training_knobs_per_task_across_reloads():
     assert all("value" not in knob for knob in train.restore_knobs("token-classification", saved))
 
 
-def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_command(
-    ctx: AppContext, latin1_reviews: Path
-):
+def assert_the_cli_builds_the_same_spec(ctx: AppContext, values: dict[str, Any]) -> None:
+    """`playground train` run with the command the tab shows builds the spec the tab submits."""
     from ui.cli import build_parser, spec_from_args
+
+    from_tab = JobSpec.from_dict(train.spec_from(ctx, ctx.owner(None), values)[0])
+    _, command, _ = train.preview_spec(ctx, **values)
+    # The command names the user's own files, not where the server keeps the uploads; everything else is equal.
+    argv = shlex.split(command.replace("\\\n", " "))
+    folder = Path(from_tab.data.train).parent.parent  # uploads/<id>/<name>
+    from_cli = spec_from_args(build_parser().parse_args(argv[1:]))
+    files = {}
+    for split in ("train", "unlabeled"):
+        shown, kept = getattr(from_cli.data, split), getattr(from_tab.data, split)
+        assert (shown is None) == (kept is None) and (kept is None or Path(shown).name == Path(kept).name)
+        if kept is not None:
+            assert Path(kept).parent.parent == folder
+            files[split] = kept
+    same_files = {"data": from_cli.data.model_copy(update=files)}
+    assert from_cli.model_copy(update=same_files).model_dump() == from_tab.model_dump()
+
+
+def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_command(
+    ctx: AppContext, latin1_reviews: Path, tmp_path: Path
+):
     from ui.tabs.train_knobs import preset_values
 
     dataset_id = uploaded(ctx, latin1_reviews)
@@ -339,14 +359,46 @@ def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_comma
     assert from_tab.params.freeze_embeddings is False and from_tab.params.dropout == 0.2
     assert from_tab.search.batch_sizes == (8, 16) and from_tab.search.learning_rate == (1e-5, 1e-3)
     assert from_tab.search.prune is False and from_tab.search.time_budget_minutes == 30
-    line, command, _ = train.preview_spec(ctx, **values)
+    line, _, _ = train.preview_spec(ctx, **values)
     assert "Effective batch 16 x 4 = 64" in line
-    argv = shlex.split(command.replace("\\\n", " "))
-    from_cli = spec_from_args(build_parser().parse_args(argv[1:]))
-    # The command names the user's own file, not where the server keeps the upload; everything else is equal.
-    assert Path(from_cli.data.train).name == Path(from_tab.data.train).name == "avis clients.csv"
-    same_file = {"data": from_cli.data.model_copy(update={"train": from_tab.data.train})}
-    assert from_cli.model_copy(update=same_file).model_dump() == from_tab.model_dump()
+    assert_the_cli_builds_the_same_spec(ctx, values)
+
+    # The techniques (without the search, which cannot share a job with them) and the unlabeled texts they read.
+    unlabeled = tmp_path / "avis sans note.txt"
+    lines = [f'{text} — « copie {i} », sans note, "entre guillemets"' for i, (_, text) in enumerate(REVIEWS * 2)]
+    unlabeled.write_text("\n".join([*lines, "服务很好，菜也好吃，下次还来。"]) + "\n", encoding="utf-8")
+    unlabeled_id, note = train_techniques.upload_unlabeled(ctx, str(unlabeled), None)
+    assert note.startswith("✓ **avis sans note.txt**: 13 texts")  # commas and quotes stay inside their line
+    values |= {
+        "search_on": False,
+        "augment_on": True,
+        "augment_methods": ["swap", "substitute"],
+        "augment_copies": 3,
+        "augment_rate": 0.25,
+        "adversarial_on": True,
+        "adversarial_method": "pgd",
+        "adversarial_epsilon": 0.8,
+        "adversarial_steps": 2,
+        "domain_pretraining_on": True,
+        "domain_pretraining_learning_rate": 3e-5,
+        "domain_pretraining_use_training_texts": False,
+        "self_training_on": True,
+        "self_training_threshold": 0.85,
+        "self_training_max_per_label": 40.0,  # a number box sends a float
+        "compare_with_plain": False,
+        "unlabeled_dataset": unlabeled_id,
+    }
+    spec, _ = train.spec_from(ctx, ctx.owner(None), values)
+    assert "search" not in spec and spec["techniques"]["self_training"] == {"threshold": 0.85, "max_per_label": 40}
+    from_tab = JobSpec.from_dict(spec)
+    assert from_tab.techniques.augment.methods == ("swap", "substitute") and from_tab.techniques.augment.copies == 3
+    assert from_tab.techniques.adversarial.steps == 2 and from_tab.techniques.compare_with_plain is False
+    assert from_tab.techniques.domain_pretraining.use_training_texts is False
+    assert from_tab.data.unlabeled == str(ctx.datasets.get(unlabeled_id, ctx.owner(None)).path)
+    line, command, spec_yaml = train.preview_spec(ctx, **values)
+    assert "⚠" not in line and "--unlabeled 'avis sans note.txt'" in command and "--no-compare-with-plain" in command
+    assert "unlabeled: avis sans note.txt" in spec_yaml and "techniques:" in spec_yaml
+    assert_the_cli_builds_the_same_spec(ctx, values)
     # An empty optional box is unset, not zero: the model's own dropout, warm-up by share.
     cleared, _ = train.spec_from(ctx, ctx.owner(None), values | {"dropout": None, "warmup_steps": None})
     assert JobSpec.from_dict(cleared).params.dropout is None and JobSpec.from_dict(cleared).params.warmup_steps is None
@@ -358,3 +410,51 @@ def test_a_bad_recipe_value_is_named_before_start(ctx: AppContext, latin1_review
     assert "class_weights" in line and "label=weight" in line
     message, job_id = train.submit_job(ctx, **(values | {"class_weights": "positif: 2"}))
     assert job_id == "" and "label=weight" in message
+
+
+def test_the_techniques_follow_the_task_and_say_what_is_missing(ctx: AppContext, latin1_reviews: Path, tmp_path: Path):
+    from engine.techniques import TECHNIQUES
+
+    for task in task_names():
+        accordion, *groups, unlabeled = train_techniques.shown_for(task)
+        offered = get_task(task).techniques
+        assert [group.visible for group in groups] == [name in offered for name in TECHNIQUES]
+        assert unlabeled.visible == bool({"domain_pretraining", "self_training"} & set(offered))
+        assert accordion.visible == bool(offered)
+
+    dataset_id = uploaded(ctx, latin1_reviews)
+    values = train_inputs(dataset_id=dataset_id, task="text-classification", base_model="minilm-l6")
+    line, command, spec_yaml = train.preview_spec(ctx, **values)
+    assert "techniques" not in spec_yaml and "--augment" not in command  # none on: no block at all
+    # Self-training without unlabeled texts: said before Start, and Start refuses.
+    line, _, spec_yaml = train.preview_spec(ctx, **(values | {"self_training_on": True}))
+    assert "techniques:\n  self_training: {}" in spec_yaml
+    assert "⚠ **A technique needs fixing:**" in line and "techniques.self_training needs unlabeled texts" in line
+    message, job_id = train.submit_job(ctx, **(values | {"self_training_on": True}))
+    assert job_id == "" and "needs unlabeled texts" in message
+
+    too_few = tmp_path / "trois avis.txt"
+    too_few.write_text("Très bon.\nTrès bon.\n\n好\n", encoding="utf-8")
+    picked, note = train_techniques.upload_unlabeled(ctx, str(too_few), None)
+    assert picked == "" and "trois avis.txt can't be read; it was not kept" in note and "2 distinct" in note
+    assert all(d.name != "trois avis.txt" for d in ctx.datasets.list(ctx.owner(None)))
+
+    table = tmp_path / "non notés.csv"
+    table.write_text("commentaire\n" + "\n".join(f'"{text}, n°{i}"' for i, (_, text) in enumerate(REVIEWS * 2)))
+    picked, note = train_techniques.upload_unlabeled(ctx, str(table), None)
+    assert picked and note.startswith("✓ **non notés.csv**: 12 rows")
+    # The file goes into the spec only with a technique that reads it, and a technique the task does not offer
+    # (augmentation of a tagger's data) stays out of its spec.
+    spec, _ = train.spec_from(ctx, ctx.owner(None), values | {"unlabeled_dataset": picked, "ensemble_on": True})
+    assert "unlabeled" not in spec["data"] and spec["techniques"] == {"ensemble": {}}
+    # An emptied number box sends 0, which for the most pseudo-labels per label means unset (all of them).
+    self_training = {"unlabeled_dataset": picked, "self_training_on": True, "self_training_max_per_label": 0}
+    spec, _ = train.spec_from(ctx, ctx.owner(None), values | self_training)
+    assert spec["data"]["unlabeled"].endswith("non notés.csv") and JobSpec.from_dict(spec).data.unlabeled
+    assert spec["techniques"] == {"self_training": {}}
+    conll = uploaded(ctx, FIXTURES / "ner" / "en.conll")
+    tagger = train_inputs(dataset_id=conll, task="token-classification", base_model="minilm-l6", augment_on=True)
+    assert "techniques" not in train.spec_from(ctx, ctx.owner(None), tagger)[0]
+    with pytest.raises(data.DataError, match="no uploaded file '0123456789abcdef' for the unlabeled texts"):
+        gone = {"unlabeled_dataset": "0123456789abcdef", "self_training_on": True}
+        train.spec_from(ctx, ctx.owner(None), values | gone)

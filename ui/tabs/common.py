@@ -121,3 +121,13 @@ def bounds(field: FieldInfo, step: float) -> tuple[float | None, float | None]:
 def help_text(field: FieldInfo) -> str:
     """A field's description, the help text shown under its widget."""
     return field.description or ""
+
+
+def owned_report(ctx: AppContext, job_id: str | None, request: gr.Request) -> dict:
+    """The report.json of one of the user's jobs; empty when none is picked or it cannot be read."""
+    if not job_id:
+        return {}
+    try:
+        return ctx.report(job_id, owner_of(ctx, request))
+    except ValueError:
+        return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -13,6 +14,7 @@ from ui.charts import training_curves_html
 from ui.context import AppContext
 from ui.tabs.common import bind, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
+from ui.techniques import used_in
 from ui.views import JOB_COLUMNS, error_markdown, job_choice, job_markdown, jobs_frame, progress_html
 from worker.api import JobNotFoundError
 from worker.records import SUCCEEDED, TRAIN, Job
@@ -44,7 +46,19 @@ class JobsTab:
 
 def job_listing(jobs: list[Job]) -> tuple:
     """Jobs as the table, the picker and the ids behind the table's rows."""
-    return jobs_frame(jobs), gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs]
+    table = jobs_frame(jobs, technique_comparisons(jobs))
+    return table, gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs]
+
+
+def technique_comparisons(jobs: list[Job]) -> dict[str, dict[str, Any]]:
+    """For each finished job that used techniques, its comparison with the plain recipe (what the list says they
+    bought), as the worker recorded it from the report; a job without one is left out."""
+    found = {}
+    for job in jobs:
+        comparison = (job.summary or {}).get("comparison")
+        if job.status == SUCCEEDED and used_in(job.spec) and isinstance(comparison, dict):
+            found[job.id] = comparison
+    return found
 
 
 def list_jobs(ctx: AppContext, request: gr.Request):

@@ -15,7 +15,8 @@ from engine.report_views import round3
 from engine.tasks import ReportView, all_tasks, default_task, get_task
 from ui.charts import search_chart
 from ui.context import AppContext
-from ui.tabs.common import bind, copy_for_download, download_dir, owner_of, user_error
+from ui.tabs import report_techniques
+from ui.tabs.common import bind, copy_for_download, download_dir, owned_report, owner_of, user_error
 from ui.views import EMPTY_TABLE, comparison_frame, job_choice, report_title
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
@@ -77,13 +78,7 @@ def show_report(ctx: AppContext, job_id: str | None, request: gr.Request):
 
 def show_task_parts(ctx: AppContext, job_id: str | None, request: gr.Request):
     """What only some tasks have: error kinds (taggers), generations side by side (chat), and the help text."""
-    owner = owner_of(ctx, request)
-    report: dict = {}
-    if job_id:
-        try:
-            report = ctx.report(job_id, owner)
-        except ValueError:
-            report = {}
+    report = owned_report(ctx, job_id, request)
     view = report_view(report, None) if report else None
     has = {
         "scores": view is None or view.per_class is not None,
@@ -154,6 +149,7 @@ def build(ctx: AppContext) -> ReportTab:
             label="Finished run", choices=[], value=None, allow_custom_value=True, scale=4, elem_id="report-job"
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="report-refresh")
+    techniques = report_techniques.build()  # first: what the techniques bought, when the run used some
     headline = gr.Markdown(NO_REPORT, elem_id="report-headline")
     scores_row, per_class, confusion = _scores_section()
     how_to_read = gr.Markdown(default_task().how_to_read, elem_classes=["pg-help"], elem_id="report-help")
@@ -186,6 +182,8 @@ def build(ctx: AppContext) -> ReportTab:
         api_name="show_report_parts",
     )
     job.change(bind(ctx, show_recipe), [job], [recipe_section, recipe, recipe_chart], api_name="show_report_recipe")
+    show_techniques = bind(ctx, report_techniques.show_techniques)
+    job.change(show_techniques, [job], techniques.outputs, api_name="show_report_techniques")
     zip_button.click(bind(ctx, download_model), [job], [model_zip], api_name="download_model")
     compare_button.click(bind(ctx, compare_runs), [compare], [comparison, comparison_chart], api_name="compare_runs")
     return ReportTab(job, compare, refresh_bound)

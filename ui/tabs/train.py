@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -21,6 +19,7 @@ from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
 from ui.tabs.common import bind, bounds, help_text, named_inputs, owner_of
 from ui.tabs.data import DataTab, dataset_choices
+from ui.tabs.train_command import cli_command, task_defaults
 from ui.tabs.train_knobs import (
     RECIPE_FIELDS,
     SEARCH_INPUTS,
@@ -32,6 +31,8 @@ from ui.tabs.train_knobs import (
     spec_value,
 )
 from ui.tabs.train_models import fit_model, language_of, model_choices
+from ui.tabs.train_techniques import TECHNIQUE_INPUTS, techniques_note, with_techniques
+from ui.tabs.train_techniques import build as build_techniques
 from ui.views import error_markdown
 
 # (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
@@ -80,6 +81,7 @@ INPUT_FIELDS = (
     "preset",
     *RECIPE_FIELDS,
     *SEARCH_INPUTS,
+    *TECHNIQUE_INPUTS,
 )
 # The knobs a browser remembers per task, so a reload keeps what was set.
 KEPT_KNOBS = tuple(name for name in PARAM_FIELDS if name != "lora_target_modules")
@@ -124,13 +126,6 @@ class TrainTab:
 def tasks() -> list[str]:
     """The tasks a job spec accepts."""
     return task_names()
-
-
-def task_defaults(task: str) -> dict[str, Any]:
-    """The base model and the training knobs a new job of `task` starts with (the task's defaults)."""
-    info = get_task(task)
-    params = {name: field.default for name, field in TrainingParams.model_fields.items()}
-    return {"base_model": info.default_base_model, **params, **info.default_params}
 
 
 def _widget(name: str, kind: str, step: float, model: type = TrainingParams) -> gr.components.Component:
@@ -182,38 +177,6 @@ def build_spec(
     return spec if search is None else {**spec, "search": search}
 
 
-def cli_command(spec: dict[str, Any]) -> str:
-    """`playground train ...` doing the same job on this machine, flags only where they differ from the defaults."""
-    data = spec["data"]
-    defaults = task_defaults(spec["task"])
-    parts = [["playground", "train"], ["--task", spec["task"]], ["--base-model", spec["base_model"]]]
-    for key in ("train", "validation", "test", *get_task(spec["task"]).column_fields):
-        if data.get(key):
-            parts.append([f"--{key.replace('_', '-')}", str(data[key])])
-    for key, value in spec["params"].items():
-        if value != defaults.get(key):
-            parts.append(_flag(key, value))
-    if spec.get("search") is not None:
-        parts.append(
-            ["--search", *(part for key, value in spec["search"].items() for part in _flag(f"search_{key}", value))]
-        )
-    name = Path(str(data.get("train", "data"))).stem or "run"
-    parts.append(["--output", f"runs/{name}"])
-    return " \\\n    ".join(shlex.join(part) for part in parts)
-
-
-def _flag(key: str, value: Any) -> list[str]:
-    """The CLI flag (and its argument) that sets spec field `key` to `value`."""
-    flag = key.replace("_", "-")
-    if isinstance(value, bool):
-        return [f"--{flag}" if value else f"--no-{flag}"]
-    if isinstance(value, dict):
-        return [f"--{flag}", ",".join(f"{k}={v:g}" for k, v in value.items())]
-    if isinstance(value, tuple | list):
-        return [f"--{flag}", ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
-    return [f"--{flag}", f"{value:g}" if isinstance(value, float) else str(value)]
-
-
 def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The job spec of the tab's inputs and the training file's name; DataError when a picked file is missing."""
     dataset_id = values["dataset_id"]
@@ -250,7 +213,7 @@ def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict
         {name: values.get(name) for name in TASK_COLUMN_FIELDS},
         search_block(values),
     )
-    return spec, dataset.name
+    return with_techniques(ctx, owner, spec, values), dataset.name
 
 
 # One named parameter per input (gradio_client calls them by position and by name); their order is INPUT_FIELDS.
@@ -277,6 +240,7 @@ def preview_spec(ctx: AppContext, values: dict[str, Any], request: gr.Request = 
         line += "\n\n" + memory_line(spec["base_model"], TrainingParams.model_validate(spec["params"]), task)
     except ValidationError as exc:  # Start says which knob; the preview says it too
         line += f"\n\n⚠ **A setting needs fixing:**\n{format_validation_error(exc)}"
+    line += techniques_note(spec)
     # The user's own file names, as on their machine: not where the server keeps the uploads.
     files = {key: ctx.public_text(value) for key, value in data.items() if key in DATA_FILES and value}
     shown = {**spec, "data": {**data, **files}}
@@ -345,6 +309,8 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
     """Lay out the Train tab and wire Submit."""
     source = gr.Markdown("Pick a file in the **Data** tab first.", elem_id="train-source")
     controls, chat_box = _settings()
+    techniques = build_techniques(ctx)
+    controls.update(techniques.controls)
     model_note = gr.Markdown(elem_id="train-model-note")
     with gr.Row():
         submit = gr.Button("Start training", variant="primary", scale=0, min_width=220, elem_id="train-submit")
@@ -376,17 +342,8 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         api_visibility="private",
         show_progress="hidden",
     )
-    # The base model follows the data: a new file or task gets the model that reads it, and the note says why.
-    fit_inputs = [data.dataset, task, data.text_column, data.label_column]
-    fit_inputs += [data.task_columns[name] for name in TASK_COLUMN_FIELDS]
-    fit = bind(ctx, fit_model)
-    task.input(models_for, [task, remembered], task_outputs, api_visibility="private").then(
-        fit, fit_inputs, [base_model, model_note], api_visibility="private"
-    )
-    data.task.change(models_for, [data.task, remembered], task_outputs, api_visibility="private").then(
-        fit, fit_inputs, [base_model, model_note], api_visibility="private"
-    )
-    data.dataset.change(fit, fit_inputs, [base_model, model_note], api_visibility="private")
+    _follow_the_data(ctx, data, task, [base_model, model_note], task_outputs, remembered)
+    task.change(techniques.shown_for, [task], techniques.shown, api_visibility="private")
     gr.on(
         [component.change for component in inputs],
         bind(ctx, preview_spec),
@@ -417,6 +374,20 @@ def build(ctx: AppContext, data: DataTab) -> TrainTab:
         bind(ctx, refresh_choices),
         restore,
     )
+
+
+def _follow_the_data(ctx: AppContext, data: DataTab, task: gr.Radio, fitted: list, task_outputs: list, remembered):
+    """The base model follows the data: a new file or task gets the model that reads it, and the note says why."""
+    fit_inputs = [data.dataset, task, data.text_column, data.label_column]
+    fit_inputs += [data.task_columns[name] for name in TASK_COLUMN_FIELDS]
+    fit = bind(ctx, fit_model)
+    task.input(models_for, [task, remembered], task_outputs, api_visibility="private").then(
+        fit, fit_inputs, fitted, api_visibility="private"
+    )
+    data.task.change(models_for, [data.task, remembered], task_outputs, api_visibility="private").then(
+        fit, fit_inputs, fitted, api_visibility="private"
+    )
+    data.dataset.change(fit, fit_inputs, fitted, api_visibility="private")
 
 
 def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
