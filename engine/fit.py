@@ -4,12 +4,14 @@ leaves for the report. `engine.train` runs it once; the techniques run it for ea
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from transformers import PrinterCallback, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -54,6 +56,7 @@ class Fit:
 def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, resume: bool = False) -> Fit:
     """Fine-tune `model_path` on `prepared` with `spec`'s recipe (a search's best trial, for a search)."""
     params = spec.params
+    transformers.set_seed(params.seed)  # before the new head is initialised: runs repeat, members differ by seed
     task = get_task(spec.task)
     recipe = ctx.recipe
     model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
@@ -67,6 +70,8 @@ def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, res
     trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
     callbacks = [progress, *stopping, *([trial_log] if trial_log else [])]
     checkpoints = ctx.output_dir / CHECKPOINTS
+    if not resume:  # an earlier run of the same job (a member, a round) must not lend this one its checkpoints
+        shutil.rmtree(checkpoints, ignore_errors=True)
     trainer = _trainer(spec, recipe, prepared, ctx.tokenizer, model_init, ctx.output_dir, ctx.precision, callbacks)
     started = time.monotonic()
     if spec.search:

@@ -175,7 +175,18 @@ def ensemble_section(ensemble: dict[str, Any], metric: str) -> str:
     """Each member's score beside the ensemble's, and what the ensemble costs in size and latency."""
     members = [m for m in ensemble.get("members") or [] if isinstance(m, dict)]
     how = SPLIT_WORDS.get(str(ensemble.get("split")), str(ensemble.get("split") or ""))
-    intro = f"<p>{_text(f'{len(members)} members, {how}; the model answers with their averaged probabilities.')}</p>"
+    kept = [m for m in members if m.get("kept", True)]
+    if len(kept) == 1 and len(members) > 1:
+        said = (
+            f"{len(members)} members, {how}; averaging did not beat the best one on the validation split, so the "
+            f"job keeps member {kept[0].get('member')} alone."
+        )
+    else:
+        said = (
+            f"{len(members)} members, {how}; the {len(kept)} kept (each only if averaging it in did not lower the "
+            "validation score) answer with their averaged probabilities."
+        )
+    intro = f"<p>{_text(said)}</p>"
     # The comparison's name of the metric ('macro F1') when there is one, else the report's key made readable.
     name = metric if metric != "score" else str(ensemble.get("metric") or metric).replace("_", " ")
     rows = []
@@ -187,13 +198,17 @@ def ensemble_section(ensemble: dict[str, Any], metric: str) -> str:
                 member.get("member"),
                 which or "n/a",
                 _count(member.get("train_rows")),
+                score(member.get("validation_score")),
                 score(member.get("score")),
                 score(member.get("accuracy")),
                 clock(member.get("wall_seconds")),
+                "yes" if member.get("kept", True) else "no",
             ]
         )
-    rows.append(["Ensemble", "all members", "", score(ensemble.get("score")), score(ensemble.get("accuracy")), ""])
-    table = _table(["Member", "Seed / fold", "Training rows", f"Test {name}", "Accuracy", "Time"], rows)
+    model = "members kept" if len(kept) > 1 else "the member kept"
+    rows.append(["Ensemble", model, "", "", score(ensemble.get("score")), score(ensemble.get("accuracy")), "", ""])
+    header = ["Member", "Seed / fold", "Training rows", f"Validation {name}", f"Test {name}", "Accuracy", "Time"]
+    table = _table([*header, "Kept"], rows)
     facts = []
     if _number(ensemble.get("best_member_score")):
         best = ensemble["best_member_score"]
@@ -215,13 +230,21 @@ def domain_section(domain: dict[str, Any], metric: str) -> str:
     before, after = domain.get("mlm_loss_before"), domain.get("mlm_loss_after")
     change = f" ({signed(after - before)})" if _number(before) and _number(after) else ""
     loss = f"Masked-LM loss on {_count(domain.get('held_out'))} held-out texts: {score(before)} → {score(after)}"
+    head_only = domain.get("mlm_loss_head_only")
+    if _number(head_only):  # the checkpoint had no masked-LM head: it was fitted alone first
+        loss += f" (after fitting the fresh masked-LM head alone: {score(head_only)})"
     epochs = domain.get("epochs")
     read = (
         f"Read {_count(domain.get('texts'))} texts, {epochs:g} epochs" if _number(epochs) else "Read the texts"
     ) + f", {_count(domain.get('steps'))} steps"
     spent = clock(domain.get("wall_seconds"))
     read += f", {spent}." if spent else "."
-    head = " Fine-tuning then started with a fresh task head." if domain.get("fresh_head") else ""
+    head = (
+        " The base model had no masked-LM head: a fresh one was fitted for an epoch with the encoder frozen, then "
+        "the encoder trained with it."
+        if domain.get("fresh_head")
+        else ""
+    )
     return f"<p>{_text(loss + change + '.')}</p><p>{_text(read + head)}</p>"
 
 

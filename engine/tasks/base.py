@@ -104,6 +104,10 @@ class TrainingRecipe(Protocol):
         """The training split's texts as plain text (domain pre-training reads them)."""
         ...
 
+    def training_labels(self, prepared: Prepared) -> list[int]:
+        """The label id of each row of the training split as given (self-training keeps their proportions)."""
+        ...
+
     def test_texts(self, prepared: Prepared) -> list[str]:
         """The test split's texts as plain text (an ensemble's latency is timed on them)."""
         ...

@@ -102,6 +102,11 @@ class SelfTrainingSpec(Frozen):
         lt=1,
         description="Only predictions at least this probable join the training data as pseudo-labels.",
     )
+    balance: bool = Field(
+        default=True,
+        description="Keep the pseudo-labels in the labeled split's label proportions (the most confident of each "
+        "label): a model sure of one label only would otherwise teach itself to say it everywhere.",
+    )
     max_per_label: int | None = Field(
         default=None,
         ge=1,

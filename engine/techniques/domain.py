@@ -22,6 +22,7 @@ from engine.techniques import DomainPretrainingSpec
 DOMAIN_MODEL = "domain-model"
 MIN_TEXTS = 20
 MAX_HELD_OUT = 500
+HEAD_RATE = 1e-3  # the fresh masked-LM head's own warm-up, with the encoder frozen
 HEAD_KEYS = ("cls.", "lm_head", "predictions.", "vocab_")  # parts of masked-LM head weight names across architectures
 
 
@@ -55,10 +56,56 @@ def continue_pretraining(
     eval_batches = _fixed_masks(tokenizer, held_out, params.max_length, collator, params.seed)
     device = device_name()
     before = masked_lm_loss(model.to(device), eval_batches)
+    started = time.monotonic()
+    head_only = None
+    if fresh_head:
+        # A fresh head sends random gradients into the encoder and undoes its pre-training: fit the head alone for
+        # an epoch first (the encoder frozen, a higher rate), so the encoder then adapts to the domain only.
+        frozen = [p for p in model.base_model.parameters() if p.requires_grad]
+        for weight in frozen:
+            weight.requires_grad_(False)
+        _stage(model, encoded, collator, callbacks, work_dir, params, precision, epochs=1.0, rate=HEAD_RATE)
+        for weight in frozen:
+            weight.requires_grad_(True)
+        head_only = masked_lm_loss(model, eval_batches)
+    trainer = _stage(
+        model, encoded, collator, callbacks, work_dir, params, precision, epochs=spec.epochs, rate=spec.learning_rate
+    )
+    seconds = time.monotonic() - started
+    after = masked_lm_loss(trainer.model, eval_batches)
+    folder = work_dir / DOMAIN_MODEL
+    trainer.model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return str(folder), {
+        "texts": len(texts),
+        "held_out": n_held,
+        "epochs": spec.epochs,
+        "steps": trainer.state.global_step,
+        "wall_seconds": round(seconds, 2),
+        "fresh_head": fresh_head,
+        "mlm_loss_before": round(before, 4),
+        "mlm_loss_head_only": None if head_only is None else round(head_only, 4),
+        "mlm_loss_after": round(after, 4),
+    }
+
+
+def _stage(
+    model: Any,
+    encoded: datasets.Dataset,
+    collator: Any,
+    callbacks: list,
+    work_dir: Path,
+    params: TrainingParams,
+    precision: str,
+    *,
+    epochs: float,
+    rate: float,
+) -> Trainer:
+    device = device_name()
     args = TrainingArguments(
         output_dir=str(work_dir / "domain-checkpoints"),
-        num_train_epochs=spec.epochs,
-        learning_rate=spec.learning_rate,
+        num_train_epochs=epochs,
+        learning_rate=rate,
         per_device_train_batch_size=params.batch_size,
         warmup_steps=0.06,
         weight_decay=params.weight_decay,
@@ -74,24 +121,9 @@ def continue_pretraining(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    started = time.monotonic()
     trainer = Trainer(model=model, args=args, train_dataset=encoded, data_collator=collator, callbacks=callbacks)
     trainer.train()
-    seconds = time.monotonic() - started
-    after = masked_lm_loss(trainer.model, eval_batches)
-    folder = work_dir / DOMAIN_MODEL
-    trainer.model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return str(folder), {
-        "texts": len(texts),
-        "held_out": n_held,
-        "epochs": spec.epochs,
-        "steps": trainer.state.global_step,
-        "wall_seconds": round(seconds, 2),
-        "fresh_head": fresh_head,
-        "mlm_loss_before": round(before, 4),
-        "mlm_loss_after": round(after, 4),
-    }
+    return trainer
 
 
 def _encode(tokenizer: Any, texts: list[str], max_length: int) -> datasets.Dataset:

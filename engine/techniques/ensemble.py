@@ -31,6 +31,7 @@ LOG_FLOOR = 1e-12
 class EnsembleOutput(ModelOutput):
     """The ensemble's answer: log of the members' mean probabilities, under the name callers read."""
 
+    loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
 
 
@@ -48,9 +49,13 @@ class EnsembleModel(torch.nn.Module):
         self.config = members[0].config
 
     def forward(self, **inputs: Any) -> EnsembleOutput:
-        inputs.pop("labels", None)
+        labels = inputs.pop("labels", None)
         probs = torch.stack([member(**inputs).logits.float().softmax(-1) for member in self.members]).mean(0)
-        return EnsembleOutput(logits=probs.clamp_min(LOG_FLOOR).log())
+        logits = probs.clamp_min(LOG_FLOOR).log()
+        loss = None
+        if labels is not None:  # the averaged model's own negative log-likelihood, padding (-100) skipped
+            loss = torch.nn.functional.nll_loss(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+        return EnsembleOutput(loss=loss, logits=logits)
 
     def get_input_embeddings(self) -> torch.nn.Module:
         """The first member's (for callers that ask one model; the adversarial hooks visit every member)."""

@@ -91,34 +91,45 @@ def _adversarial(info: dict[str, Any]) -> list[str]:
 
 
 def _ensemble(info: dict[str, Any]) -> list[str]:
+    metric = info["metric"].replace("_", " ")
     rows = [
         [
             str(m["member"]),
             str(m["seed"]),
             "" if m.get("fold") is None else str(m["fold"]),
             str(m["train_rows"]),
+            num(m.get("validation_score")),
             num(m["score"]),
+            "yes" if m.get("kept", True) else "no",
         ]
         for m in info["members"]
     ]
-    rows.append(["Ensemble", "", "", "", num(info.get("score"))])
+    rows.append(["Ensemble", "", "", "", "", num(info.get("score")), ""])
+    kept = info.get("kept", len(info["members"]))
+    if kept == 1:
+        how = (
+            "Averaging did not beat the best member on the validation split, so the job keeps that member alone "
+            "(served as one model)."
+        )
+    else:
+        how = f"The {kept} members kept (each only if averaging it in did not lower the validation score) answer "
+        how += "with their mean probabilities."
     latency = info.get("latency_ms") or {}
     cost = (
         f"Size {_plain_number(info.get('size_mb'))} MB against {_plain_number(info.get('member_size_mb'))} MB for "
         f"one member; {_plain_number(latency.get('ensemble'))} ms per text against "
         f"{_plain_number(latency.get('member'))} ms for one member."
     )
-    best = info.get("best_member_score")
+    header = ["Member", "Seed", "Left-out fold", "Training rows", f"Validation {metric}", f"Test {metric}", "Kept"]
     return [
         "## Ensemble",
         "",
-        f"{len(info['members'])} members ({info['split']}), answering with their mean probabilities; best member "
-        f"{num(best)}, ensemble {num(info.get('score'))} ({info['metric'].replace('_', ' ')}).",
+        f"{len(info['members'])} members trained ({info['split']}). {how} Best member on the test split "
+        f"{num(info.get('best_member_score'))}, the model kept {num(info.get('score'))} ({metric}).",
         "",
-        *table(["Member", "Seed", "Left-out fold", "Training rows", info["metric"].replace("_", " ")], rows),
+        *table(header, rows),
         "",
-        cost,
-        "",
+        *([cost, ""] if kept > 1 else []),
     ]
 
 
@@ -127,13 +138,18 @@ def _plain_number(value: Any) -> str:
 
 
 def _domain(info: dict[str, Any]) -> list[str]:
-    head = " The masked-LM head was not in the checkpoint and started fresh." if info.get("fresh_head") else ""
+    loss = f"{num(info['mlm_loss_before'])} before, {num(info['mlm_loss_after'])} after"
+    if info.get("mlm_loss_head_only") is not None:
+        loss = (
+            f"{num(info['mlm_loss_before'])} with the fresh head, {num(info['mlm_loss_head_only'])} once the head "
+            f"alone was fitted (the checkpoint had none), {num(info['mlm_loss_after'])} after the encoder adapted"
+        )
     return [
         "## Domain pre-training",
         "",
         f"Masked-LM training on {info['texts']} domain texts for {num(info['epochs'])} epoch(s) ({info['steps']} "
         f"steps, {duration(info['wall_seconds'])}). Masked-LM loss on {info['held_out']} held-out texts, same masks: "
-        f"{num(info['mlm_loss_before'])} before, {num(info['mlm_loss_after'])} after.{head}",
+        f"{loss}.",
         "",
     ]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import transformers
+from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from engine.fit import Context, Fit, TrainingStopped, fit
+from engine.fit import CHECKPOINTS, Context, Fit, TrainingStopped, fit
+from engine.hardware import device_name
 from engine.metrics import softmax
 from engine.predict import predict_logits
 from engine.progress import ProgressCallback, announce, stage_phase
@@ -112,11 +113,6 @@ def _unlabeled(spec: JobSpec) -> list[str]:
     return read_unlabeled(spec.data.unlabeled, text_column=spec.data.text_column, encoding=spec.data.encoding)
 
 
-def _fit_seeded(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> Fit:
-    transformers.set_seed(spec.params.seed)  # each member's head starts from its own seed
-    return fit(ctx, spec, prepared, model_path)
-
-
 def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> Tuned:
     ensemble = spec.techniques.ensemble
     metric = get_task(spec.task).headline_metric
@@ -131,7 +127,7 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
         if ensemble.split == "folds":
             keep = np.sort(np.concatenate([fold for i, fold in enumerate(folds) if i != k]))
             member_data = dataclasses.replace(prepared, train=prepared.train.select(keep.tolist()))
-        fitted = _fit_seeded(ctx, member_spec, member_data, model_path)
+        fitted = fit(ctx, member_spec, member_data, model_path)
         scored = ctx.recipe.report(member_spec, fitted.model, ctx.tokenizer, prepared, fitted.train_info)
         members.append(fitted.model)
         rows.append(
@@ -146,23 +142,70 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
                 "train_info": fitted.train_info,
             }
         )
-    train_info = {**rows[0]["train_info"], "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 2)}
+    chosen, validation = select_members(members, lambda candidate: _validation_score(ctx, prepared, candidate))
+    for row, score in zip(rows, validation, strict=True):
+        row.update(validation_score=score, kept=row["member"] - 1 in chosen)
+    train_info = {**rows[chosen[0]]["train_info"], "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 2)}
     for row in rows:
         row.pop("train_info")
-    details = {"ensemble": {"split": ensemble.split, "metric": metric, "members": rows}}
-    return Tuned(EnsembleModel(members), train_info, details, members)
+    details = {"ensemble": {"split": ensemble.split, "metric": metric, "members": rows, "kept": len(chosen)}}
+    kept = [members[i] for i in chosen]
+    if len(kept) == 1:  # averaging did not beat the best member on validation: the job keeps that member
+        return Tuned(kept[0], train_info, details)
+    return Tuned(EnsembleModel(kept), train_info, details, kept)
+
+
+def select_members(members: list[Any], score: Callable[[Any], float | None]) -> tuple[list[int], list[float | None]]:
+    """Ensemble selection on the validation split: the best member first, then each other member, best first, kept
+    only if averaging it in does not lower the validation score. Returns the kept indices and each member's score."""
+    alone = [score(member) for member in members]
+    ranked = sorted(range(len(members)), key=lambda i: -(alone[i] if alone[i] is not None else float("-inf")))
+    chosen, best = [ranked[0]], alone[ranked[0]]
+    for index in ranked[1:]:
+        together = score(EnsembleModel([members[i] for i in [*chosen, index]]))
+        if together is not None and (best is None or together >= best):
+            chosen, best = [*chosen, index], together
+    return sorted(chosen), alone
+
+
+def _validation_score(ctx: Context, prepared: Prepared, model: Any) -> float | None:
+    """The recipe's validation metric of a model (a member or an average of some), as the Trainer computes it."""
+    args = TrainingArguments(
+        output_dir=str(ctx.output_dir / CHECKPOINTS),
+        per_device_eval_batch_size=32,
+        remove_unused_columns=False,  # the columns are the model's inputs already; an ensemble's forward takes **
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device_name() == "cpu",
+        bf16=ctx.precision == "bf16",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        eval_dataset=prepared.validation,
+        data_collator=ctx.recipe.collator(ctx.tokenizer, pad_to_multiple_of=None),
+        compute_metrics=ctx.recipe.compute_metrics(prepared.labels),
+    )
+    trainer.remove_callback(PrinterCallback)
+    value = trainer.evaluate().get(f"eval_{ctx.recipe.metric_for_best_model}")
+    return None if value is None else round(float(value), 4)
 
 
 def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, prepared: Prepared) -> dict[str, Any]:
     task = get_task(spec.task)
     scores = [row["score"] for row in tuned.details["ensemble"]["members"] if row["score"] is not None]
     pick = max if task.greater_is_better else min
-    texts = (ctx.recipe.test_texts(prepared) or [])[:LATENCY_TEXTS]
-    length = spec.params.max_length
-    return {
+    totals = {
         "score": report["metrics"].get(task.headline_metric),
         "accuracy": report["metrics"].get("accuracy"),
         "best_member_score": pick(scores) if scores else None,
+    }
+    if tuned.members is None:  # one member kept alone: no averaging to time
+        return totals
+    texts = (ctx.recipe.test_texts(prepared) or [])[:LATENCY_TEXTS]
+    length = spec.params.max_length
+    return {
+        **totals,
         "latency_ms": {
             "ensemble": latency_ms(lambda t: predict_logits(tuned.model, ctx.tokenizer, t, max_length=length), texts),
             "member": latency_ms(
@@ -177,6 +220,8 @@ def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: 
     recipe, tokenizer = ctx.recipe, ctx.tokenizer
     metric = recipe.metric_for_best_model
     unlabeled = _unlabeled(spec)
+    counts = np.bincount(np.asarray(recipe.training_labels(prepared)), minlength=len(prepared.labels))
+    shares = (counts / max(counts.sum(), 1)).tolist() if settings.balance else None
     rounds: list[dict[str, Any]] = []
     best: tuple[float, int, Fit] | None = None
     current, added = prepared, {}
@@ -193,7 +238,9 @@ def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: 
         if index == settings.rounds:
             break
         probs = softmax(predict_logits(fitted.model, tokenizer, unlabeled, max_length=spec.params.max_length))
-        rows, label_ids = pseudo_labels(probs, threshold=settings.threshold, max_per_label=settings.max_per_label)
+        rows, label_ids = pseudo_labels(
+            probs, threshold=settings.threshold, max_per_label=settings.max_per_label, proportions=shares
+        )
         added = added_per_label(label_ids, prepared.labels)
         # Every round labels all the unlabeled texts afresh with the newest model, added to the labeled split.
         current = recipe.with_pseudo_labels(prepared, [unlabeled[i] for i in rows], label_ids, tokenizer, spec)
@@ -203,6 +250,7 @@ def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: 
             "unlabeled": len(unlabeled),
             "threshold": settings.threshold,
             "max_per_label": settings.max_per_label,
+            "balance": settings.balance,
             "kept_round": kept,
             "rounds": rounds,
         }
@@ -215,7 +263,7 @@ def _plain(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> 
     plain = spec.plain()
     # The same seed gives the same split; only the augmented rows (added to the training split) differ.
     plain_data = ctx.recipe.prepare(plain, ctx.tokenizer) if spec.techniques.augment else prepared
-    fitted = _fit_seeded(ctx, plain, plain_data, model_path)
+    fitted = fit(ctx, plain, plain_data, model_path)
     return fitted, ctx.recipe.report(plain, fitted.model, ctx.tokenizer, plain_data, fitted.train_info)
 
 
@@ -292,7 +340,8 @@ def _save(ctx: Context, tuned: Tuned, report: dict[str, Any]) -> Path:
     shutil.rmtree(ctx.output_dir / DOMAIN_MODEL, ignore_errors=True)  # its encoder lives on inside the model
     if tuned.members is None:
         return ctx.recipe.save(tuned.model, ctx.tokenizer, ctx.output_dir)
-    details = [{k: row[k] for k in ("seed", "fold", "score")} for row in report["techniques"]["ensemble"]["members"]]
+    rows = [row for row in report["techniques"]["ensemble"]["members"] if row.get("kept", True)]
+    details = [{k: row[k] for k in ("member", "seed", "fold", "score", "validation_score")} for row in rows]
     folder = save_ensemble(
         tuned.members, lambda m, into: ctx.recipe.save(m, ctx.tokenizer, into), ctx.output_dir, details
     )

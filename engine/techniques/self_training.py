@@ -8,20 +8,30 @@ import numpy as np
 
 
 def pseudo_labels(
-    probs: np.ndarray, *, threshold: float, max_per_label: int | None = None
+    probs: np.ndarray,
+    *,
+    threshold: float,
+    max_per_label: int | None = None,
+    proportions: list[float] | None = None,
 ) -> tuple[list[int], list[int]]:
     """Rows whose top probability is at least `threshold`, with that label; the most confident first per label,
-    at most `max_per_label` of each. Returns (row indices, label ids), in row order."""
+    at most `max_per_label` of each, and with `proportions` (a share per label) as many of each label as keeps
+    those shares. Returns (row indices, label ids), in row order."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(f"probs must be (texts, labels); got shape {probs.shape}")
     best = probs.argmax(axis=1)
     confidence = probs[np.arange(len(probs)), best]
+    confident = [np.flatnonzero((best == label) & (confidence >= threshold)) for label in range(probs.shape[1])]
+    caps = [len(rows) if max_per_label is None else min(len(rows), max_per_label) for rows in confident]
+    if proportions is not None:
+        # The largest total whose split by `proportions` every label can fill from its confident rows.
+        total = min((cap / share for cap, share in zip(caps, proportions, strict=True) if share > 0), default=0)
+        caps = [min(cap, int(total * share + 1e-9)) for cap, share in zip(caps, proportions, strict=True)]
     keep: list[int] = []
-    for label in range(probs.shape[1]):
-        rows = np.flatnonzero((best == label) & (confidence >= threshold))
+    for rows, cap in zip(confident, caps, strict=True):
         rows = rows[np.argsort(-confidence[rows], kind="stable")]
-        keep.extend(rows[:max_per_label].tolist() if max_per_label else rows.tolist())
+        keep.extend(rows[:cap].tolist())
     keep.sort()
     return keep, [int(best[i]) for i in keep]
 

@@ -89,6 +89,9 @@ class TextClassification:
     def training_texts(self, prepared: Prepared) -> list[str]:
         return list(prepared.raw.train["text"])
 
+    def training_labels(self, prepared: Prepared) -> list[int]:
+        return list(prepared.raw.train["label"])
+
     def test_texts(self, prepared: Prepared) -> list[str]:
         return list(prepared.raw.test["text"])
 

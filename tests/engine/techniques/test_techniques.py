@@ -164,7 +164,8 @@ def test_masked_lm_loss_falls_on_the_domain_text_and_the_adapted_encoder_loads_f
         callbacks=[],
     )
     assert info["texts"] == 80 and info["held_out"] == 8 and info["steps"] > 0
-    assert info["mlm_loss_after"] < info["mlm_loss_before"] - 0.5, info
+    assert info["fresh_head"] and info["mlm_loss_head_only"] < info["mlm_loss_before"]  # the head fitted alone first
+    assert info["mlm_loss_after"] < info["mlm_loss_head_only"] - 0.1, info  # then the encoder learned the domain
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
     reference = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
     weights = dict(reference.named_parameters())
@@ -180,3 +181,32 @@ def test_pseudo_labels_are_only_taken_above_the_threshold_most_confident_first()
     assert rows == [0, 3] and labels == [0, 1]  # the surest of each label
     assert added_per_label(labels, ["正面", "负面", "中性"]) == {"正面": 1, "负面": 1, "中性": 0}
     assert pseudo_labels(probs, threshold=0.99) == ([], [])
+
+
+def test_balanced_pseudo_labels_keep_the_labeled_proportions():
+    # Seven confident 'a', two confident 'b', and a labeled split two thirds 'a': the two 'b' allow 6 in all at
+    # 2/3 and 1/3, so the four surest 'a' and both 'b'.
+    probs = np.array([[0.99 - i / 100, 0.01 + i / 100] for i in range(7)] + [[0.05, 0.95], [0.08, 0.92]])
+    rows, labels = pseudo_labels(probs, threshold=0.9, proportions=[2 / 3, 1 / 3])
+    assert rows == [0, 1, 2, 3, 7, 8] and labels == [0, 0, 0, 0, 1, 1]
+    none_sure = np.array([[0.95, 0.05], [0.97, 0.03]])
+    assert pseudo_labels(none_sure, threshold=0.9, proportions=[0.5, 0.5]) == ([], [])  # one label only: none
+
+
+def test_ensemble_selection_keeps_a_member_only_if_averaging_it_in_does_not_lower_the_validation_score():
+    from engine.techniques.run import select_members
+
+    labels = ["a", "b"]
+    members = _members(labels, (1, 2, 3))
+    alone = {id(members[0]): 0.70, id(members[1]): 0.80, id(members[2]): 0.40}
+
+    def score(model):
+        if isinstance(model, EnsembleModel):
+            kept = {id(m) for m in model.members}
+            return 0.83 if kept == {id(members[0]), id(members[1])} else 0.60
+        return alone[id(model)]
+
+    chosen, scores = select_members(members, score)
+    assert chosen == [0, 1] and scores == [0.70, 0.80, 0.40]  # the weak third would pull the average down
+    alone[id(members[0])] = 0.90  # now no average beats the best member: it is kept alone
+    assert select_members(members, score)[0] == [0]
