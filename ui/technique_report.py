@@ -232,7 +232,7 @@ def domain_section(domain: dict[str, Any], metric: str) -> str:
     loss = f"Masked-LM loss on {_count(domain.get('held_out'))} held-out texts: {score(before)} → {score(after)}"
     head_only = domain.get("mlm_loss_head_only")
     if _number(head_only):  # the checkpoint had no masked-LM head: it was fitted alone first
-        loss += f" (after fitting the fresh masked-LM head alone: {score(head_only)})"
+        change += f"; {score(head_only)} once the fresh masked-LM head alone was fitted"
     epochs = domain.get("epochs")
     read = (
         f"Read {_count(domain.get('texts'))} texts, {epochs:g} epochs" if _number(epochs) else "Read the texts"

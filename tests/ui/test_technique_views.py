@@ -198,8 +198,8 @@ def test_each_technique_has_its_section_with_its_numbers_and_the_texts_whole():
     )
     # Domain pre-training: the masked-LM loss before and after.
     assert (
-        "Masked-LM loss on 300 held-out texts: 6.100 → 3.200 (after fitting the fresh masked-LM head alone: 4.250) "
-        "(-2.900)." in sections
+        "Masked-LM loss on 300 held-out texts: 6.100 → 3.200 (-2.900); 4.250 once the fresh masked-LM head alone was "
+        "fitted." in sections
     )
     assert "Read 3,000 texts, 3 epochs, 120 steps, 1 min 20 s. The base model had no masked-LM head" in sections
     # Self-training: a row per round, the kept one marked, pseudo-labels per label.
