@@ -87,7 +87,7 @@ class TrialLog(TrainerCallback):
     def _better(self, score: float) -> bool:
         if self.best is None:
             return True
-        best = self.trials[self.best.best_trial]["score"]
+        best = self.trials[self.best.best_run]["score"]
         return score > best if self.greater else score < best
 
     def _keep(self, model: torch.nn.Module, state: TrainerState, record: dict[str, Any]) -> None:
@@ -97,7 +97,8 @@ class TrialLog(TrainerCallback):
             model_state=weights,
             history=[dict(h) for h in state.log_history],
             steps=state.global_step,
-            best_trial=len(self.trials) - 1,
+            best_trial=record["number"],
+            best_run=len(self.trials) - 1,  # index into the trials, as the callbacks count training runs
         )
 
 
@@ -183,8 +184,6 @@ def run_search(
             "every trial of the search was pruned or scored nothing; widen search.learning_rate or turn prune off"
         )
     outcome = log.best
-    outcome.trials = [{k: v for k, v in t.items() if k != "scores"} | {"scores": t["scores"]} for t in log.trials]
-    outcome.best_run = outcome.best_trial  # index into the trials, as the callbacks count training runs
-    outcome.best_trial = outcome.trials[outcome.best_run]["number"]
+    outcome.trials = [dict(t) for t in log.trials]
     outcome.stopped_by_budget = budget is not None and len(log.trials) < search.trials
     return outcome

@@ -10,6 +10,7 @@ import gradio as gr
 from engine.memory import GB, available_bytes, estimate, fit_warning, model_shape
 from engine.params import Knob, SearchSpec, TrainingParams, knob
 from engine.presets import DEFAULT_PRESET, PRESETS
+from engine.spec import JobSpec
 from engine.tasks import get_task
 from ui.tabs.common import bounds, help_text
 
@@ -97,18 +98,12 @@ def build_groups() -> dict[str, gr.components.Component]:
         controls["search_on"] = gr.Checkbox(
             value=False,
             label="Search for the learning rate",
-            info=help_text(_search_field()),
+            info=help_text(JobSpec.model_fields["search"]),
             elem_id="train-search-on",
         )
         with gr.Row():
             controls.update({name: widget(name) for name in SEARCH_FIELDS})
     return controls
-
-
-def _search_field() -> Any:
-    from engine.spec import JobSpec
-
-    return JobSpec.model_fields["search"]
 
 
 def preset_radio() -> gr.Radio:
