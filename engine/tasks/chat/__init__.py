@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from engine.spec import DataSpec
 
 NAME = "chat"
+# A reply may not repeat any run of this many of its own tokens: small fine-tuned models otherwise loop ("I'm not
+# sure I'm sure I'm not sure ...") until the token limit (engine.tasks.chat.generation.NoRepeatInReply).
+NO_REPEAT_NGRAM = 4
 HOW_TO_READ = (
     "**How to read this.** *Loss* and *perplexity* measure how well the model predicts the real answers of "
     "held-out conversations (lower is better). Compare the fine-tuned model with the base model it started "

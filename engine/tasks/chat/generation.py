@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, TextIteratorStreamer
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TextIteratorStreamer,
+)
+
+from engine.tasks.chat import NO_REPEAT_NGRAM
 
 
 @dataclass(frozen=True)
@@ -33,9 +41,39 @@ def _prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict], device: to
     return {k: v.to(device) for k, v in encoded.items()}
 
 
-def _sampling(temperature: float, top_p: float, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase) -> dict:
+class NoRepeatInReply(LogitsProcessor):
+    """Bans each next token that would repeat an n-gram the reply itself already holds. The prompt is left out, so
+    a sign-off or a name that earlier turns used can be said again."""
+
+    def __init__(self, prompt_length: int, size: int = NO_REPEAT_NGRAM) -> None:
+        self.prompt_length = prompt_length
+        self.size = size
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        reply = input_ids[:, self.prompt_length :].tolist()
+        for row, tokens in enumerate(reply):
+            if len(tokens) < self.size:
+                continue
+            tail = tuple(tokens[len(tokens) - self.size + 1 :])
+            banned = {
+                tokens[i + self.size - 1]
+                for i in range(len(tokens) - self.size + 1)
+                if tuple(tokens[i : i + self.size - 1]) == tail
+            }
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
+
+
+def _sampling(
+    temperature: float, top_p: float, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase, prompt_length: int
+) -> dict:
     # temperature 0 means greedy: reproducible answers for reports and tests.
-    args: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    args: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "pad_token_id": tokenizer.pad_token_id,
+        "logits_processor": LogitsProcessorList([NoRepeatInReply(prompt_length)]),
+    }
     if tokenizer.eos_token_id is not None:
         # The template's end of turn (a base model's added template sets it) ends a reply like the model's own eos.
         args["eos_token_id"] = tokenizer.eos_token_id
@@ -61,7 +99,8 @@ def generate_reply(
     model.eval()
     started = time.perf_counter()
     with torch.inference_mode():
-        output = model.generate(**inputs, **_sampling(temperature, top_p, max_new_tokens, tokenizer))
+        sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, inputs["input_ids"].shape[1])
+        output = model.generate(**inputs, **sampling)
     seconds = time.perf_counter() - started
     new = output[0, inputs["input_ids"].shape[1] :]
     return Reply(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]), seconds)
@@ -84,7 +123,8 @@ def stream_reply(
 
     def run() -> None:
         with torch.inference_mode():
-            model.generate(**inputs, streamer=streamer, **_sampling(temperature, top_p, max_new_tokens, tokenizer))
+            sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, inputs["input_ids"].shape[1])
+            model.generate(**inputs, streamer=streamer, **sampling)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -113,3 +153,12 @@ def mean_token_loss(model: PreTrainedModel, collator: Any, rows: list[dict], *, 
 def perplexity(loss: float) -> float:
     """exp(loss), kept finite for display."""
     return math.exp(min(loss, 50.0))
+
+
+def distinct_2(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> float | None:
+    """Distinct token bigrams over all bigrams of each text, pooled (1.0: no pair repeats; a loop drives it down)."""
+    pairs = []
+    for text in texts:
+        ids = tokenizer.encode(text or "", add_special_tokens=False)
+        pairs += list(zip(ids, ids[1:], strict=False))
+    return round(len(set(pairs)) / len(pairs), 4) if pairs else None

@@ -21,7 +21,7 @@ from engine.tasks.chat.data import (
     tokenize_conversation,
     tokenize_text,
 )
-from engine.tasks.chat.generation import generate_reply, mean_token_loss, perplexity
+from engine.tasks.chat.generation import distinct_2, generate_reply, mean_token_loss, perplexity
 from engine.tasks.chat.report import build_chat_report
 
 REPORT_GENERATIONS = 10
@@ -85,6 +85,11 @@ class Chat:
             {"prompt": prompt, "reference": reference, "base": b.text, "fine_tuned": t.text}
             for (prompt, reference), b, t in zip(prompts, before, tuned, strict=True)
         ]
+        repetition = {  # distinct-2 of each side's answers: a reply that loops scores far below the references
+            "base": distinct_2(tokenizer, [b.text for b in before]),
+            "fine_tuned": distinct_2(tokenizer, [t.text for t in tuned]),
+            "reference": distinct_2(tokenizer, [reference for _, reference in prompts]),
+        }
         seconds = sum(t.seconds for t in tuned)
         speed = round(sum(t.new_tokens for t in tuned) / seconds, 1) if seconds else None
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -106,6 +111,7 @@ class Chat:
             n_held_out=len(held_out),
             generations=generations,
             generation_tokens_per_second=speed,
+            repetition=repetition,
             data_summary=data.summary,
             train_info=train_info,
         )

@@ -8,7 +8,7 @@ from typing import Any
 from engine.markdown import cell as escape_cell
 from engine.markdown import recipe_lines
 from engine.markdown import table as markdown_table
-from engine.tasks.chat import NAME
+from engine.tasks.chat import NAME, NO_REPEAT_NGRAM
 from engine.techniques.markdown import technique_sections
 
 _TRAIN_KEYS = (
@@ -38,6 +38,7 @@ def build_chat_report(
     generation_tokens_per_second: float | None,
     data_summary: dict,
     train_info: dict | None,
+    repetition: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """report.json for a chat job; `baseline` is the base model on the same held-out conversations."""
     return {
@@ -47,6 +48,7 @@ def build_chat_report(
         "split": "test",
         "n_test": n_held_out,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "repetition": repetition,
         "metrics": {
             "loss": round(loss, 4),
             "perplexity": round(perplexity, 3),
@@ -121,6 +123,18 @@ def render_chat_markdown(report: dict) -> str:
         lines += ["", f"Generation speed (fine-tuned, greedy): {speed} tokens/s."]
     if report.get("generations"):
         lines += ["", "## Generations on held-out prompts", ""]
+        repetition = report.get("repetition") or {}
+        if any(v is not None for v in repetition.values()):
+            shown = ", ".join(
+                f"{name} {repetition[key]:.3f}"
+                for key, name in (("base", "base"), ("fine_tuned", "fine-tuned"), ("reference", "reference"))
+                if repetition.get(key) is not None
+            )
+            lines += [
+                f"Distinct-2 (share of token pairs that are new; a looping answer scores low): {shown}. Replies "
+                f"never repeat a run of {NO_REPEAT_NGRAM} of their own tokens.",
+                "",
+            ]
         for i, row in enumerate(report["generations"], 1):
             last_user = next((t["content"] for t in reversed(row["prompt"]) if t["role"] == "user"), "")
             lines += [
