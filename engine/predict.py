@@ -180,13 +180,13 @@ def predict_table(
     text_column: str | None,
 ) -> int:
     """Read a table of texts, add the prediction columns `columns(texts, as_json)` makes, write it atomically."""
-    from engine.tabular import read_table
+    from engine.tabular import likely_text_column, read_table
 
     output_path = Path(output_path)
     if output_path.suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ValueError(f"cannot write predictions to {output_path.name}: use a .csv or .jsonl file name")
     frame = read_table(input_path).frame
-    column = text_column or _likely_text_column(list(frame.columns), frame)
+    column = text_column or likely_text_column(frame)
     if column not in frame.columns:
         raise DataError(f"text column {column!r} not found in {input_path}; columns are {list(frame.columns)}")
     texts = ["" if v is None else str(v) for v in frame[column].tolist()]
@@ -200,13 +200,3 @@ def predict_table(
         out.to_json(partial, orient="records", lines=True, force_ascii=False)
     os.replace(partial, output_path)
     return len(out)
-
-
-def _likely_text_column(columns: list[str], frame) -> str:
-    # Unlabeled input: a column called text, the only column, or the string column with the longest values.
-    if "text" in columns:
-        return "text"
-    if len(columns) == 1:
-        return columns[0]
-    lengths = {c: frame[c].astype(str).str.len().mean() for c in columns}
-    return max(lengths, key=lengths.get)

@@ -385,3 +385,14 @@ def missing_column(kind: str, name: str, columns: list[str]) -> str:
     message = f"{kind} column '{name}' not found; columns are {columns}"
     close = [c for c in columns if c.strip().lower() == name.strip().lower()]
     return message + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def likely_text_column(frame: pd.DataFrame) -> str:
+    """The text column of an unlabeled table: one called text, the only column, or the one with the longest values."""
+    columns = list(frame.columns)
+    if "text" in columns:
+        return "text"
+    if len(columns) == 1:
+        return columns[0]
+    lengths = {c: frame[c].astype(str).str.len().mean() for c in columns}
+    return max(lengths, key=lengths.get)

@@ -58,12 +58,13 @@ def train_with_techniques(ctx: Context, spec: JobSpec, prepared: Prepared, model
     if "augmentation" in prepared.summary:
         info["augment"] = prepared.summary["augmentation"]
     tuned_path = model_path
+    unlabeled = _unlabeled(spec) if spec.data.unlabeled else []  # read once: both stages may use it
     if techniques.domain_pretraining:
-        tuned_path, info["domain_pretraining"] = _domain_stage(ctx, spec, prepared, model_path)
+        tuned_path, info["domain_pretraining"] = _domain_stage(ctx, spec, prepared, model_path, unlabeled)
     if techniques.ensemble:
         tuned = _ensemble(ctx, spec, prepared, tuned_path)
     elif techniques.self_training:
-        tuned = _self_training(ctx, spec, prepared, tuned_path)
+        tuned = _self_training(ctx, spec, prepared, tuned_path, unlabeled)
     else:
         fitted = fit(ctx, spec, prepared, tuned_path)
         tuned = Tuned(fitted.model, fitted.train_info, {})
@@ -87,10 +88,12 @@ def train_with_techniques(ctx: Context, spec: JobSpec, prepared: Prepared, model
     return Outcome(report, lambda: _save(ctx, tuned, report))
 
 
-def _domain_stage(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> tuple[str, dict[str, Any]]:
+def _domain_stage(
+    ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, unlabeled: list[str]
+) -> tuple[str, dict[str, Any]]:
     stage = spec.techniques.domain_pretraining
     announce(ctx.on_event, stage_phase("domain pre-training"))
-    texts = _unlabeled(spec) if spec.data.unlabeled else []
+    texts = list(unlabeled)
     if stage.use_training_texts:
         texts = list(dict.fromkeys([*texts, *ctx.recipe.training_texts(prepared)]))
     progress = ProgressCallback(ctx.on_event, ctx.should_stop, samples_per_step=spec.params.batch_size)
@@ -215,11 +218,10 @@ def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, pr
     }
 
 
-def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> Tuned:
+def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, unlabeled: list[str]) -> Tuned:
     settings = spec.techniques.self_training
     recipe, tokenizer = ctx.recipe, ctx.tokenizer
     metric = recipe.metric_for_best_model
-    unlabeled = _unlabeled(spec)
     counts = np.bincount(np.asarray(recipe.training_labels(prepared)), minlength=len(prepared.labels))
     shares = (counts / max(counts.sum(), 1)).tolist() if settings.balance else None
     rounds: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 from engine.encodings import decode_text
 from engine.errors import DataError
 from engine.paths import max_upload_bytes
-from engine.tabular import read_bytes, read_table
+from engine.tabular import likely_text_column, read_bytes, read_table
 
 TEXT_SUFFIXES = (".txt", ".text")
 MIN_TEXTS = 10
@@ -21,7 +21,7 @@ def read_unlabeled(path: str | Path, *, text_column: str | None = None, encoding
         texts = text.splitlines()
     else:
         frame = read_table(path, encoding=encoding).frame
-        column = text_column if text_column in frame.columns else _text_column(frame)
+        column = text_column if text_column in frame.columns else likely_text_column(frame)
         texts = ["" if value is None else str(value) for value in frame[column].tolist()]
     unique = list(dict.fromkeys(t.strip() for t in texts if t and t.strip() and t.strip().lower() != "nan"))
     if len(unique) < MIN_TEXTS:
@@ -30,14 +30,3 @@ def read_unlabeled(path: str | Path, *, text_column: str | None = None, encoding
             "(a .txt file with one text per line, or a table with a text column)"
         )
     return unique
-
-
-def _text_column(frame) -> str:
-    # The column called text, the only one, or the one with the longest values.
-    columns = [str(c) for c in frame.columns]
-    if "text" in columns:
-        return "text"
-    if len(columns) == 1:
-        return columns[0]
-    lengths = {c: frame[c].astype(str).str.len().mean() for c in columns}
-    return max(lengths, key=lengths.get)
