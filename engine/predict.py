@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.errors import DataError
+from engine.hardware import (
+    InferencePrecision,
+    cpu_has_amx,
+    device_name,
+    limit_threads_to_cores,
+    resolve_inference_precision,
+)
 from engine.metrics import softmax
 from engine.tasks import Task, task_of_model
 from engine.tasks.chat.generation import generate_reply, stream_reply
@@ -20,6 +28,78 @@ from engine.tasks.token_classification.predict import predict_word_tags, tag_spa
 from engine.techniques.ensemble import is_ensemble, load_ensemble
 
 DEFAULT_MAX_LENGTH = 512
+# Padded tokens one forward pass may hold: 32 texts of 256 tokens; short texts still stop at `batch_size` apiece.
+DEFAULT_MAX_BATCH_TOKENS = 8192
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, texts: list, *, max_length: int, **options: Any) -> BatchEncoding:
+    """Every text tokenized once, truncated and unpadded (lists of ids); batches are padded later, each to its own."""
+    return tokenizer(texts, truncation=True, max_length=max_length, **options)
+
+
+def length_batches(
+    lengths: list[int], *, batch_size: int, max_tokens: int = DEFAULT_MAX_BATCH_TOKENS
+) -> list[list[int]]:
+    """Indices sorted by length, cut into batches of at most `batch_size` texts and `max_tokens` padded tokens."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):  # stable: equal lengths keep their order
+        # Sorted ascending, so the newcomer is the batch's longest: the batch would pad to its length.
+        if current and (len(current) >= batch_size or lengths[i] * (len(current) + 1) > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_multiple(device: torch.device) -> int:
+    """The multiple sequence lengths are padded to: 8 where matmul tiles want it (GPU tensor cores, AMX), else 1."""
+    return 8 if device.type == "cuda" or (device.type == "cpu" and cpu_has_amx()) else 1
+
+
+def padded_batch(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, encoding: BatchEncoding, idx: list[int]
+) -> dict[str, torch.Tensor]:
+    """The model inputs of texts `idx`, right-padded to the batch's longest (rounded up to `pad_multiple`).
+
+    Right padding always: real tokens keep positions 0..n-1 whatever the tokenizer's side, so a text's logits do not
+    depend on its batch, and a token's logits sit at the same index as in the unpadded encoding.
+    """
+    device = next(model.parameters()).device
+    rows = [encoding["input_ids"][i] for i in idx]
+    longest = max(len(row) for row in rows)
+    multiple = pad_multiple(device)
+    width = -(-longest // multiple) * multiple
+    width = max(longest, min(width, getattr(model.config, "max_position_embeddings", None) or width))
+    pads = {"input_ids": tokenizer.pad_token_id or 0, "token_type_ids": tokenizer.pad_token_type_id}
+    batch: dict[str, torch.Tensor] = {}
+    for name in tokenizer.model_input_names:
+        if name not in encoding:
+            continue
+        array = np.full((len(idx), width), pads.get(name, 0), dtype=np.int64)
+        for r, i in enumerate(idx):
+            values = encoding[name][i]
+            array[r, : len(values)] = values
+        batch[name] = torch.from_numpy(array).to(device)
+    return batch
+
+
+def batched_logits(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    encoding: BatchEncoding,
+    *,
+    batch_size: int,
+    max_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(indices, float32 logits) per length-sorted batch of an unpadded encoding; rows follow `indices`."""
+    lengths = [len(ids) for ids in encoding["input_ids"]]
+    with torch.inference_mode():
+        for idx in length_batches(lengths, batch_size=batch_size, max_tokens=max_tokens):
+            logits = model(**padded_batch(model, tokenizer, encoding, idx)).logits
+            yield idx, logits.float().cpu().numpy()
 
 
 def predict_logits(
@@ -29,43 +109,70 @@ def predict_logits(
     *,
     max_length: int,
     batch_size: int = 32,
+    max_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
 ) -> np.ndarray:
-    """Logits for `texts`, in the order given; batches are formed by length so little time goes into padding."""
-    if not texts:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    """Float32 logits for `texts`, in the order given; batches are formed by token count so little goes to padding."""
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            ).to(device)
-            out[idx] = model(**batch).logits.float().cpu().numpy()
+    if not texts:
+        return out
+    encoding = encode(tokenizer, texts, max_length=max_length)
+    for idx, logits in batched_logits(model, tokenizer, encoding, batch_size=batch_size, max_tokens=max_tokens):
+        out[idx] = logits
     return out
+
+
+def with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The model in an inference precision: fp32, bf16 weights, or int8 Linear layers (dynamic quantization)."""
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    model = model.float()
+    if precision == "int8":
+        with warnings.catch_warnings():  # torch points eager quantization users at torchao, not installed here
+            warnings.filterwarnings("ignore", message="torch.ao.quantization", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 class Predictor:
     """A fine-tuned model loaded once from its folder: `classify`, `tag` or `chat`, as its task offers."""
 
-    def __init__(self, model_dir: str | Path, *, device: str | None = None, batch_size: int = 32):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        precision: InferencePrecision = "auto",
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+    ):
+        """Load the model of `model_dir`; a classifier or tagger runs in `precision` ('auto': bf16 where fast).
+
+        `batch_size` and `max_batch_tokens` cap the texts and the padded tokens of one forward pass.
+        """
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise FileNotFoundError(
                 f"{self.model_dir} is not a model folder (no config.json); "
                 "pass the 'model' folder inside a training output, e.g. runs/reviews/model"
             )
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or device_name()
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.threads = limit_threads_to_cores()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.task_info: Task = task_of_model(_config(self.model_dir))
         self.task = self.task_info.name
+        # Only encoders answering classify() or tag() change precision; a chat model keeps the dtype it was saved in.
+        encoder = self.task_info.playground in (self.classify.__name__, self.tag.__name__)
+        if not encoder and precision != "auto":
+            raise ValueError(f"precision {precision!r} applies to classifiers and taggers, not a {self.task} model")
+        self.precision: str | None = resolve_inference_precision(precision, self.device) if encoder else None
         if is_ensemble(self.model_dir):  # members averaged; everything below reads it as one model
-            self.model = load_ensemble(self.model_dir, self.task_info.load_model, self.device)
+            model = load_ensemble(self.model_dir, self.task_info.load_model, self.device)
         else:
-            self.model = self.task_info.load_model(self.model_dir, self.device)
+            model = self.task_info.load_model(self.model_dir, self.device)
+        self.model = with_precision(model, self.precision) if self.precision else model
         self.labels: list[str] = self.task_info.labels_of(self.model)
         self.max_length = self._trained_max_length()
 
@@ -95,7 +202,12 @@ class Predictor:
         """Class probabilities, one row per text, columns in `self.labels` order."""
         self._expect(self.classify)
         logits = predict_logits(
-            self.model, self.tokenizer, list(texts), max_length=self.max_length, batch_size=self.batch_size
+            self.model,
+            self.tokenizer,
+            list(texts),
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens=self.max_batch_tokens,
         )
         return softmax(logits)
 
@@ -122,13 +234,29 @@ class Predictor:
         if isinstance(texts, str):
             texts = [texts]
 
-        return tag_spans(self.model, self.tokenizer, list(texts), labels=self.labels, max_length=self.max_length)
+        return tag_spans(
+            self.model,
+            self.tokenizer,
+            list(texts),
+            labels=self.labels,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens=self.max_batch_tokens,
+        )
 
     def tag_words(self, sentences: list[list[str]]) -> list[list[str]]:
         """A tag for every word of pre-tokenized sentences."""
         self._expect(self.tag)
 
-        return predict_word_tags(self.model, self.tokenizer, sentences, labels=self.labels, max_length=self.max_length)
+        return predict_word_tags(
+            self.model,
+            self.tokenizer,
+            sentences,
+            labels=self.labels,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens=self.max_batch_tokens,
+        )
 
     def chat(
         self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0

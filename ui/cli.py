@@ -23,6 +23,9 @@ from ui.cli_params import (
 )
 from ui.serve import add_serve_command
 
+# engine.hardware.INFERENCE_PRECISIONS, spelled out so that `playground --help` does not import torch.
+PREDICT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
 # Errors a user can fix: printed as one readable line, never as a traceback.
 USER_ERRORS = (DataError, ModelNotFoundError, FileExistsError, FileNotFoundError, ValueError)
 
@@ -96,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-column", help="column of --input holding the texts (guessed when absent)")
     predict.add_argument("--output", type=Path, help="where to write the results for --input (.csv or .jsonl)")
     predict.add_argument("--max-new-tokens", type=int, default=256, help="chat: longest answer in tokens")
+    predict.add_argument(
+        "--precision",
+        choices=PREDICT_PRECISIONS,
+        default="auto",
+        help="classifiers and taggers: auto (bf16 where the CPU or GPU runs it fast, else fp32), fp32, bf16, "
+        "or int8 (dynamically quantized Linear layers, CPU only: faster, may change a few predictions)",
+    )
     predict.add_argument("--json", action="store_true", help="print predictions as JSON")
     predict.set_defaults(handler=_cmd_predict)
 
@@ -222,7 +232,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from engine.predict import Predictor
 
-    predictor = Predictor(args.model)
+    predictor = Predictor(args.model, precision=args.precision)
     if args.text:
         results = _predict_texts(predictor, args.text, args.max_new_tokens)
         if args.json:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.metrics import softmax
@@ -20,6 +19,22 @@ def _word_probs(word_ids: list[int | None], probs: np.ndarray) -> dict[int, np.n
     return first
 
 
+def _token_probs(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, encoding: Any, *, batch_size: int, max_tokens: int
+) -> list[np.ndarray]:
+    """Per-token label probabilities of each encoded text (its own length, no padding), in the encoding's order."""
+    # engine.predict imports this module, so its batching helpers are imported when first used.
+    from engine.predict import batched_logits
+
+    lengths = [len(ids) for ids in encoding["input_ids"]]
+    probs: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * len(lengths)
+    for idx, logits in batched_logits(model, tokenizer, encoding, batch_size=batch_size, max_tokens=max_tokens):
+        batch_probs = softmax(logits)
+        for r, i in enumerate(idx):
+            probs[i] = batch_probs[r, : lengths[i]]  # right-padded: a text's tokens come first
+    return probs
+
+
 def predict_word_tags(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -28,26 +43,17 @@ def predict_word_tags(
     labels: list[str],
     max_length: int,
     batch_size: int = 32,
+    max_tokens: int = 8192,
 ) -> list[list[str]]:
     """A tag for every word of each pre-tokenized sentence; words cut off by truncation are tagged 'O'."""
-    device = next(model.parameters()).device
-    model.eval()
+    if not sentences:
+        return []
+    enc = tokenizer(sentences, is_split_into_words=True, truncation=True, max_length=max_length)
+    probs = _token_probs(model, tokenizer, enc, batch_size=batch_size, max_tokens=max_tokens)
     tags: list[list[str]] = []
-    with torch.inference_mode():
-        for start in range(0, len(sentences), batch_size):
-            batch = sentences[start : start + batch_size]
-            enc = tokenizer(
-                batch,
-                is_split_into_words=True,
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            probs = softmax(model(**enc.to(device)).logits.float().cpu().numpy())
-            for i, words in enumerate(batch):
-                by_word = _word_probs(enc.word_ids(i), probs[i])
-                tags.append([labels[int(by_word[w].argmax())] if w in by_word else "O" for w in range(len(words))])
+    for i, words in enumerate(sentences):
+        by_word = _word_probs(enc.word_ids(i), probs[i])
+        tags.append([labels[int(by_word[w].argmax())] if w in by_word else "O" for w in range(len(words))])
     return tags
 
 
@@ -59,27 +65,17 @@ def tag_spans(
     labels: list[str],
     max_length: int,
     batch_size: int = 16,
+    max_tokens: int = 8192,
 ) -> list[list[dict[str, Any]]]:
     """Entity spans (text, type, start, end, score) with character offsets into each raw text."""
-    device = next(model.parameters()).device
-    model.eval()
-    results: list[list[dict[str, Any]]] = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            enc = tokenizer(
-                batch,
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_offsets_mapping=True,
-                return_tensors="pt",
-            )
-            offsets = enc.pop("offset_mapping").numpy()
-            probs = softmax(model(**enc.to(device)).logits.float().cpu().numpy())
-            for i, text in enumerate(batch):
-                results.append(_spans(text, enc.word_ids(i), offsets[i], probs[i], labels))
-    return results
+    if not texts:
+        return []
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    probs = _token_probs(model, tokenizer, enc, batch_size=batch_size, max_tokens=max_tokens)
+    return [
+        _spans(text, enc.word_ids(i), np.asarray(enc["offset_mapping"][i]).reshape(-1, 2), probs[i], labels)
+        for i, text in enumerate(texts)
+    ]
 
 
 def _spans(

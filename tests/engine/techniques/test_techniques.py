@@ -139,7 +139,7 @@ def test_an_ensemble_answers_with_the_mean_of_its_members_probabilities_after_a_
     )
     assert sorted(p.name for p in (folder / "members").iterdir()) == ["1", "2", "3"]
     assert (folder / "ensemble.json").is_file() and not list(folder.glob("*.safetensors"))  # weights per member
-    predictor = Predictor(folder)
+    predictor = Predictor(folder, precision="fp32")  # the members average exactly in fp32
     each = [torch.tensor(predict_logits(m, tokenizer, texts, max_length=predictor.max_length)) for m in members]
     for row, mean in zip(predictor.classify(texts), torch.stack(each).softmax(-1).mean(0), strict=True):
         assert [row["scores"][label] for label in labels] == pytest.approx(mean.tolist(), abs=1e-5)
