@@ -4,6 +4,7 @@ early-stopping callback that remembers where and why it stopped."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from transformers import EarlyStoppingCallback, TrainerControl, TrainerState, Tr
 
 from engine.hardware import device_name
 from engine.params import TrainingParams
+from engine.paths import model_cache
 
 OPTIMIZERS = {"adamw": "adamw_torch_fused", "adafactor": "adafactor"}  # spec name -> TrainingArguments.optim
 
@@ -21,6 +23,21 @@ def optimizer_steps(params: TrainingParams, n_train: int) -> int:
     return math.ceil(max(1, batches // params.gradient_accumulation_steps) * params.epochs)
 
 
+COMPILE_MIN_STEPS = 300  # below this a compile's warm-up (about a minute) costs more than it saves on a GPU
+
+
+def compiles(params: TrainingParams, total_steps: int) -> bool:
+    """Whether the job runs torch.compile: asked for, or 'auto' on a GPU for a job long enough to pay it back."""
+    if params.compile != "auto":
+        return params.compile == "on"
+    return device_name() == "cuda" and total_steps >= COMPILE_MIN_STEPS
+
+
+def compile_cache() -> Path:
+    """Inductor's cache of compiled graphs, beside the converted models, so the next job with the model starts warm."""
+    return model_cache().parent / "inductor"
+
+
 def training_args(
     params: TrainingParams,
     metric_for_best_model: str,
@@ -29,12 +46,16 @@ def training_args(
     precision: str,
     *,
     n_train: int,
+    prediction_loss_only: bool = False,
 ) -> TrainingArguments:
     """TrainingArguments for a job: every recipe knob goes through the Trainer, none through a loop of our own."""
     total_steps = optimizer_steps(params, n_train)
     # transformers 5: a warm-up below 1 is a ratio of the total steps, a whole number is steps.
     warmup = params.warmup_steps if params.warmup_steps is not None else params.warmup_ratio
     by_steps = params.eval_strategy == "steps"
+    compiled = compiles(params, total_steps)
+    if compiled:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache()))
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=params.epochs,
@@ -70,6 +91,8 @@ def training_args(
         fp16=precision == "fp16",
         use_cpu=device_name() == "cpu",
         train_sampling_strategy="group_by_length",  # less padding per batch: faster on CPU
+        torch_compile=compiled,
+        prediction_loss_only=prediction_loss_only,
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,

@@ -3,6 +3,7 @@ leaves for the report. `engine.train` runs it once; the techniques run it for ea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import time
@@ -16,7 +17,8 @@ from transformers import PrinterCallback, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from engine.arguments import EarlyStopping, recipe_callbacks, training_args
-from engine.hardware import device_name
+from engine.hardware import autocast_precision, device_name
+from engine.precision import COMPUTE_DTYPE, pure_bf16, with_master_weights
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
 from engine.regularise import class_weights, regularise, weighted_loss
 from engine.search import SearchStopped, TrialLog, run_search
@@ -59,7 +61,8 @@ def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, res
     transformers.set_seed(params.seed)  # before the new head is initialised: runs repeat, members differ by seed
     task = get_task(spec.task)
     recipe = ctx.recipe
-    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels)
+    pure = pure_bf16(ctx.precision, task.architecture)
+    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels, pure)
     progress = ProgressCallback(
         ctx.on_event,
         ctx.should_stop,
@@ -72,7 +75,14 @@ def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, res
     checkpoints = ctx.output_dir / CHECKPOINTS
     if not resume:  # an earlier run of the same job (a member, a round) must not lend this one its checkpoints
         shutil.rmtree(checkpoints, ignore_errors=True)
-    trainer = _trainer(spec, recipe, prepared, ctx.tokenizer, model_init, ctx.output_dir, ctx.precision, callbacks)
+    # Evaluation batches rows of like length (the metrics do not depend on the order): less padding to compute.
+    prepared = dataclasses.replace(prepared, validation=by_length(prepared.validation))
+    # bf16 weights need no autocast: the Trainer runs as in fp32, and the optimizer it builds steps fp32 masters.
+    autocast = "fp32" if pure else autocast_precision(ctx.precision)
+    trainer = _trainer(spec, recipe, prepared, ctx.tokenizer, model_init, ctx.output_dir, autocast, callbacks)
+    if pure:
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args)
+        trainer.optimizer_cls_and_kwargs = (with_master_weights(optimizer_cls), optimizer_kwargs)
     started = time.monotonic()
     if spec.search:
         run, spec = _search(trainer, spec, trial_log, model_init, ctx.should_stop)
@@ -86,6 +96,7 @@ def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, res
     train_info = _train_info(run, spec, len(prepared.train), recipe, seconds, ctx.precision)
     run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
     train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
+    train_info["bf16_weights"] = pure  # pure bf16 with fp32 masters, rather than autocast over fp32 weights
     return Fit(trainer.model, train_info, seconds)
 
 
@@ -99,12 +110,14 @@ class Run:
     search: dict[str, Any] | None = None  # the trials, for a search
 
 
-def _build_model(recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], trial: Any = None):
+def _build_model(
+    recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], pure: bool = False, trial: Any = None
+):
     # Called once, or once per trial of a search (the Trainer's model_init); the trial's knobs reach the Trainer's
     # arguments, not the model.
     model = recipe.build_model(spec, model_path, labels)
     regularise(model, spec.params)
-    return model
+    return model.to(COMPUTE_DTYPE) if pure else model  # its optimizer keeps the fp32 masters
 
 
 def _trainer(
@@ -125,6 +138,8 @@ def _trainer(
         output_dir / CHECKPOINTS,
         precision,
         n_train=len(prepared.train),
+        # A recipe's own loss hands back no logits, so evaluation gathers none (chat's would fill the memory).
+        prediction_loss_only=hasattr(recipe, "compute_loss"),
     )
     weights = class_weights(params, prepared.labels, _train_labels(prepared))
     # Our loss for class weights, and for a classifier that accumulates (see weighted_loss); a causal LM's own loss
@@ -132,20 +147,37 @@ def _trainer(
     heads = get_task(spec.task).architecture == "encoder"
     own_loss = weights is not None or (heads and params.gradient_accumulation_steps > 1)
     adversarial = spec.techniques.adversarial if spec.techniques else None
-    make = Trainer if adversarial is None else functools.partial(AdversarialTrainer, adversarial=adversarial)
+    base, extra = (Trainer, {}) if adversarial is None else (AdversarialTrainer, {"adversarial": adversarial})
+    if hasattr(recipe, "compute_loss"):  # the recipe's own loss replaces the model's (chat's skips most logits)
+        own = recipe.compute_loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = own(model, inputs, num_items_in_batch)
+            return (loss, {}) if return_outputs else loss
+
+        base = type(f"Recipe{base.__name__}", (base,), {"compute_loss": compute_loss})
+    make = functools.partial(base, **extra)
     trainer = make(
         model=None if spec.search else model_init(),
         model_init=model_init if spec.search else None,  # a search builds a fresh model for each trial
         args=args,
         train_dataset=prepared.train,
         eval_dataset=prepared.validation,
-        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None),
+        data_collator=recipe.collator(tokenizer, pad_to_multiple_of=8 if device_name() == "cuda" else None),
         compute_metrics=recipe.compute_metrics(prepared.labels),
         compute_loss_func=weighted_loss(weights, params.label_smoothing) if own_loss else None,
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # progress leaves through on_event, not stdout
     return trainer
+
+
+def by_length(rows: Any) -> Any:
+    """The rows of a tokenized split, shortest first, so each evaluation batch pads little."""
+    if rows is None or "input_ids" not in rows.column_names or len(rows) < 2:
+        return rows
+    order = sorted(range(len(rows)), key=[len(ids) for ids in rows["input_ids"]].__getitem__)
+    return rows.select(order).flatten_indices()
 
 
 def _train_labels(prepared: Prepared) -> list[Any]:

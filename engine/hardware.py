@@ -34,14 +34,19 @@ def resolve_precision(requested: Precision, device: str | None = None) -> str:
         bf16_ok = torch.cuda.is_bf16_supported()
         if requested == "auto":
             return "bf16" if bf16_ok else "fp16"
-        if requested == "bf16" and not bf16_ok:
-            raise ValueError("precision 'bf16' is not supported by this GPU; use 'fp16', 'fp32' or 'auto'")
+        if requested in ("bf16", "bf16-pure") and not bf16_ok:
+            raise ValueError(f"precision {requested!r} is not supported by this GPU; use 'fp16', 'fp32' or 'auto'")
         return requested
     if requested == "fp16":
         raise ValueError("precision 'fp16' needs a GPU; on the CPU use 'bf16', 'fp32' or 'auto'")
     if requested == "auto":
         return "bf16" if cpu_has_fast_bf16() else "fp32"
     return requested
+
+
+def autocast_precision(precision: str) -> str:
+    """The precision autocast runs in for a resolved precision: 'bf16-pure' is bf16 where weights are not cast."""
+    return "bf16" if precision == "bf16-pure" else precision
 
 
 # What a Predictor may be asked to run in; "auto" is bf16 where the device multiplies it fast, else fp32.

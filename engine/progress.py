@@ -78,7 +78,8 @@ class ProgressCallback(TrainerCallback):
         self._start = time.monotonic()
         self._first_step = 0
         self._step_began = 0.0
-        self._step_seconds: list[float] = []  # each training step's own time, warm-up steps included
+        self._steps = 0  # training steps timed, warm-up steps included
+        self._warm_seconds = 0.0  # the time of the steps after warm-up: a running sum, no per-step list to add up
         self._epoch_ended: float | None = None
         self._eval_seconds = 0.0  # the last evaluation's time: each one still to come costs about as much
 
@@ -88,8 +89,8 @@ class ProgressCallback(TrainerCallback):
         elapsed = time.monotonic() - self._start
         # The first steps are slow (allocation, kernel choice) and evaluations are not steps: the rate is that of
         # the steps after warm-up, so step 1 does not promise 20 minutes for a 6-minute job.
-        warm = self._step_seconds[WARMUP_STEPS:]
-        rate = len(warm) / sum(warm) if warm and sum(warm) > 0 else None
+        warm = self._steps - WARMUP_STEPS
+        rate = warm / self._warm_seconds if warm > 0 and self._warm_seconds > 0 else None
         eta = None
         if rate:
             evaluations = max(0, math.ceil(state.num_train_epochs or 0) - math.floor(state.epoch or 0))
@@ -118,7 +119,7 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         self._start = time.monotonic()
         self._first_step = state.global_step
-        self._step_seconds = []  # a trial of a search may run at another batch size
+        self._steps, self._warm_seconds = 0, 0.0  # a trial of a search may run at another batch size
         if self.trials:
             self.trial += 1
             announce(self.on_event, trial_phase(self.trial, self.trials))
@@ -129,7 +130,9 @@ class ProgressCallback(TrainerCallback):
         self._step_began = time.monotonic()
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
-        self._step_seconds.append(time.monotonic() - self._step_began)
+        self._steps += 1
+        if self._steps > WARMUP_STEPS:
+            self._warm_seconds += time.monotonic() - self._step_began
         self._emit(state, "step")
         self._check_stop(control)
 

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from engine.catalog import resolve_model
 from engine.fit import CHECKPOINTS, Context, TrainingStopped, fit
-from engine.hardware import resolve_precision
+from engine.hardware import limit_threads_to_cores, resolve_precision
 from engine.language import advise
 from engine.progress import OnEvent, ShouldStop, announce
 from engine.report import write_report
@@ -68,6 +68,7 @@ def train(
     _start_output_dir(output_dir, spec, resume=resume)  # only once the data is known to be usable
 
     announce(on_event, "loading")
+    limit_threads_to_cores()
     ctx = Context(recipe, tokenizer, output_dir, resolve_precision(params.precision), on_event, should_stop)
     announce(on_event, "training")
     if spec.techniques:

@@ -259,8 +259,9 @@ def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     A LoRA model is saved merged, with its adapter alone beside it in adapter/.
     """
     from engine.adapters import merged
+    from engine.precision import to_storage_dtype
 
-    model = merged(model, tokenizer, output_dir)
+    model = merged(to_storage_dtype(model), tokenizer, output_dir)
     final = output_dir / "model"
     with atomic_dir(final) as partial:
         model.save_pretrained(partial, safe_serialization=True)

@@ -16,7 +16,7 @@ import numpy as np
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
 from engine.fit import CHECKPOINTS, Context, Fit, TrainingStopped, fit
-from engine.hardware import device_name
+from engine.hardware import autocast_precision, device_name
 from engine.metrics import softmax
 from engine.predict import predict_logits
 from engine.progress import ProgressCallback, announce, stage_phase
@@ -104,7 +104,7 @@ def _domain_stage(
         stage,
         spec.params,
         ctx.output_dir,
-        precision=ctx.precision,
+        precision=autocast_precision(ctx.precision),
         callbacks=[progress],
     )
     if progress.stopped:
@@ -180,7 +180,7 @@ def _validation_score(ctx: Context, prepared: Prepared, model: Any) -> float | N
         report_to="none",
         disable_tqdm=True,
         use_cpu=device_name() == "cpu",
-        bf16=ctx.precision == "bf16",
+        bf16=autocast_precision(ctx.precision) == "bf16",
     )
     trainer = Trainer(
         model=model,

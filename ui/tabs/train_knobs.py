@@ -22,6 +22,7 @@ GROUPS = (
         ("eval_strategy", "eval_steps", "early_stopping_patience", "early_stopping_threshold"),
     ),
     ("Memory: accumulation and checkpointing", ("gradient_accumulation_steps", "gradient_checkpointing")),
+    ("Speed: compilation", ("compile",)),
     ("Regularisation", ("dropout", "label_smoothing", "class_weights", "freeze_embeddings", "freeze_layers")),
 )
 RECIPE_FIELDS = tuple(name for _, names in GROUPS for name in names)
@@ -40,6 +41,7 @@ WORDS = {
     "early_stopping_threshold": "Early-stopping threshold",
     "gradient_accumulation_steps": "Gradient accumulation steps",
     "gradient_checkpointing": "Gradient checkpointing",
+    "compile": "Compile the model (torch.compile)",
     "dropout": "Dropout (empty: the model's)",
     "label_smoothing": "Label smoothing",
     "class_weights": "Class weights",
