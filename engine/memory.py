@@ -2,7 +2,8 @@
 
 An estimate, not a measurement: fp32 master weights, gradients and optimizer state of the trainable weights, the
 activations a batch keeps for the backward pass (Korthikanti et al.'s ~34 bytes per token and width per layer in
-16-bit; with checkpointing only each layer's input), and a causal LM's logits over its vocabulary.
+16-bit; with checkpointing only each layer's input), and a causal LM's logits over its vocabulary: chat's loss keeps
+one chunk of them at a time, and its frozen weights under adapters stay 16-bit in a 16-bit job.
 `bench/recipes.py` prints it beside the measured peak.
 """
 
@@ -22,6 +23,10 @@ RUNTIME = 0.4 * GB  # Python, torch and transformers themselves (a worker's resi
 # The share of the weights that trains with adapters (and the head): LoRA r16 on the projections, IA3's vectors.
 ADAPTER_SHARE = {"lora": 0.02, "ia3": 0.005}
 OPTIMIZER_BYTES = {"adamw": 8.0, "adafactor": 1.0}  # per trainable weight: AdamW's two fp32 moments; factored
+# A decoder on the CPU keeps far more than the 17 values of the formula: RMSNorm's fp32 intermediates, rotary
+# copies, LoRA's dropout masks and inputs, and the backward pass's temporaries. SmolLM2 with LoRA in bf16 peaked at
+# about 150 bytes per token, layer and unit of width (bench/chat_train.py, batches of 8 x 222 and 8 x 424 tokens).
+CHAT_VALUES_PER_WIDTH = 75
 
 
 @dataclass(frozen=True)
@@ -41,16 +46,19 @@ class MemoryEstimate:
     weights: float
     training_state: float  # gradients and optimizer moments
     activations: float
+    logits: float = 0.0  # chat's loss: one chunk of positions' logits at a time, whatever the batch
 
     @property
     def peak(self) -> float:
-        return (self.weights + self.training_state + self.activations) * OVERHEAD + RUNTIME
+        return (self.weights + self.training_state + self.activations + self.logits) * OVERHEAD + RUNTIME
 
     def words(self) -> str:
         """'about 1.9 GB (weights 0.1, gradients and optimizer 0.3, activations 1.1, runtime 0.4)'."""
+        logits = f", logits {self.logits / GB:.1f}" if self.logits else ""
         return (
             f"about {self.peak / GB:.1f} GB (weights {self.weights / GB:.1f}, gradients and optimizer "
-            f"{self.training_state / GB:.1f}, activations {self.activations / GB:.1f}, runtime {RUNTIME / GB:.1f})"
+            f"{self.training_state / GB:.1f}, activations {self.activations / GB:.1f}{logits}, "
+            f"runtime {RUNTIME / GB:.1f})"
         )
 
 
@@ -85,13 +93,27 @@ def estimate(shape: ModelShape, params: TrainingParams, *, causal_lm: bool, half
     state = trainable * (4 + OPTIMIZER_BYTES[params.optimizer])
     tokens = params.batch_size * params.max_length
     per_value = 2 if half_precision else 4
+    # Values kept per token and unit of width in a layer; chat's as measured (bench/chat_train.py).
+    per_width = (CHAT_VALUES_PER_WIDTH if causal_lm else 17) * per_value
     if params.gradient_checkpointing:
         # Each layer's input is kept; one layer's full activations are rebuilt at a time.
-        kept = tokens * shape.hidden * per_value * shape.layers + tokens * shape.hidden * 17 * per_value
+        kept = tokens * shape.hidden * per_value * shape.layers + tokens * shape.hidden * per_width
     else:
-        kept = tokens * shape.hidden * 17 * per_value * shape.layers
-    logits = tokens * shape.vocab * 4 * 2 if causal_lm else 0  # fp32 logits and their gradient
-    return MemoryEstimate(weights=shape.parameters * 4, training_state=state, activations=kept + logits)
+        kept = tokens * shape.hidden * per_width * shape.layers
+    return MemoryEstimate(
+        weights=shape.parameters * (2 if causal_lm and half_precision and params.method != "full" else 4),
+        training_state=state,
+        activations=kept,
+        logits=_chat_logits(shape.vocab) if causal_lm else 0.0,
+    )
+
+
+def _chat_logits(vocab: int) -> float:
+    # Chat's loss (engine.tasks.chat.loss) holds one chunk of assistant positions' logits at a time, never the
+    # batch's: in fp32, with their softmax and gradient, plus the 16-bit copy the LM head returns.
+    from engine.tasks.chat import loss_chunk_positions
+
+    return loss_chunk_positions(vocab) * vocab * (4 * 3 + 2)
 
 
 def available_bytes(device: str) -> float:

@@ -21,6 +21,21 @@ NAME = "chat"
 # A reply may not repeat any run of this many of its own tokens: small fine-tuned models otherwise loop ("I'm not
 # sure I'm sure I'm not sure ...") until the token limit (engine.tasks.chat.generation.NoRepeatInReply).
 NO_REPEAT_NGRAM = 4
+# Tokens the reply already used score this much lower (the prompt's do not): a mild nudge away from saying the same
+# thing twice, which the hard n-gram ban above leaves open with different words in between.
+REPETITION_PENALTY = 1.1
+# The training loss runs the LM head over at most this many logits at a time (engine.tasks.chat.loss): 1024
+# positions of SmolLM2's 49k vocabulary, 256 of Gemma 3's 262k; 256 MB in fp32 either way.
+LOSS_CHUNK_LOGITS = 2**26
+LOSS_CHUNK_POSITIONS = (256, 1024)  # the fewest and the most positions per chunk
+
+
+def loss_chunk_positions(vocab: int) -> int:
+    """How many positions go through the LM head at a time: about LOSS_CHUNK_LOGITS logits, within bounds."""
+    fewest, most = LOSS_CHUNK_POSITIONS
+    return max(fewest, min(most, LOSS_CHUNK_LOGITS // max(vocab, 1)))
+
+
 HOW_TO_READ = (
     "**How to read this.** *Loss* and *perplexity* measure how well the model predicts the real answers of "
     "held-out conversations (lower is better). Compare the fine-tuned model with the base model it started "

@@ -15,10 +15,13 @@ from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    RepetitionPenaltyLogitsProcessor,
     TextIteratorStreamer,
 )
 
-from engine.tasks.chat import NO_REPEAT_NGRAM
+from engine.tasks.chat import NO_REPEAT_NGRAM, REPETITION_PENALTY
+from engine.tasks.chat.loss import token_loss_sum
+from engine.tasks.chat.tokens import render_template
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,22 @@ class NoRepeatInReply(LogitsProcessor):
 
 
 def _sampling(
-    temperature: float, top_p: float, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase, prompt_length: int
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_length: int,
+    repetition_penalty: float = REPETITION_PENALTY,
 ) -> dict:
     # temperature 0 means greedy: reproducible answers for reports and tests.
+    processors = [NoRepeatInReply(prompt_length)]
+    if repetition_penalty != 1.0:
+        # Over the reply only, like NoRepeatInReply: the prompt's words (and a batch's left padding) stay unpenalised.
+        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty, prompt_ignore_length=prompt_length))
     args: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "pad_token_id": tokenizer.pad_token_id,
-        "logits_processor": LogitsProcessorList([NoRepeatInReply(prompt_length)]),
+        "logits_processor": LogitsProcessorList(processors),
     }
     if tokenizer.eos_token_id is not None:
         # The template's end of turn (a base model's added template sets it) ends a reply like the model's own eos.
@@ -92,6 +104,7 @@ def generate_reply(
     max_new_tokens: int = 128,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    repetition_penalty: float = REPETITION_PENALTY,
 ) -> Reply:
     """The assistant's next turn for `messages`, generated with the model's chat template."""
     device = next(model.parameters()).device
@@ -99,7 +112,8 @@ def generate_reply(
     model.eval()
     started = time.perf_counter()
     with torch.inference_mode():
-        sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, inputs["input_ids"].shape[1])
+        length = inputs["input_ids"].shape[1]
+        sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, length, repetition_penalty)
         output = model.generate(**inputs, **sampling)
     seconds = time.perf_counter() - started
     new = output[0, inputs["input_ids"].shape[1] :]
@@ -114,6 +128,7 @@ def stream_reply(
     max_new_tokens: int = 256,
     temperature: float = 0.7,
     top_p: float = 0.9,
+    repetition_penalty: float = REPETITION_PENALTY,
 ) -> Iterator[str]:
     """Yield the reply as it grows, piece by piece (generation runs in a background thread)."""
     device = next(model.parameters()).device
@@ -123,7 +138,8 @@ def stream_reply(
 
     def run() -> None:
         with torch.inference_mode():
-            sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, inputs["input_ids"].shape[1])
+            length = inputs["input_ids"].shape[1]
+            sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, length, repetition_penalty)
             model.generate(**inputs, streamer=streamer, **sampling)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -132,21 +148,59 @@ def stream_reply(
     thread.join()
 
 
+def generate_replies(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: list[list[dict]],
+    *,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    repetition_penalty: float = REPETITION_PENALTY,
+    seed: int | None = None,
+) -> list[Reply]:
+    """The next assistant turn of each conversation, in one batched, left-padded generate. With a `seed`, sampled
+    replies repeat from run to run. Each reply's seconds are its share of the batch's time, so their sum is the wall
+    time and tokens over seconds the batch's throughput."""
+    if not conversations:
+        return []
+    device = next(model.parameters()).device
+    texts = [render_template(tokenizer, messages, generation_prompt=True) for messages in conversations]
+    inputs = tokenizer(texts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt")
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    length = inputs["input_ids"].shape[1]  # every row's reply starts here: the prompts are padded on the left
+    model.eval()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        if seed is not None:
+            torch.manual_seed(seed)
+        sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, length, repetition_penalty)
+        output = model.generate(**inputs, **sampling)
+    share = (time.perf_counter() - started) / len(conversations)
+    return [
+        Reply(tokenizer.decode(new, skip_special_tokens=True).strip(), _reply_length(new, tokenizer), share)
+        for new in output[:, length:]
+    ]
+
+
+def _reply_length(new: torch.Tensor, tokenizer: PreTrainedTokenizerBase) -> int:
+    # A row that ended early is filled with padding after its end of turn, which counts once.
+    stops = (new == tokenizer.eos_token_id).nonzero() if tokenizer.eos_token_id is not None else new[:0]
+    return int(stops[0, 0]) + 1 if len(stops) else int(new.shape[0])
+
+
 def mean_token_loss(model: PreTrainedModel, collator: Any, rows: list[dict], *, batch_size: int = 8) -> float:
-    """Cross-entropy per label token (labels != -100) over `rows`, weighted by token count, not by batch."""
+    """Cross-entropy per label token (labels != -100) over `rows`, weighted by token count, not by batch; through
+    the training's chunked loss (engine.tasks.chat.loss), so no batch's vocabulary-wide logits are ever held."""
     device = next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = {k: v.to(device) for k, v in collator(rows[start : start + batch_size]).items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-            shifted = batch["labels"][:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1), ignore_index=-100, reduction="sum"
-            )
+            loss, tokens = token_loss_sum(model, batch)
             total += float(loss)
-            count += int((shifted != -100).sum())
+            count += tokens
     return total / count if count else float("nan")
 
 

@@ -12,8 +12,11 @@ import torch
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.adapters import add_adapters
+from engine.hardware import autocast_precision, device_name, resolve_precision
+from engine.memory import GB, available_bytes, estimate, model_shape
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, save_model_folder
+from engine.tasks.chat import REPETITION_PENALTY
 from engine.tasks.chat.data import (
     ChatData,
     load_chat_data,
@@ -21,11 +24,14 @@ from engine.tasks.chat.data import (
     tokenize_conversation,
     tokenize_text,
 )
-from engine.tasks.chat.generation import distinct_2, generate_reply, mean_token_loss, perplexity
+from engine.tasks.chat.generation import Reply, distinct_2, generate_replies, mean_token_loss, perplexity
+from engine.tasks.chat.loss import chunked_loss
 from engine.tasks.chat.report import build_chat_report
 
 REPORT_GENERATIONS = 10
 REPORT_NEW_TOKENS = 64
+# The report's answers are sampled as the playground samples them, from the job's seed so a run repeats exactly.
+REPORT_SAMPLING = {"temperature": 0.7, "top_p": 0.9}
 
 
 class Chat:
@@ -37,6 +43,8 @@ class Chat:
     def __init__(self) -> None:
         self.model_path: str | None = None
         self.method = "lora"
+        self.label_smoothing = 0.0
+        self.checkpointing: str | None = None  # why activations are recomputed, for the report; None when not
 
     def prepare(self, spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> Prepared:
         params = spec.params
@@ -47,11 +55,24 @@ class Chat:
         return Prepared(splits["train"], splits["validation"], [], data.summary, raw={"data": data, **splits})
 
     def build_model(self, spec: JobSpec, model_path: str, labels: list[str]) -> PreTrainedModel:
-        """The causal LM in fp32 (autocast does the bf16 math), wrapped in LoRA adapters for method 'lora'."""
+        """The causal LM, wrapped in LoRA adapters for method 'lora'. Full fine-tuning keeps fp32 master weights
+        (autocast does the bf16 math); under adapters the frozen base weights stay in bf16 when the job runs in bf16,
+        half their memory, while peft keeps the adapters themselves in fp32."""
         self.model_path = model_path
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         self.method = spec.params.method
+        self.label_smoothing = spec.params.label_smoothing
+        frozen_half = self.method != "full" and autocast_precision(resolve_precision(spec.params.precision)) == "bf16"
+        dtype = torch.bfloat16 if frozen_half else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.checkpointing = _checkpointing(spec, half=resolve_precision(spec.params.precision) != "fp32")
+        if self.checkpointing and not spec.params.gradient_checkpointing:  # the Trainer turns on the one asked for
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         return add_adapters(model, spec.params, "CAUSAL_LM")
+
+    def compute_loss(self, model: PreTrainedModel, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        """The Trainer's loss: cross-entropy on assistant tokens only, the LM head run a chunk at a time."""
+        with _adapter_inputs_as_they_are(model):
+            return chunked_loss(model, inputs, num_items_in_batch, label_smoothing=self.label_smoothing)
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> Any:
         return DataCollatorForSeq2Seq(
@@ -75,12 +96,10 @@ class Chat:
         prompts = [] if data.kind == "text" else [prompt_messages(list(m)) for m in data.test["messages"]]
         prompts = prompts[:REPORT_GENERATIONS]
         loss = mean_token_loss(model, collate, held_out)
-        tuned = [generate_reply(model, tokenizer, prompt, max_new_tokens=REPORT_NEW_TOKENS) for prompt, _ in prompts]
+        tuned = _answers(model, tokenizer, prompts, spec.params.seed)
         with self._base_model(model) as base:
             base_loss = mean_token_loss(base, collate, held_out)
-            before = [
-                generate_reply(base, tokenizer, prompt, max_new_tokens=REPORT_NEW_TOKENS) for prompt, _ in prompts
-            ]
+            before = _answers(base, tokenizer, prompts, spec.params.seed)
         generations = [
             {"prompt": prompt, "reference": reference, "base": b.text, "fine_tuned": t.text}
             for (prompt, reference), b, t in zip(prompts, before, tuned, strict=True)
@@ -98,6 +117,7 @@ class Chat:
         train_info = {
             **train_info,
             "method": self.method,
+            "gradient_checkpointing": self.checkpointing,
             "trainable_parameters": trainable,
             "total_parameters": total,
             "train_tokens_per_second": round(train_tokens * train_info["epochs"] / train_info["wall_seconds"], 1),
@@ -114,6 +134,7 @@ class Chat:
             repetition=repetition,
             data_summary=data.summary,
             train_info=train_info,
+            decoding=_decoding(spec.params.seed),
         )
 
     @contextmanager
@@ -128,13 +149,52 @@ class Chat:
         del base
 
     def save(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path) -> Path:
-        return save_model_folder(model, tokenizer, output_dir)
+        # bf16 base weights are widened first: the adapter merges at full precision and the saved model stays fp32.
+        return save_model_folder(model.float(), tokenizer, output_dir)
 
     def test_examples(self, prepared: Prepared) -> None:
         return None  # replies, not labels: the robustness check has no accuracy to measure
 
 
 _SPLITS = ("train", "validation", "test")
+
+
+def _adapter_inputs_as_they_are(model: PreTrainedModel) -> Any:
+    """Under autocast the adapters multiply in 16-bit whatever their input's dtype, so peft's cast of each 16-bit
+    input to the adapters' fp32 (a copy per adapted layer, 4% of a step) is skipped. Not with checkpointing: its
+    recomputation in the backward pass runs outside this block and must build the same tensors."""
+    from peft.helpers import disable_input_dtype_casting
+
+    device = next(model.parameters()).device.type
+    active = torch.is_autocast_enabled(device) and not getattr(model, "is_activation_checkpointing", False)
+    return disable_input_dtype_casting(model, active=active and hasattr(model, "peft_config"))
+
+
+def _checkpointing(spec: JobSpec, *, half: bool) -> str | None:
+    """'on' when the job asks for gradient checkpointing, or when its estimated peak memory would not fit in what is
+    free where it trains (then saying so); None when activations are kept."""
+    if spec.params.gradient_checkpointing:
+        return "on"
+    shape = model_shape(spec.base_model)
+    if shape is None:
+        return None
+    need = estimate(shape, spec.params, causal_lm=True, half_precision=half).peak
+    free = available_bytes(device_name())
+    if need <= free:
+        return None
+    return f"on, automatically: the estimated peak of {need / GB:.1f} GB is more than the {free / GB:.1f} GB free"
+
+
+def _decoding(seed: int) -> str:
+    sampling = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in REPORT_SAMPLING.items())
+    return f"sampled: {sampling}, repetition penalty {REPETITION_PENALTY}, seed {seed}; batched"
+
+
+def _answers(model: PreTrainedModel, tokenizer, prompts: list[tuple[list[dict], str]], seed: int) -> list[Reply]:
+    conversations = [prompt for prompt, _ in prompts]
+    return generate_replies(
+        model, tokenizer, conversations, max_new_tokens=REPORT_NEW_TOKENS, seed=seed, **REPORT_SAMPLING
+    )
 
 
 def _tokenize(data: ChatData, split: datasets.Dataset, tokenizer, max_length: int) -> datasets.Dataset:

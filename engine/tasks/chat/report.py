@@ -8,7 +8,7 @@ from typing import Any
 from engine.markdown import cell as escape_cell
 from engine.markdown import recipe_lines
 from engine.markdown import table as markdown_table
-from engine.tasks.chat import NAME, NO_REPEAT_NGRAM
+from engine.tasks.chat import NAME, NO_REPEAT_NGRAM, REPETITION_PENALTY
 from engine.techniques.markdown import technique_sections
 
 _TRAIN_KEYS = (
@@ -22,6 +22,7 @@ _TRAIN_KEYS = (
     "train_tokens_per_second",
     "precision",
     "device",
+    "gradient_checkpointing",
     "final_train_loss",
 )
 
@@ -39,6 +40,7 @@ def build_chat_report(
     data_summary: dict,
     train_info: dict | None,
     repetition: dict[str, float | None] | None = None,
+    decoding: str = "greedy",
 ) -> dict[str, Any]:
     """report.json for a chat job; `baseline` is the base model on the same held-out conversations."""
     return {
@@ -63,7 +65,7 @@ def build_chat_report(
         },
         "warnings": _warnings(perplexity, base_perplexity),
         "generations": generations,
-        "generation": {"tokens_per_second": generation_tokens_per_second, "decoding": "greedy"},
+        "generation": {"tokens_per_second": generation_tokens_per_second, "decoding": decoding},
         "data": data_summary,
         "train": train_info,
     }
@@ -118,9 +120,10 @@ def render_chat_markdown(report: dict) -> str:
             "",
             *recipe_lines(train),
         ]
-    speed = (report.get("generation") or {}).get("tokens_per_second")
-    if speed:
-        lines += ["", f"Generation speed (fine-tuned, greedy): {speed} tokens/s."]
+    generation = report.get("generation") or {}
+    if generation.get("tokens_per_second"):
+        decoding = generation.get("decoding") or "greedy"
+        lines += ["", f"Generation speed (fine-tuned, {decoding}): {generation['tokens_per_second']} tokens/s."]
     if report.get("generations"):
         lines += ["", "## Generations on held-out prompts", ""]
         repetition = report.get("repetition") or {}
@@ -132,7 +135,8 @@ def render_chat_markdown(report: dict) -> str:
             )
             lines += [
                 f"Distinct-2 (share of token pairs that are new; a looping answer scores low): {shown}. Replies "
-                f"never repeat a run of {NO_REPEAT_NGRAM} of their own tokens.",
+                f"never repeat a run of {NO_REPEAT_NGRAM} of their own tokens, and tokens they already used are "
+                f"penalised ({REPETITION_PENALTY}x).",
                 "",
             ]
         for i, row in enumerate(report["generations"], 1):
