@@ -273,7 +273,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     from engine.hardware import cpu_has_fast_bf16, device_name
 
     print(f"device {device_name()}, fast bf16 on this CPU: {cpu_has_fast_bf16()}")
-    print(f"{'task':<15}{'side':<28}{'samples/s':>10}{'x ref':>7}{'train s':>9}{'prec':>6}{'thr':>4}  test scores")
+    print(f"{'task':<15}{'side':<28}{'samples/s':>10}{'x ref':>7}{'train s':>9}{'prec':>10}{'thr':>4}  test scores")
     for row in rows:
         reference_speed = row["sides"]["reference"]["samples_per_second"]
         for side, r in row["sides"].items():
@@ -281,7 +281,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             ratio = r["samples_per_second"] / reference_speed
             print(
                 f"{row['task']:<15}{side:<28}{r['samples_per_second']:>10.1f}{ratio:>6.2f}x{r['train_seconds']:>9.1f}"
-                f"{r['precision']:>6}{r['threads']:>4}  {scores}"
+                f"{r['precision']:>10}{r['threads']:>4}  {scores}"
             )
 
 

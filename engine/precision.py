@@ -2,8 +2,8 @@
 fp32 master copies of the trained weights and keeps its state (Adam's moments) in fp32.
 
 Precision 'bf16-pure' asks for it. Autocast, the Trainer's own `bf16=True` and the default, keeps fp32 weights and
-casts them and many activations on every step; on a CPU with AVX-512 BF16 pure bf16 saved 9% of the training time
-of 3,000 review snippets (bench/train_speed.py), but its bf16 residual stream cost 4 points of test accuracy there.
+casts them and many activations on every step; on a CPU with AVX-512 BF16 pure bf16 trained 6-14% faster on 3,000
+review snippets (bench/train_speed.py), but scored 4 points lower there (one seed: fp32 and autocast agreed).
 bf16 weights alone would also lose small updates: at a learning rate of 1e-4 most steps change a
 weight by less than bf16's resolution (1 part in 256), so the updates go to fp32 masters and each step rounds them
 into the model's bf16 weights.
@@ -22,7 +22,7 @@ def pure_bf16(precision: str, architecture: str) -> bool:
     """True when a job trains in pure bf16: 'bf16-pure' was chosen and the task fine-tunes an encoder with a head.
 
     Chat keeps autocast (its frozen base is bf16 under LoRA already), and so does plain 'bf16': on 3,000 review
-    snippets pure bf16 trained 9% faster but scored 4 points lower than autocast, which matched fp32.
+    snippets pure bf16 trained 6-14% faster but scored 4 points lower than autocast, which matched fp32 (one seed).
     """
     return precision == "bf16-pure" and architecture == "encoder"
 

@@ -62,6 +62,7 @@ def test_evaluation_rows_come_shortest_first():
     assert [len(ids) for ids in ordered["input_ids"]] == [1, 2, 3] and list(ordered["labels"]) == [1, 2, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not torch.cuda.is_available() and not cpu_has_fast_bf16(), reason="bf16 runs only where the CPU or GPU has it"
 )
