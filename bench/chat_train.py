@@ -82,8 +82,9 @@ def product(method: str, data: str, epochs: float, out: str) -> dict:
 def reference(method: str, data: str, epochs: float, out: str) -> dict:
     """The plain transformers recipe on the engine's tokenized training split."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer
 
+    from bench.reference import plain_trainer_args, seed_everything
     from engine.adapters import lora_targets
     from engine.catalog import resolve_model
     from engine.tasks.chat.recipe import Chat
@@ -92,6 +93,7 @@ def reference(method: str, data: str, epochs: float, out: str) -> dict:
     path = resolve_model(spec.base_model, task="chat")
     tokenizer = AutoTokenizer.from_pretrained(path)
     train_rows = Chat().prepare(spec, tokenizer).train
+    seed_everything(spec.params.seed)  # LoRA's matrices are drawn before the Trainer seeds anything
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if method == "lora":
         from peft import LoraConfig, get_peft_model
@@ -103,19 +105,8 @@ def reference(method: str, data: str, epochs: float, out: str) -> dict:
             target_modules=targets,
         )  # fmt: skip
         model = get_peft_model(model, config)
-    args = TrainingArguments(
-        output_dir=out,
-        num_train_epochs=epochs,
-        learning_rate=LEARNING_RATE[method],
-        per_device_train_batch_size=BATCH_SIZE,
-        train_sampling_strategy="group_by_length",
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        seed=spec.params.seed,
+    args = plain_trainer_args(
+        out, epochs=epochs, learning_rate=LEARNING_RATE[method], batch_size=BATCH_SIZE, seed=spec.params.seed
     )
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=train_rows, data_collator=collator)

@@ -106,25 +106,17 @@ def _product_scores(task: str, metrics: dict[str, Any]) -> dict[str, float]:
 def reference(task: str, data: dict[str, Any], epochs: float, out: Path) -> dict[str, Any]:
     import numpy as np
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
+    from bench.reference import plain_trainer_args, seed_everything
     from engine.catalog import resolve_model
 
     model_path = resolve_model("minilm-l6")
+    seed_everything()  # the new head is drawn in build, before the Trainer seeds anything
     build = _reference_classification if task == "classification" else _reference_ner
     model, tokenizer, train_set, test_set, collator, score = build(data, model_path)
-    args = TrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=epochs,
-        learning_rate=REFERENCE["learning_rate"],
-        per_device_train_batch_size=REFERENCE["batch_size"],
-        per_device_eval_batch_size=REFERENCE["batch_size"],
-        train_sampling_strategy="group_by_length",
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
+    args = plain_trainer_args(
+        out, epochs=epochs, learning_rate=REFERENCE["learning_rate"], batch_size=REFERENCE["batch_size"]
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
     outcome = trainer.train()
