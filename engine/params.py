@@ -110,8 +110,8 @@ class TrainingParams(Frozen):
         default="auto",
         description="Numeric precision: 'auto' uses bf16 where the CPU or GPU runs it fast, fp32 otherwise; 'bf16' "
         "is autocast over fp32 weights. 'bf16-pure' (classification and tagging) keeps the weights themselves in "
-        "bf16 and fp32 masters in the optimizer: 6-14% faster than 'bf16' in bench.train_speed, but 4 points lower "
-        "test accuracy on 3,000 review snippets (one seed), so it is not the default.",
+        "bf16 and fp32 masters in the optimizer: 6 to 14 percent faster than 'bf16' in bench.train_speed, but 4 "
+        "points lower test accuracy on 3,000 review snippets (one seed), so it is not the default.",
     )
     gradient_checkpointing: bool = Field(
         default=False,

@@ -81,3 +81,22 @@ def test_the_jobs_list_says_a_job_searches_the_learning_rate():
     assert job_title(job) == "train minilm-l6 on avis.csv, 8 epochs"
     job = replace(job, spec={**spec, "search": {"trials": 6, "learning_rate": [1e-5, 1e-3]}})
     assert job_title(job) == "train minilm-l6 on avis.csv, 8 epochs, learning-rate search of 6 trials"
+
+
+def test_a_chat_job_too_big_for_free_memory_is_shown_with_the_checkpointing_it_will_turn_on(monkeypatch):
+    from engine.memory import GB
+    from engine.params import TrainingParams
+    from ui.tabs import train_knobs
+
+    params = TrainingParams(batch_size=8, max_length=512, method="lora", precision="bf16")
+    monkeypatch.setattr(train_knobs, "available_bytes", lambda device: 1000 * GB)
+    roomy = train_knobs.memory_line("smollm2-135m-instruct", params, "chat")
+    assert "checkpointing" not in roomy and "Before you start" not in roomy
+    peak = train_knobs.estimate(
+        train_knobs.model_shape("smollm2-135m-instruct"), params, causal_lm=True, half_precision=True
+    ).peak
+    monkeypatch.setattr(train_knobs, "available_bytes", lambda device: peak * 0.9)  # short of the plain peak only
+    tight = train_knobs.memory_line("smollm2-135m-instruct", params, "chat")
+    assert "gradient checkpointing will turn on by itself" in tight and "Before you start" not in tight
+    monkeypatch.setattr(train_knobs, "available_bytes", lambda device: 0.1 * GB)  # short even with checkpointing
+    assert "Before you start" in train_knobs.memory_line("smollm2-135m-instruct", params, "chat")

@@ -176,8 +176,14 @@ def memory_line(base_model: str, params: TrainingParams, task: str) -> str:
         return effective
     causal = get_task(task).architecture == "causal-lm"
     # 'auto' is counted as fp32: whether the worker's CPU or GPU runs bf16 is not known here, and fp32 is the larger.
-    memory = estimate(shape, params, causal_lm=causal, half_precision=params.precision in ("bf16", "fp16"))
+    half = params.precision in ("bf16", "bf16-pure", "fp16")
+    memory = estimate(shape, params, causal_lm=causal, half_precision=half)
     free = available_bytes("cpu")  # this server's memory: workers on other machines may have more, or a GPU
     line = f"{effective} · estimated peak memory {memory.words()} of {free / GB:.1f} GB free on this server"
+    if causal and memory.peak > free and not params.gradient_checkpointing:
+        # A chat job that would not fit turns gradient checkpointing on by itself (engine.tasks.chat.recipe).
+        checkpointed = params.model_copy(update={"gradient_checkpointing": True})
+        memory = estimate(shape, checkpointed, causal_lm=causal, half_precision=half)
+        line += f" · gradient checkpointing will turn on by itself: about {memory.peak / GB:.1f} GB"
     warning = fit_warning(memory, free)
     return line + (f"\n\n⚠ **Before you start: {warning}.**" if warning else "")
