@@ -63,9 +63,12 @@ def with_master_weights(optimizer_cls: type[torch.optim.Optimizer]) -> type[torc
             return loss
 
         def zero_grad(self, set_to_none: bool = True) -> None:
-            super().zero_grad(set_to_none)
+            super().zero_grad(set_to_none)  # the masters' gradients
             for weight, _ in self.pairs:
-                weight.grad = None if set_to_none else weight.grad.zero_() if weight.grad is not None else None
+                if set_to_none:
+                    weight.grad = None
+                elif weight.grad is not None:
+                    weight.grad.zero_()
 
         def load_state_dict(self, state_dict: dict[str, Any]) -> None:
             # A resumed job: the moments come back from the checkpoint, the masters from the saved (bf16) weights.

@@ -68,22 +68,14 @@ def padded_batch(
     depend on its batch, and a token's logits sit at the same index as in the unpadded encoding.
     """
     device = next(model.parameters()).device
-    rows = [encoding["input_ids"][i] for i in idx]
-    longest = max(len(row) for row in rows)
+    longest = max(len(encoding["input_ids"][i]) for i in idx)
     multiple = pad_multiple(device)
-    width = -(-longest // multiple) * multiple
-    width = max(longest, min(width, getattr(model.config, "max_position_embeddings", None) or width))
-    pads = {"input_ids": tokenizer.pad_token_id or 0, "token_type_ids": tokenizer.pad_token_type_id}
-    batch: dict[str, torch.Tensor] = {}
-    for name in tokenizer.model_input_names:
-        if name not in encoding:
-            continue
-        array = np.full((len(idx), width), pads.get(name, 0), dtype=np.int64)
-        for r, i in enumerate(idx):
-            values = encoding[name][i]
-            array[r, : len(values)] = values
-        batch[name] = torch.from_numpy(array).to(device)
-    return batch
+    rounded = -(-longest // multiple) * multiple
+    if rounded > (getattr(model.config, "max_position_embeddings", None) or rounded):
+        multiple = 1  # rounding up must not run past the positions the model has
+    rows = {name: [encoding[name][i] for i in idx] for name in tokenizer.model_input_names if name in encoding}
+    batch = tokenizer.pad(rows, padding=True, pad_to_multiple_of=multiple, padding_side="right", return_tensors="pt")
+    return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
 def batched_logits(
