@@ -1,20 +1,26 @@
-"""A job's recipe as the Trainer reads it: TrainingArguments (optimizer, schedule, accumulation, evaluation) and the
-early-stopping callback that remembers where and why it stopped."""
+"""A job's recipe as the Trainer reads it: TrainingArguments (optimizer, schedule, accumulation, evaluation), the
+early-stopping callback that remembers where and why it stopped, and TensorBoard events in the job's folder."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from transformers import EarlyStoppingCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import EarlyStoppingCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.integrations import TensorBoardCallback
 
 from engine.hardware import device_name
 from engine.params import TrainingParams
 from engine.paths import model_cache
 
+log = logging.getLogger(__name__)
+
 OPTIMIZERS = {"adamw": "adamw_torch_fused", "adafactor": "adafactor"}  # spec name -> TrainingArguments.optim
+TENSORBOARD = "tensorboard"  # the job folder's TensorBoard event files: `tensorboard --logdir <job>/tensorboard`
 
 
 def optimizer_steps(params: TrainingParams, n_train: int) -> int:
@@ -93,7 +99,7 @@ def training_args(
         train_sampling_strategy="group_by_length",  # less padding per batch: faster on CPU
         torch_compile=compiled,
         prediction_loss_only=prediction_loss_only,
-        report_to="none",
+        report_to="none",  # TensorBoard joins as a callback that knows the job's folder: see tensorboard_callbacks
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=device_name() == "cuda",
@@ -102,6 +108,52 @@ def training_args(
 
 def _schedule_kwargs(params: TrainingParams) -> dict[str, Any]:
     return {"num_cycles": params.schedule_cycles} if params.schedule == "cosine_with_restarts" else {}
+
+
+class JobTensorBoard(TensorBoardCallback):
+    """transformers' TensorBoard callback writing into a folder of the job, a search's trials each in a sub-folder.
+
+    The Trainer's own `report_to="tensorboard"` takes its folder from the process-wide TENSORBOARD_LOGGING_DIR (or a
+    time-stamped one under the checkpoints, which the job deletes) and puts every trial of a search in the same
+    folder; this one gets its folder from the job, and otherwise logs exactly what the Trainer's would.
+    """
+
+    def __init__(self, log_dir: Path):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.logging_dir = str(self.log_dir)  # also for an evaluation logged before any training
+        self.trials = 0
+        self._purge_step: int | None = None
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        if state.is_hyper_param_search:
+            # The parent only renames a trial's folder when the search names its trials (hp_name), which ours does
+            # not; so the folder chosen here is the one it writes to.
+            self.logging_dir = str(self.log_dir / f"trial-{self.trials}")
+            self.trials += 1
+        # TensorBoard hides what an earlier attempt logged from the purge step on, so a retried job's lines do not
+        # overlap: everything for a fresh start, what came after the checkpoint for a resumed one (the checkpoint's
+        # own step was logged before it was saved).
+        self._purge_step = state.global_step + 1 if state.global_step else 0
+        super().on_train_begin(args, state, control, **kw)
+
+    def _init_summary_writer(self, args: TrainingArguments) -> None:
+        self.tb_writer = self._SummaryWriter(log_dir=self.logging_dir, purge_step=self._purge_step)
+
+
+@functools.cache
+def _tensorboard_installed() -> bool:
+    try:
+        TensorBoardCallback()  # imports its SummaryWriter (torch's, else tensorboardX's); writes nothing yet
+    except (RuntimeError, ImportError) as exc:  # neither is installed, or the one there does not import
+        log.info("no TensorBoard events for jobs (%s); pip install tensorboard for them", exc)
+        return False
+    return True
+
+
+def tensorboard_callbacks(log_dir: Path) -> list[TrainerCallback]:
+    """The callback that writes a training run's TensorBoard events into `log_dir`; none without tensorboard."""
+    return [JobTensorBoard(log_dir)] if _tensorboard_installed() else []
 
 
 class EarlyStopping(EarlyStoppingCallback):

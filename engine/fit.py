@@ -16,7 +16,7 @@ import transformers
 from transformers import PrinterCallback, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from engine.arguments import EarlyStopping, recipe_callbacks, training_args
+from engine.arguments import TENSORBOARD, EarlyStopping, recipe_callbacks, tensorboard_callbacks, training_args
 from engine.hardware import autocast_precision, device_name
 from engine.precision import COMPUTE_DTYPE, pure_bf16, with_master_weights
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
@@ -55,8 +55,14 @@ class Fit:
     seconds: float
 
 
-def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, resume: bool = False) -> Fit:
-    """Fine-tune `model_path` on `prepared` with `spec`'s recipe (a search's best trial, for a search)."""
+def fit(
+    ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, resume: bool = False, run_name: str = ""
+) -> Fit:
+    """Fine-tune `model_path` on `prepared` with `spec`'s recipe (a search's best trial, for a search).
+
+    TensorBoard events go to `tensorboard/` in the output folder, or to `tensorboard/<run_name>` for one of several
+    runs of a job (an ensemble member, a self-training round).
+    """
     params = spec.params
     transformers.set_seed(params.seed)  # before the new head is initialised: runs repeat, members differ by seed
     task = get_task(spec.task)
@@ -71,7 +77,8 @@ def fit(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str, *, res
     )
     stopping = recipe_callbacks(params, task.headline_name)
     trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
-    callbacks = [progress, *stopping, *([trial_log] if trial_log else [])]
+    events = tensorboard_callbacks(ctx.output_dir / TENSORBOARD / run_name)
+    callbacks = [progress, *stopping, *([trial_log] if trial_log else []), *events]
     checkpoints = ctx.output_dir / CHECKPOINTS
     if not resume:  # an earlier run of the same job (a member, a round) must not lend this one its checkpoints
         shutil.rmtree(checkpoints, ignore_errors=True)

@@ -1,17 +1,50 @@
-"""Classification metric math on top of scikit-learn, returned as plain JSON types."""
+"""Classification metrics as plain JSON types, and the project's own `evaluate` modules that compute every report's
+scores (scikit-learn and seqeval underneath): a user can `evaluate.load(metric_module_path(name))` the same metric."""
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 if TYPE_CHECKING:
+    from evaluate import EvaluationModule
     from transformers import EvalPrediction
 
 HEADLINE_METRICS = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "macro_precision", "macro_recall")
+CLASSIFICATION_MODULE = "classification"
+METRIC_MODULES = Path(__file__).resolve().parent / "metric_modules"
+# One loaded module holds the inputs of one computation at a time; threads of one process (the web app's) take turns.
+_COMPUTING = threading.Lock()
+
+
+def metric_module_path(name: str) -> Path:
+    """The folder of one of the project's evaluate modules ("classification", "entities"), for `evaluate.load`."""
+    folder = METRIC_MODULES / name
+    if not (folder / f"{name}.py").is_file():
+        shipped = sorted(path.name for path in METRIC_MODULES.iterdir() if (path / f"{path.name}.py").is_file())
+        raise ValueError(f"no metric module {name!r}; the project ships {shipped}")
+    return folder
+
+
+@functools.cache
+def metric_module(name: str) -> EvaluationModule:
+    """The evaluate module `name`, loaded once per process from the project's folder (never from the Hub)."""
+    import evaluate
+
+    # In memory: no Arrow cache files (and their locks) under ~/.cache/huggingface/metrics for every computation.
+    return evaluate.load(str(metric_module_path(name)), keep_in_memory=True)
+
+
+def compute_metric(name: str, **inputs: Any) -> dict[str, Any]:
+    """`metric_module(name).compute(**inputs)`: what `evaluate.load(metric_module_path(name))` computes."""
+    module = metric_module(name)
+    with _COMPUTING:
+        return module.compute(**inputs)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -23,26 +56,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / np.sum(exp, axis=-1, keepdims=True)
 
 
-def _headline(y_true: np.ndarray, y_pred: np.ndarray, label_ids: list[int]) -> dict[str, float]:
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, label_ids: list[int]) -> dict[str, Any]:
     # Passing labels= explicitly keeps classes that are absent from this split in the averages and the matrix,
     # so metrics from different splits describe the same set of classes.
-    macro_p, macro_r, macro_f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_ids, average="macro", zero_division=0
-    )
-    _, _, micro_f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_ids, average="micro", zero_division=0
-    )
-    _, _, weighted_f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_ids, average="weighted", zero_division=0
-    )
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(macro_f1),
-        "micro_f1": float(micro_f1),
-        "weighted_f1": float(weighted_f1),
-        "macro_precision": float(macro_p),
-        "macro_recall": float(macro_r),
-    }
+    return compute_metric(CLASSIFICATION_MODULE, predictions=y_pred, references=y_true, labels=label_ids)
+
+
+def _headline(scores: dict[str, Any]) -> dict[str, float]:
+    return {name: float(scores[name]) for name in HEADLINE_METRICS}
 
 
 def _as_label_ids(values: Sequence[int] | np.ndarray, name: str) -> np.ndarray:
@@ -66,23 +87,12 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
         if outside:
             raise ValueError(f"{name} holds class ids {outside} outside 0..{len(labels) - 1} for labels {labels}")
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, pred, labels=label_ids, average=None, zero_division=0
-    )
-    per_class = {
-        name: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(labels)
-    }
-    matrix = confusion_matrix(true, pred, labels=label_ids)
+    scores = _scores(true, pred, label_ids)
+    per_class = {name: dict(scores["per_class"][i]) for i, name in enumerate(labels)}
     return {
-        "metrics": _headline(true, pred, label_ids),
+        "metrics": _headline(scores),
         "per_class": per_class,
-        "confusion_matrix": {"labels": list(labels), "matrix": matrix.astype(int).tolist()},
+        "confusion_matrix": {"labels": list(labels), "matrix": scores["confusion_matrix"]},
     }
 
 
@@ -99,6 +109,6 @@ def trainer_compute_metrics(labels: list[str]) -> Callable[[EvalPrediction], dic
         # a dataset's own order may differ (e.g. length grouping), which is why it is never used here.
         y_pred = np.argmax(np.asarray(logits), axis=-1).reshape(-1)
         y_true = np.asarray(eval_pred.label_ids).reshape(-1)
-        return _headline(y_true, y_pred, label_ids)
+        return _headline(_scores(y_true, y_pred, label_ids))
 
     return compute_metrics

@@ -15,6 +15,7 @@ from engine.catalog import resolve_model
 from engine.fit import CHECKPOINTS, Context, TrainingStopped, fit
 from engine.hardware import limit_threads_to_cores, resolve_precision
 from engine.language import advise
+from engine.model_card import write_model_card
 from engine.progress import OnEvent, ShouldStop, announce
 from engine.report import write_report
 from engine.spec import JobSpec
@@ -48,7 +49,8 @@ def train(
     should_stop: ShouldStop | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Fine-tune `spec.base_model` on `spec.data`; write spec.json, model/, report.json and report.md to output_dir.
+    """Fine-tune `spec.base_model` on `spec.data`; write spec.json, model/ (with its README.md model card),
+    report.json and report.md to output_dir.
 
     With `resume=True` an interrupted run continues from its last checkpoint in output_dir (a search starts its
     trials again). Raises DataError for unusable data and TrainingStopped when `should_stop()` ended it early.
@@ -82,6 +84,7 @@ def train(
         announce(on_event, "reporting")
         model_dir = recipe.save(fitted.model, tokenizer, output_dir)
     write_report(report, output_dir, renderer=task.render_markdown)
+    write_model_card(model_dir, spec, report)  # README.md: the Hugging Face model card (and the adapter's)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
 

@@ -14,6 +14,7 @@ import datasets
 import torch
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
+from engine.arguments import TENSORBOARD, tensorboard_callbacks
 from engine.errors import DataError
 from engine.hardware import device_name
 from engine.params import TrainingParams
@@ -58,16 +59,19 @@ def continue_pretraining(
     before = masked_lm_loss(model.to(device), eval_batches)
     started = time.monotonic()
     head_only = None
+    logged = work_dir / TENSORBOARD / "domain-pretraining"  # a folder per stage: each one restarts at step 0
     if fresh_head:
         # A fresh head sends random gradients into the encoder and undoes its pre-training: fit the head alone for
         # an epoch first (the encoder frozen, a higher rate), so the encoder then adapts to the domain only.
         frozen = [p for p in model.base_model.parameters() if p.requires_grad]
         for weight in frozen:
             weight.requires_grad_(False)
-        _stage(model, encoded, collator, callbacks, work_dir, params, precision, epochs=1.0, rate=HEAD_RATE)
+        head = [*callbacks, *tensorboard_callbacks(logged / "head")]
+        _stage(model, encoded, collator, head, work_dir, params, precision, epochs=1.0, rate=HEAD_RATE)
         for weight in frozen:
             weight.requires_grad_(True)
         head_only = masked_lm_loss(model, eval_batches)
+    callbacks = [*callbacks, *tensorboard_callbacks(logged / "encoder")]
     trainer = _stage(
         model, encoded, collator, callbacks, work_dir, params, precision, epochs=spec.epochs, rate=spec.learning_rate
     )
@@ -117,7 +121,7 @@ def _stage(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
-        report_to="none",
+        report_to="none",  # TensorBoard joins as a callback that knows the job's folder: see tensorboard_callbacks
         disable_tqdm=True,
         dataloader_num_workers=0,
     )

@@ -130,7 +130,7 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
         if ensemble.split == "folds":
             keep = np.sort(np.concatenate([fold for i, fold in enumerate(folds) if i != k]))
             member_data = dataclasses.replace(prepared, train=prepared.train.select(keep.tolist()))
-        fitted = fit(ctx, member_spec, member_data, model_path)
+        fitted = fit(ctx, member_spec, member_data, model_path, run_name=f"member-{k + 1}")
         scored = ctx.recipe.report(member_spec, fitted.model, ctx.tokenizer, prepared, fitted.train_info)
         members.append(fitted.model)
         rows.append(
@@ -177,7 +177,7 @@ def _validation_score(ctx: Context, prepared: Prepared, model: Any) -> float | N
         output_dir=str(ctx.output_dir / CHECKPOINTS),
         per_device_eval_batch_size=32,
         remove_unused_columns=False,  # the columns are the model's inputs already; an ensemble's forward takes **
-        report_to="none",
+        report_to="none",  # one evaluation of a candidate, no training run: nothing for TensorBoard to chart
         disable_tqdm=True,
         use_cpu=device_name() == "cpu",
         bf16=autocast_precision(ctx.precision) == "bf16",
@@ -230,7 +230,7 @@ def _self_training(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: 
     for index in range(settings.rounds + 1):
         caption = "labeled data only" if index == 0 else f"{index} of {settings.rounds}"
         announce(ctx.on_event, stage_phase(f"self-training round {caption}"))
-        fitted = fit(ctx, spec, current, model_path)
+        fitted = fit(ctx, spec, current, model_path, run_name=f"round-{index}")
         scored = recipe.report(spec, fitted.model, tokenizer, prepared, fitted.train_info)
         rounds.append(round_summary(index, added, len(current.train), scored, metric))
         validation = fitted.train_info.get(f"best_validation_{metric}")
@@ -265,7 +265,7 @@ def _plain(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> 
     plain = spec.plain()
     # The same seed gives the same split; only the augmented rows (added to the training split) differ.
     plain_data = ctx.recipe.prepare(plain, ctx.tokenizer) if spec.techniques.augment else prepared
-    fitted = fit(ctx, plain, plain_data, model_path)
+    fitted = fit(ctx, plain, plain_data, model_path, run_name="plain")
     return fitted, ctx.recipe.report(plain, fitted.model, ctx.tokenizer, plain_data, fitted.train_info)
 
 

@@ -131,5 +131,8 @@ def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
     saved = json.loads((tmp_path / "out" / "spec.json").read_text(encoding="utf-8"))
     assert saved["search"]["trials"] == 3  # spec.json holds the search as asked, the report what it found
     assert not list((tmp_path / "out").glob("checkpoints/run-*"))  # trial checkpoints do not pile up
+    board = tmp_path / "out" / "tensorboard"  # but each trial's curves stay, in a TensorBoard folder of its own
+    charted = sorted(path.parent.name for path in board.rglob("events.out.tfevents.*"))
+    assert charted == ["trial-0", "trial-1", "trial-2"]
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert f"| {best['number']} (best, kept) |" in markdown and "3 trial(s), 0 pruned" in markdown

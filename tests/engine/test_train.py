@@ -97,6 +97,34 @@ def test_output_folder_is_complete_and_reproducible(trained):
     assert config["label2id"] == {"fresh": 0, "rotten": 1}
 
 
+def test_training_writes_tensorboard_events_with_the_reports_numbers(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, _ = trained
+    events = EventAccumulator(str(result.output_dir / "tensorboard"))  # the job's one run: no sub-folder
+    events.Reload()
+    assert {"train/loss", "train/learning_rate", "eval/loss", "eval/macro_f1"} <= set(events.Tags()["scalars"])
+    losses = [event.value for event in events.Scalars("train/loss")]
+    assert len(losses) >= 10 and all(np.isfinite(losses))
+    history = [h for h in result.report["train"]["history"] if "eval_macro_f1" in h]
+    charted = events.Scalars("eval/macro_f1")
+    assert [event.step for event in charted] == [h["step"] for h in history] == [12, 24]
+    assert [event.value for event in charted] == pytest.approx([h["eval_macro_f1"] for h in history], abs=1e-6)
+
+
+def test_the_reports_metric_module_recomputes_its_metrics(trained):
+    import evaluate
+
+    from engine.metrics import HEADLINE_METRICS, metric_module_path
+
+    report = json.loads(trained[0].report_path.read_text(encoding="utf-8"))
+    names, matrix = report["confusion_matrix"]["labels"], report["confusion_matrix"]["matrix"]
+    cells = [(names[i], names[j]) for i, row in enumerate(matrix) for j, count in enumerate(row) for _ in range(count)]
+    module = evaluate.load(str(metric_module_path(report["metrics_module"])))
+    scores = module.compute(references=[t for t, _ in cells], predictions=[p for _, p in cells], labels=names)
+    assert {key: scores[key] for key in HEADLINE_METRICS} == pytest.approx(report["metrics"])
+
+
 def test_saved_model_reloads_and_reproduces_the_report(trained):
     result, _ = trained
     from engine.tasks.text_classification.data import load_classification_data
@@ -118,6 +146,25 @@ def test_saved_model_reloads_and_reproduces_the_report(trained):
 
     pipe = pipeline("text-classification", model=str(result.model_dir))
     assert pipe("A warm, funny and moving film.")[0]["label"] in {"fresh", "rotten"}
+
+
+def test_model_card_carries_the_report_and_its_snippet_runs(trained, capsys):
+    from tests.engine.card_helpers import index_metrics, split_card, table_after
+
+    result, _ = trained
+    report = json.loads(result.report_path.read_text(encoding="utf-8"))
+    meta, body = split_card((result.model_dir / "README.md").read_text(encoding="utf-8"))
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["license"] == "apache-2.0"
+    assert meta["pipeline_tag"] == "text-classification" and meta["language"] == ["en"]
+    scores = index_metrics(meta)
+    assert scores["Macro F1"] == report["metrics"]["macro_f1"] and scores["Accuracy"] == report["metrics"]["accuracy"]
+    per_class = table_after(body, "### Per label")
+    for label, row in report["per_class"].items():
+        assert float(per_class[label][2]) == round(row["f1"], 3) and int(per_class[label][3]) == row["support"]
+    assert f"on {report['data']['splits']['train']['rows']} labeled English texts" in body
+    snippet = body.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(snippet, {})  # the card's own loading code, as a stranger would paste it
+    assert "'label': 'fresh'" in capsys.readouterr().out
 
 
 def test_progress_events_describe_the_run(trained):

@@ -24,7 +24,7 @@ from engine.markdown import (
     train_section,
     warnings_section,
 )
-from engine.metrics import classification_metrics
+from engine.metrics import CLASSIFICATION_MODULE, classification_metrics
 from engine.techniques.markdown import technique_sections
 
 BASELINE_NAME = "TF-IDF + logistic regression"
@@ -158,6 +158,7 @@ def build_classification_report(
         "metrics": scores["metrics"],
         "per_class": scores["per_class"],
         "confusion_matrix": scores["confusion_matrix"],
+        "metrics_module": CLASSIFICATION_MODULE,  # evaluate.load(metric_module_path(it)) scores alike
         "baseline": baseline,
         "errors": confident_errors(test_texts, y_true, probs, labels),
         "warnings": collapse_warnings(y_true, y_pred, labels, scores["metrics"], baseline, data_summary),

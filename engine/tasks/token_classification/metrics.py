@@ -1,4 +1,8 @@
-"""Entity-level metrics for token classification: seqeval with strict IOB2 span matching, as plain JSON types."""
+"""Entity-level metrics for token classification: seqeval with strict IOB2 span matching, as plain JSON types.
+
+The scores come from the project's "entities" evaluate module (`engine.metrics.metric_module_path("entities")`);
+the span confusion matrix and the error kinds, which seqeval does not compute, are read from seqeval's spans here.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from seqeval.metrics.v1 import precision_recall_fscore_support
 from seqeval.scheme import IOB2, Entities
 
+from engine.metrics import compute_metric
 from engine.tasks.token_classification.data import normalize_tags
 
 if TYPE_CHECKING:
@@ -20,6 +24,7 @@ BASELINE_NAME = "most frequent tag per word"
 ERROR_KINDS = ("missed", "spurious", "wrong_type", "wrong_boundary")
 HEADLINE_METRICS = ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall", "token_accuracy")
 IGNORE_INDEX = -100
+ENTITIES_MODULE = "entities"
 
 Span = tuple[str, int, int]  # (type, start token, end token exclusive)
 
@@ -85,38 +90,24 @@ def entity_metrics(
     n_tokens = sum(len(s) for s in y_true)
     if n_tokens == 0:
         raise ValueError("cannot compute metrics on an empty split; y_true holds no tags")
-    true_entities, gold = _spans(y_true)
-    pred_entities, pred = _spans(y_pred)
-
-    def prf(average: str | None) -> tuple:
-        return precision_recall_fscore_support(
-            list(y_true),
-            list(y_pred),
-            average=average,
-            scheme=IOB2,
-            zero_division=0,
-            entities_true=true_entities,
-            entities_pred=pred_entities,
-        )
-
-    seen = sorted(true_entities.unique_tags | pred_entities.unique_tags)
-    types = list(dict.fromkeys([*(entity_types or []), *seen]))
-    correct = sum(t == p for gs, ps in zip(y_true, y_pred, strict=True) for t, p in zip(gs, ps, strict=True))
-    # With no entity anywhere there is nothing to find and nothing found wrongly; seqeval would average [].
-    zero = (0.0, 0.0, 0.0, 0)
-    averages = {average: prf(average) if seen else zero for average in ("micro", "macro", "weighted")}
-    metrics = {f"{average}_f1": float(scores[2]) for average, scores in averages.items()}
+    _, gold = _spans(y_true)
+    _, pred = _spans(y_pred)
+    scores = compute_metric(
+        ENTITIES_MODULE,
+        predictions=[list(s) for s in y_pred],
+        references=[list(s) for s in y_true],
+        scheme="IOB2",
+    )
+    by_type = scores["per_type"]  # the types seqeval sees, sorted
+    types = list(dict.fromkeys([*(entity_types or []), *by_type]))
+    metrics = {f"{average}_f1": float(scores[f"{average}_f1"]) for average in ("micro", "macro", "weighted")}
     for average in ("micro", "macro"):
-        metrics[f"{average}_precision"] = float(averages[average][0])
-        metrics[f"{average}_recall"] = float(averages[average][1])
-    metrics["token_accuracy"] = correct / n_tokens
+        metrics[f"{average}_precision"] = float(scores[f"{average}_precision"])
+        metrics[f"{average}_recall"] = float(scores[f"{average}_recall"])
+    metrics["token_accuracy"] = float(scores["token_accuracy"])
     metrics["accuracy"] = metrics["token_accuracy"]  # the key classification reports use
-    by_type = dict(zip(seen, zip(*prf(None), strict=True), strict=True)) if seen else {}
-    per_class = {}
-    for name in types:
-        precision, recall, f1, support = by_type.get(name, zero)
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
-        per_class[name]["support"] = int(support)
+    zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    per_class = {name: dict(by_type.get(name, zero)) for name in types}
 
     names = [*types, "O"]
     index = {name: i for i, name in enumerate(names)}

@@ -22,6 +22,7 @@ from engine.tasks.text_classification.report import ERROR_TEXT_CHARS
 from engine.tasks.token_classification import NAME
 from engine.tasks.token_classification.metrics import (
     BASELINE_NAME,
+    ENTITIES_MODULE,
     ERROR_KINDS,
     entity_metrics,
     error_examples,
@@ -105,6 +106,7 @@ def build_token_classification_report(
         "per_class": scores["per_class"],
         "confusion_matrix": scores["confusion_matrix"],
         "error_kinds": scores["error_kinds"],
+        "metrics_module": ENTITIES_MODULE,  # evaluate.load(metric_module_path(it)) scores alike
         "prediction_repairs": repaired,
         "baseline": baseline,
         "warnings": collapse_warnings(scores, baseline, data_summary),

@@ -90,4 +90,9 @@ def test_domain_pretraining_and_self_training_on_a_latin1_unlabeled_file(tmp_pat
     assert rounds[kept]["validation_score"] == max(r["validation_score"] for r in rounds)
     assert report["metrics"]["macro_f1"] == rounds[kept]["test_score"]
     assert not (result.output_dir / "domain-model").exists()  # its encoder lives on in model/
+    # Each training run of the job charts into a TensorBoard folder of its own.
+    board = result.output_dir / "tensorboard"
+    charted = sorted(str(path.parent.relative_to(board)) for path in board.rglob("events.out.tfevents.*"))
+    stages = ["domain-pretraining/encoder", *(["domain-pretraining/head"] if domain["fresh_head"] else [])]
+    assert charted == sorted(set(charted)) == sorted([*stages, "round-0", "round-1"])
     assert "## Self-training" in (result.output_dir / "report.md").read_text(encoding="utf-8")
