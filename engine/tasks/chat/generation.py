@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
     TextIteratorStreamer,
 )
 
@@ -129,23 +131,181 @@ def stream_reply(
     temperature: float = 0.7,
     top_p: float = 0.9,
     repetition_penalty: float = REPETITION_PENALTY,
-) -> Iterator[str]:
-    """Yield the reply as it grows, piece by piece (generation runs in a background thread)."""
-    device = next(model.parameters()).device
-    inputs = _prompt(tokenizer, messages, device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    model.eval()
+    stop: Sequence[str] = (),
+    seed: int | None = None,
+) -> ReplyStream:
+    """The reply as it grows, piece by piece (generation runs in a background thread); see ReplyStream."""
+    return ReplyStream(
+        model,
+        tokenizer,
+        messages,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        stop=stop,
+        seed=seed,
+    )
 
-    def run() -> None:
-        with torch.inference_mode():
-            length = inputs["input_ids"].shape[1]
-            sampling = _sampling(temperature, top_p, max_new_tokens, tokenizer, length, repetition_penalty)
-            model.generate(**inputs, streamer=streamer, **sampling)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield from streamer
-    thread.join()
+class StopText:
+    """The part of a growing reply that can be shown: surrounding whitespace trimmed, cut before the first stop
+    string. A tail that could still grow into a stop string, or turn out to be trailing whitespace, is held back, so
+    what was shown is always the start of the final text."""
+
+    def __init__(self, stop: Sequence[str] = ()) -> None:
+        self.stop = [s for s in stop if s]
+        self.raw = ""
+        self.shown = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """The text newly showable after `piece`; `stopped` turns true once a stop string has appeared."""
+        self.raw += piece
+        text = self.raw.lstrip()
+        found = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        if found:
+            self.stopped = True
+            return self._show(text[: min(found)])
+        safe = len(text)
+        for s in self.stop:
+            held = next((k for k in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:k])), 0)
+            safe = min(safe, len(text) - held)
+        return self._show(text[:safe])
+
+    def finish(self) -> str:
+        """What is left to show once generation has ended."""
+        return "" if self.stopped else self._show(self.raw.lstrip())
+
+    def _show(self, upto: str) -> str:
+        upto = upto.rstrip()  # ends on a visible character, so a later cut or the final strip never takes it back
+        new = upto[self.shown :]
+        self.shown = max(self.shown, len(upto))
+        return new
+
+
+class _CountingStreamer(TextIteratorStreamer):
+    """A TextIteratorStreamer that also counts the reply's tokens and keeps the last one (end of turn or not)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.new_tokens = 0
+        self.last_token: int | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.next_tokens_are_prompt:  # generate() hands the prompt over first; skip_prompt drops it
+            ids = value.reshape(-1).tolist()
+            self.new_tokens += len(ids)
+            self.last_token = ids[-1] if ids else self.last_token
+        super().put(value)
+
+
+class _Halt(StoppingCriteria):
+    """Ends generation at the next token once `event` is set: a stop string was seen, or the reader went away."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class ReplyStream:
+    """The assistant's reply to `messages`, piece by piece as it is generated, with the same sampling (repetition
+    penalty, no repeated n-grams) as every other reply. Surrounding whitespace is trimmed and the text ends before
+    the first of the `stop` strings. Once read to the end, `finish_reason` is "stop" (end of turn or a stop string)
+    or "length" (max_new_tokens ran out), and `prompt_tokens` / `new_tokens` count tokens. `close()` stops the
+    generation at its next token, for a reader that stops early."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        messages: list[dict],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        repetition_penalty: float = REPETITION_PENALTY,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> None:
+        self._model = model
+        self._inputs = _prompt(tokenizer, messages, next(model.parameters()).device)
+        self.prompt_tokens = int(self._inputs["input_ids"].shape[1])
+        # Prompt and reply together must fit in the positions the model has (None: the config does not say).
+        self.context_length: int | None = getattr(model.config, "max_position_embeddings", None)
+        self.max_new_tokens = max_new_tokens
+        self._sampling = _sampling(
+            temperature, top_p, max_new_tokens, tokenizer, self.prompt_tokens, repetition_penalty
+        )
+        self._halt = threading.Event()
+        self._sampling["stopping_criteria"] = StoppingCriteriaList([_Halt(self._halt)])
+        self._eos = tokenizer.eos_token_id
+        self._streamer = _CountingStreamer(tokenizer)
+        self._text = StopText(stop)
+        self._seed = seed
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+        self._done = False
+
+    @property
+    def new_tokens(self) -> int:
+        """Tokens generated so far (the end-of-turn token included)."""
+        return self._streamer.new_tokens
+
+    @property
+    def finish_reason(self) -> str:
+        """Why the reply ended: "length" when max_new_tokens cut it short, else "stop"."""
+        ran_out = self.new_tokens >= self.max_new_tokens and self._streamer.last_token != self._eos
+        return "length" if ran_out and not self._text.stopped else "stop"
+
+    def __iter__(self) -> ReplyStream:
+        return self
+
+    def __next__(self) -> str:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._generate, daemon=True)
+            self._thread.start()
+        while not self._done:
+            try:
+                piece = next(self._streamer)
+            except StopIteration:
+                self._finish()
+                tail = self._text.finish()
+                if tail:
+                    return tail
+                break
+            shown = self._text.feed(piece)
+            if self._text.stopped:
+                self._finish()
+            if shown:
+                return shown
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop generating at the next token; what was not read yet is dropped."""
+        self._halt.set()
+        self._done = True
+
+    def _finish(self) -> None:
+        self._halt.set()
+        self._done = True
+        if self._thread is not None:
+            self._thread.join()  # the counts are final once generate() has returned
+        if self._error is not None:
+            raise self._error
+
+    def _generate(self) -> None:
+        try:
+            with torch.inference_mode():
+                if self._seed is not None:
+                    torch.manual_seed(self._seed)  # process-wide, as in generate_replies: a seed repeats a reply
+                self._model.eval()
+                self._model.generate(**self._inputs, streamer=self._streamer, **self._sampling)
+        except Exception as exc:  # handed to the reader, which would otherwise wait for more text forever
+            self._error = exc
+            self._streamer.end()
 
 
 def generate_replies(
