@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import torch
 from transformers import AutoTokenizer, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.errors import DataError
+from engine.export.runtime import load_runtime_model
+from engine.export.writers import read_variant_file
 from engine.hardware import (
     InferencePrecision,
     cpu_has_amx,
@@ -23,7 +25,7 @@ from engine.hardware import (
 )
 from engine.metrics import softmax
 from engine.tasks import Task, task_of_model
-from engine.tasks.chat.generation import generate_reply, stream_reply
+from engine.tasks.chat.generation import ReplyStream, generate_reply, stream_reply
 from engine.tasks.token_classification.predict import predict_word_tags, tag_spans
 from engine.techniques.ensemble import is_ensemble, load_ensemble
 
@@ -155,21 +157,42 @@ class Predictor:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.task_info: Task = task_of_model(_config(self.model_dir))
         self.task = self.task_info.name
+        # An exported variant (engine.export) says what it is; it runs in the precision it was made for.
+        variant = read_variant_file(self.model_dir)
+        self.variant: str = variant["name"] if variant else "original"
+        if variant and variant["runtime"] != "transformers":  # TorchScript and ONNX variants are CPU programs
+            if device not in (None, "cpu"):
+                raise ValueError(f"the {self.variant} variant runs on the CPU only, not on {device}")
+            self.device = "cpu"
         # Only encoders answering classify() or tag() change precision; a chat model keeps the dtype it was saved in.
         encoder = self.task_info.playground in (self.classify.__name__, self.tag.__name__)
         if not encoder and precision != "auto":
             raise ValueError(f"precision {precision!r} applies to classifiers and taggers, not a {self.task} model")
+        if variant and precision not in ("auto", variant["precision"]):
+            raise ValueError(
+                f"{self.model_dir} is the {self.variant} variant, which runs in {variant['precision']}; "
+                f"leave precision at 'auto' rather than {precision!r}"
+            )
+        precision = variant["precision"] if variant and encoder else precision
         self.precision: str | None = resolve_inference_precision(precision, self.device) if encoder else None
+        self.model = self._load(variant)
+        self.labels: list[str] = self.task_info.labels_of(self.model)
+        self.max_length = self._trained_max_length(variant)
+
+    def _load(self, variant: dict[str, Any] | None) -> Any:
+        if variant and variant["runtime"] != "transformers":  # quantized or fixed as exported: run as it is
+            return load_runtime_model(self.model_dir, variant["runtime"])
         if is_ensemble(self.model_dir):  # members averaged; everything below reads it as one model
             model = load_ensemble(self.model_dir, self.task_info.load_model, self.device)
         else:
             model = self.task_info.load_model(self.model_dir, self.device)
-        self.model = with_precision(model, self.precision) if self.precision else model
-        self.labels: list[str] = self.task_info.labels_of(self.model)
-        self.max_length = self._trained_max_length()
+        return with_precision(model, self.precision) if self.precision else model
 
-    def _trained_max_length(self) -> int:
-        # Predict with the length the model was trained with (spec.json sits beside the model folder).
+    def _trained_max_length(self, variant: dict[str, Any] | None) -> int:
+        # Predict with the length the model was trained with: an exported variant carries its source's, a trained
+        # model's spec.json sits beside its folder.
+        if variant and variant.get("max_length"):
+            return int(variant["max_length"])
         spec_path = self.model_dir.parent / "spec.json"
         if spec_path.is_file():
             try:
@@ -188,7 +211,7 @@ class Predictor:
 
     def serve(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer a REST-style request ({text | texts | messages, options}) the way the model's task does."""
-        return {"task": self.task, **self.task_info.serve(self, request)}
+        return {"task": self.task, "variant": self.variant, **self.task_info.serve(self, request)}
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, one row per text, columns in `self.labels` order."""
@@ -262,14 +285,19 @@ class Predictor:
         return reply.text
 
     def stream_chat(
-        self, messages: list[dict], *, max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.9
-    ) -> Iterator[str]:
-        """The reply piece by piece, as it is generated."""
+        self,
+        messages: list[dict],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> ReplyStream:
+        """The reply piece by piece, as it is generated; then how it ended and its token counts (ReplyStream)."""
         self._expect(self.chat)
-
-        yield from stream_reply(
-            self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
-        )
+        options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+        return stream_reply(self.model, self.tokenizer, messages, **options, stop=stop, seed=seed)
 
 
 def _config(model_dir: Path) -> dict[str, Any]:

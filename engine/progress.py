@@ -12,7 +12,8 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 EventKind = Literal["phase", "start", "step", "log", "eval", "end"]
 # What a job does, in order; "phase" events say when the next one begins.
-PHASES = ("preparing", "loading", "training", "evaluating", "reporting")
+PHASES = ("preparing", "loading", "training", "evaluating", "reporting")  # a training job's, in order
+EXPORT_PHASES = ("loading", "exporting", "evaluating", "reporting")  # an export job's
 WARMUP_STEPS = 2  # steps left out of the speed estimate
 
 
@@ -41,7 +42,7 @@ OnEvent = Callable[[ProgressEvent], None]
 
 
 def announce(on_event: OnEvent | None, phase: str) -> None:
-    """Tell `on_event` that the job has moved on to `phase` (one of PHASES)."""
+    """Tell `on_event` that the job has moved on to `phase` (one of PHASES or EXPORT_PHASES)."""
     if on_event is not None:
         on_event(ProgressEvent(kind="phase", step=0, total_steps=0, epoch=0.0, phase=phase))
 

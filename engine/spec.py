@@ -5,12 +5,13 @@ from __future__ import annotations
 import codecs
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import tasks as registry
+from engine.export import DEFAULT_SPARSITY, ExportVariant
 from engine.params import Frozen as _Frozen
 from engine.params import SearchSpec, TrainingParams
 from engine.presets import expand_preset
@@ -105,13 +106,29 @@ class DataSpec(_Frozen):
         return self
 
 
+class _Validated(_Frozen):
+    """A spec validated from a plain dict (parsed YAML/JSON, an API body) with an error a person can act on."""
+
+    _what: ClassVar[str] = "spec"  # what an error calls it: "job spec", "evaluation spec", ...
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "spec") -> Self:
+        """Validate a plain dict into this spec; a ValueError lists each bad field, what was given and allowed."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(f"{source} is not a valid {cls._what}:\n{format_validation_error(exc)}") from exc
+
+
 def _task_choices(schema: dict[str, Any]) -> None:
     # Read when a schema is made, so a task registered later (a plug-in, a test's toy task) shows up in it.
     schema["enum"] = registry.task_names()
 
 
-class JobSpec(_Frozen):
+class JobSpec(_Validated):
     """A whole fine-tuning job: task, base model, data and hyper-parameters."""
+
+    _what: ClassVar[str] = "job spec"
 
     task: str = Field(
         default_factory=lambda: registry.default_task().name,
@@ -249,17 +266,11 @@ class JobSpec(_Frozen):
             raise ValueError(f"spec file {path} must hold a mapping with at least 'data: {{train: FILE}}'")
         return cls.from_dict(raw, source=str(path))
 
-    @classmethod
-    def from_dict(cls, raw: dict, *, source: str = "spec") -> JobSpec:
-        """Validate a plain dict (parsed YAML/JSON, API body) into a spec with a readable error."""
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(f"{source} is not a valid job spec:\n{format_validation_error(exc)}") from exc
 
-
-class EvaluateSpec(_Frozen):
+class EvaluateSpec(_Validated):
     """Evaluate a finished model on a labeled file and write report.json / report.md."""
+
+    _what: ClassVar[str] = "evaluation spec"
 
     model: str = Field(min_length=1, description="The model/ folder of a finished training job, or that job's id.")
     data: str = Field(min_length=1, description="Labeled file to evaluate on (CSV, TSV, JSON, JSONL or Parquet).")
@@ -272,13 +283,29 @@ class EvaluateSpec(_Frozen):
         description="Column holding the label (taggers: the tags field, or CoNLL's tag column number); guessed.",
     )
 
-    @classmethod
-    def from_dict(cls, raw: dict, *, source: str = "spec") -> EvaluateSpec:
-        """Validate a plain dict with a readable error."""
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(f"{source} is not a valid evaluation spec:\n{format_validation_error(exc)}") from exc
+
+class ExportSpec(_Validated):
+    """Make a deployable variant of a finished model and measure it against the original on the job's test split."""
+
+    _what: ClassVar[str] = "export spec"
+
+    model: str = Field(min_length=1, description="The model/ folder of a finished training job, or that job's id.")
+    to: ExportVariant = Field(
+        description="The variant: bf16 (half-size weights), int8 (dynamically quantized Linear layers, TorchScript, "
+        "CPU), onnx (ONNX Runtime) or pruned (the smallest weights of the Linear layers set to zero)."
+    )
+    sparsity: float = Field(
+        default=DEFAULT_SPARSITY,
+        ge=0.05,
+        le=0.9,
+        description="Pruned variant: the share of the encoder's Linear weights set to zero (0.3 = 30 percent).",
+    )
+
+    @model_validator(mode="after")
+    def _sparsity_for_pruning(self) -> ExportSpec:
+        if self.to != "pruned" and self.sparsity != DEFAULT_SPARSITY:
+            raise ValueError(f"sparsity applies to the pruned variant only, not to {self.to!r}")
+        return self
 
 
 def shown(value: Any, limit: int = 80) -> str:

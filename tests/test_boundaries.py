@@ -67,3 +67,5 @@ def test_importing_the_worker_leaves_the_web_app_and_gradio_unloaded():
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert {"worker", "celery", "sqlalchemy"} <= loaded  # the probe really imported the worker
     assert loaded.isdisjoint(WEB_APP), sorted(loaded & set(WEB_APP))
+    # The worker's parent never loads torch (each job's child does, so CUDA starts in the process that uses it).
+    assert loaded.isdisjoint({"torch", "transformers"}), sorted(loaded & {"torch", "transformers"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 
 from engine.tasks import default_task, get_task
 from worker.records import JobEvent
@@ -33,29 +34,14 @@ def _label(value: float) -> str:
     return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.0e}"
 
 
-def line_chart(
-    series: Series,
-    *,
-    title: str,
-    x_label: str,
-    x_max: float | None = None,
-    y_range: tuple[float, float] | None = None,
-    empty: str = "",
-) -> str:
-    """An SVG chart of one or more named series of (x, y) points, with axes, ticks, dots and a legend."""
-    width, height = 520, 240
-    left, right, top, bottom = 52, 16, 30, 58
-    points = [(x, y) for values in series.values() for x, y in values if math.isfinite(y)]
-    head = f'<text x="{width / 2}" y="18" text-anchor="middle" class="pg-chart-title">{html.escape(title)}</text>'
-    if not points:
-        message = f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="pg-chart-empty">'
-        message += f"{html.escape(empty)}</text>"
-        return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{head}{message}</svg>'
-    xs = [x for x, _ in points]
-    ys = [y for _, y in points]
-    x_ticks = _ticks(0.0, max([*xs, x_max or 0.0, 1.0]))
-    y_low, y_high = y_range if y_range else (0.0, max(ys) * 1.1 or 1.0)
-    y_ticks = _ticks(y_low, y_high)
+_MARGINS = (52, 16, 30, 58)  # left, right, top, bottom of the plotting area, in SVG units
+
+
+def _axes(
+    width: int, height: int, x_ticks: list[float], y_ticks: list[float], x_label: str
+) -> tuple[Callable[[float], float], Callable[[float], float], list[str]]:
+    """The value-to-pixel maps of a linear plot and its grid, tick labels and x-axis title."""
+    left, right, top, bottom = _MARGINS
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def px(x: float) -> float:
@@ -64,7 +50,7 @@ def line_chart(
     def py(y: float) -> float:
         return height - bottom - (y - y0) / ((y1 - y0) or 1) * (height - top - bottom)
 
-    parts = [head]
+    parts = []
     for tick in y_ticks:
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" class="pg-grid"/>'
@@ -76,7 +62,34 @@ def line_chart(
         f'<text x="{(left + width - right) / 2}" y="{height - bottom + 32}" text-anchor="middle">'
         f"{html.escape(x_label)}</text>"
     )
-    legend_x = left
+    return px, py, parts
+
+
+def line_chart(
+    series: Series,
+    *,
+    title: str,
+    x_label: str,
+    x_max: float | None = None,
+    y_range: tuple[float, float] | None = None,
+    empty: str = "",
+) -> str:
+    """An SVG chart of one or more named series of (x, y) points, with axes, ticks, dots and a legend."""
+    width, height = 520, 240
+    points = [(x, y) for values in series.values() for x, y in values if math.isfinite(y)]
+    head = f'<text x="{width / 2}" y="18" text-anchor="middle" class="pg-chart-title">{html.escape(title)}</text>'
+    if not points:
+        message = f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="pg-chart-empty">'
+        message += f"{html.escape(empty)}</text>"
+        return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{head}{message}</svg>'
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
+    x_ticks = _ticks(0.0, max([*xs, x_max or 0.0, 1.0]))
+    y_low, y_high = y_range if y_range else (0.0, max(ys) * 1.1 or 1.0)
+    y_ticks = _ticks(y_low, y_high)
+    px, py, axes = _axes(width, height, x_ticks, y_ticks, x_label)
+    parts = [head, *axes]
+    legend_x = _MARGINS[0]
     lines: list[str] = []
     for (name, values), colour in zip(series.items(), COLOURS, strict=False):
         finite = [(x, y) for x, y in values if math.isfinite(y)]
@@ -198,4 +211,36 @@ def search_chart(search: dict | None) -> str:
             "</circle>"
         )
     parts.append(f'<text x="{left}" y="{height - 9}">● complete   ○ pruned   large: the trial kept</text>')
+    return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'
+
+
+def tradeoff_chart(points: list[tuple[str, float, float]], *, metric_name: str) -> str:
+    """Exported variants as an SVG scatter: headline test metric against p50 latency, one labelled point per
+    variant (the original first, in its own colour). Empty without points."""
+    points = [(name, x, y) for name, x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if not points:
+        return ""
+    width, height = 520, 260
+    right = _MARGINS[1]
+    latencies = [x for _, x, _ in points]
+    scores = [y for _, _, y in points]
+    x_ticks = _ticks(0.0, max(latencies) * 1.2 or 1.0)  # from zero: a latency reads against none at all
+    # Variants usually score within a point or two of each other: the axis spans them with a margin, not 0..1.
+    spread = max(max(scores) - min(scores), 0.02)
+    high = max(scores) + spread * 0.6
+    y_ticks = _ticks(min(scores) - spread * 0.6, min(high, 1.0) if max(scores) <= 1 else high)  # no score above 1
+    px, py, axes = _axes(width, height, x_ticks, y_ticks, "p50 latency for one text (ms)")
+    title = f"Test {metric_name} against p50 latency (up and to the left is better)"
+    parts = [f'<text x="{width / 2}" y="18" text-anchor="middle" class="pg-chart-title">{html.escape(title)}</text>']
+    parts += axes
+    for index, (name, x, y) in enumerate(points):
+        colour = COLOURS[0] if index == 0 else COLOURS[1 + (index - 1) % (len(COLOURS) - 1)]
+        label_y = py(y) + 4 if index % 2 == 0 else py(y) + 16  # every other one lower: close points stay legible
+        anchor = "end" if px(x) > width - right - 80 else "start"
+        label_x = px(x) - 8 if anchor == "end" else px(x) + 8
+        parts.append(
+            f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" fill="{colour}" class="pg-variant-point">'
+            f"<title>{html.escape(name)}: {x:.3g} ms, {html.escape(metric_name)} {y:.3f}</title></circle>"
+        )
+        parts.append(f'<text x="{label_x:.1f}" y="{label_y:.1f}" text-anchor="{anchor}">{html.escape(name)}</text>')
     return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'

@@ -13,6 +13,7 @@ from typing import Any
 from engine.errors import DataError, ModelNotFoundError
 from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, absolute_path
 from engine.tasks import all_tasks, get_task, task_names
+from ui.cli_export import add_export_command
 from ui.cli_jobs import add_job_commands
 from ui.cli_params import (
     add_recipe_flags,
@@ -21,6 +22,8 @@ from ui.cli_params import (
     search_from_args,
     techniques_from_args,
 )
+from ui.cli_tensorboard import add_tensorboard_command
+from ui.cli_tokens import add_token_commands
 from ui.serve import add_serve_command
 
 # engine.hardware.INFERENCE_PRECISIONS, spelled out so that `playground --help` does not import torch.
@@ -118,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=_cmd_chat)
 
     add_job_commands(sub)
+    add_export_command(sub)
     add_serve_command(sub)
+    add_tensorboard_command(sub)
+    add_token_commands(sub)
 
     models = sub.add_parser("models", help="list the model catalog and what is available offline")
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")

@@ -82,10 +82,17 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     spec = load_spec_file(args.spec)
     job_id = api.submit(spec, args.owner or default_owner(), queue=args.queue)
-    if args.wait:
-        return _follow(job_id, as_json=args.json)
+    return after_submit(job_id, wait=args.wait, as_json=args.json)
+
+
+def after_submit(job_id: str, *, wait: bool, as_json: bool) -> int:
+    """Follow a job just queued until it ends (`wait`), or say where it is and how to follow it."""
+    from worker import api
+
+    if wait:
+        return follow(job_id, as_json=as_json)
     job = api.get(job_id)
-    if args.json:
+    if as_json:
         print(json.dumps(job.to_dict(), ensure_ascii=False))
     else:
         print(f"queued {job.kind} job {job.id} (position {job.position} in '{job.queue}')")
@@ -149,7 +156,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_follow(args: argparse.Namespace) -> int:
     from worker import api
 
-    return _follow(api.resolve(args.job_id), as_json=args.json)
+    return follow(api.resolve(args.job_id), as_json=args.json)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -158,7 +165,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(concurrency=args.concurrency, queues=split_queues(args.queues), loglevel=args.loglevel)
 
 
-def _follow(job_id: str, *, as_json: bool) -> int:
+def follow(job_id: str, *, as_json: bool) -> int:
     """Print events until the job ends; exit code 0 if it succeeded, else 1."""
     from worker import api
 

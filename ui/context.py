@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import CATALOG
 from engine.errors import DataError
-from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, TrainingParams, shown
+from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, ExportSpec, JobSpec, TrainingParams, shown
 from engine.tasks import get_task
 from worker.api import JobNotFoundError, Jobs
-from worker.records import SUCCEEDED, TRAIN, Job
+from worker.records import EXPORT, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.shares import ShareStore
 from worker.specs import Spec, parse_spec
+from worker.tokens import ApiTokenStore
 from worker.uploads import DatasetStore, looks_like_dataset_id, user_paths
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 MODEL_FOLDER = "model"
 REPORT_FILE = "report.json"
+ORIGINAL = "original"  # the variant name of a model as training saved it
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class AppContext:
         self.datasets.create_schema()
         self.shares = ShareStore(engine)
         self.shares.create_schema()
+        self.tokens = ApiTokenStore(engine)
+        self.tokens.create_schema()
         self.predictors = PredictorCache()
         self.local_owner = local_owner()
 
@@ -210,7 +214,7 @@ class AppContext:
         """The owner's succeeded training job, whose model/ folder can be used."""
         job = self.job(job_id, owner)
         if job.kind != TRAIN:
-            raise ValueError(f"job {job.id} evaluates a model; pick a training job to use its model")
+            raise ValueError(f"job {job.id} is an {job.kind} job; pick a training job to use its model")
         if job.status != SUCCEEDED:
             raise ValueError(f"job {job.id} is {job.status}; only a finished (succeeded) training job has a model")
         return job
@@ -219,10 +223,29 @@ class AppContext:
         """Where a training job's model folder is."""
         return Path(job.artifact_dir or "") / MODEL_FOLDER
 
-    def predictor(self, job_id: str | None, owner: str) -> Predictor:
-        """The loaded model of the owner's finished training job."""
+    def variants(self, job: Job) -> dict[str, Job]:
+        """The newest succeeded export job of each variant (bf16, int8, ...) of a training job's model."""
+        source = self.model_dir(job).resolve()
+        found: dict[str, Job] = {}
+        for export in self.finished_jobs(job.owner, EXPORT):  # newest first: the first of each variant wins
+            spec = export.spec or {}
+            if spec.get("to") not in found and Path(str(spec.get("model", ""))).resolve() == source:
+                found[spec["to"]] = export
+        return found
+
+    def predictor(self, job_id: str | None, owner: str, variant: str | None = None) -> Predictor:
+        """The loaded model of the owner's finished training job, or of one of its exported variants."""
         job = self.finished_model(job_id, owner)
         folder = self.model_dir(job)
+        if variant and variant != ORIGINAL:
+            exports = self.variants(job)
+            if variant not in exports:
+                have = ", ".join([ORIGINAL, *exports])
+                raise ValueError(
+                    f"job {job.id} has no {variant!r} variant; its variants are {have} (export one first: "
+                    f"playground export {job.id} --to {variant})"
+                )
+            folder = self.model_dir(exports[variant])
         if not (folder / "config.json").is_file():
             raise ValueError(f"the model files of job {job.id} are missing from {folder}; train it again")
         return self.predictors.get(folder)
@@ -250,6 +273,8 @@ class AppContext:
         spec = parse_spec(raw, source="job spec") if isinstance(raw, dict) else raw
         if isinstance(spec, EvaluateSpec):
             return self._prepare_evaluation(spec, owner)
+        if isinstance(spec, ExportSpec):
+            return spec.model_copy(update={"model": self._source_model(spec.model, owner)})
         data = spec.data
         updates = {}
         for split in DATA_FILES:
@@ -293,11 +318,14 @@ class AppContext:
         return name
 
     def _prepare_evaluation(self, spec: EvaluateSpec, owner: str) -> EvaluateSpec:
-        model = spec.model
-        if self.jobs.store.get(model) is not None or self.users.enabled:
-            model = str(self.model_dir(self.finished_model(model, owner)))
         data = self.data_file(spec.data, owner, field="data")
-        return spec.model_copy(update={"model": model, "data": data})
+        return spec.model_copy(update={"model": self._source_model(spec.model, owner), "data": data})
+
+    def _source_model(self, model: str, owner: str) -> str:
+        # A job id names that job's model; with several users only one's own jobs may be named, never a folder.
+        if self.jobs.store.get(model) is not None or self.users.enabled:
+            return str(self.model_dir(self.finished_model(model, owner)))
+        return model
 
     def check_data(self, spec: JobSpec) -> dict[str, Any]:
         """The validation summary of a training spec's data; raises DataError with a readable message."""

@@ -50,6 +50,7 @@ footer {{ margin-top: 40px; font-size: 0.85em; color: #6b7280; }}
 .tagged {{ font-size: 1.1em; line-height: 2.2; white-space: pre-wrap; }}
 mark.entity {{ border-radius: 6px; padding: 2px 4px; }}
 mark.entity .type {{ font-size: 0.7em; font-weight: 700; margin-left: 4px; color: #374151; }}
+.served {{ color: #6b7280; font-size: 0.85em; }}
 .reply {{ white-space: pre-wrap; background: #f3f4f6; border-radius: 8px; padding: 12px; }}
 </style></head>
 <body>{body}
@@ -106,10 +107,13 @@ def demo_router(ctx: AppContext) -> APIRouter:
         predictor = ctx.predictors.get(ctx.model_dir(job))
         answer = predictor.serve({**_task(job).request_for_text(body.text), "max_new_tokens": DEMO_NEW_TOKENS})
         # One text in, one answer out: the predictions list of a classifier and the spans of a tagger unwrap.
+        served = answer.get("variant")
         for key in ("predictions", "entities"):
             if key in answer:
                 answer = answer[key][0] if key == "predictions" else {"entities": answer[key][0]}
         answer.pop("task", None)
+        if served:  # a share serves the model as trained; the answer says so, as the Playground's do
+            answer["variant"] = served
         return JSONResponse(answer, headers=_NO_STORE)
 
     return router
@@ -190,6 +194,10 @@ def _page(
             f'<section class="result" id="result"><h2>Prediction: {top}</h2>'
             f"<p>Probability of each label:</p>{''.join(rows)}</section>"
         )
+    variant = answer.get("variant")
+    if variant:
+        served = "the original model, as trained" if variant == "original" else f"the {variant} variant"
+        parts.append(f'<p class="served" id="served">Served by {html.escape(served)}.</p>')
     footer = "A read-only demo made with Finetune Playground. What you type is used for this answer and not stored."
     page = _PAGE.format(title="Try this model · Finetune Playground", body="\n".join(parts), footer=footer)
     return HTMLResponse(page, headers=_NO_STORE)

@@ -1,8 +1,9 @@
 """The web process: a FastAPI app with the REST API under /api, share pages under /demo, and the Gradio app at /.
 
-REST routes take HTTP basic auth with the same users as the login page (none needed in single-user mode). Every
-route reads and writes only the caller's own jobs, datasets, models and share links; someone else's job answers 404,
-exactly like a job that does not exist.
+REST routes take HTTP basic auth with the same users as the login page, or an API token (ui/auth.py; none needed
+in single-user mode). Every route reads and writes only the caller's own jobs, datasets, models, share links and
+tokens; someone else's job answers 404, exactly like a job that does not exist. The OpenAI-compatible routes under
+/v1 are in ui/openai_api.py.
 """
 
 from __future__ import annotations
@@ -13,25 +14,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import gradio as gr
-from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, FastAPI, File, HTTPException, Query, UploadFile, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.errors import DataError, ModelNotFoundError
+from engine.export import ExportVariant
+from engine.export.report import compression_table
 from engine.paths import max_upload_bytes
-from engine.spec import EvaluateSpec, JobSpec
+from engine.spec import EvaluateSpec, ExportSpec, JobSpec
+from ui import openai_api
 from ui.app import CSS, THEME, build_blocks
+from ui.auth import Owner, token_routes
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
-from ui.limits import BodyLimit
+from ui.limits import MAX_CHAT_CHARS, MAX_CHAT_TURNS, MAX_NEW_TOKENS, MAX_PREDICT_TEXTS, BodyLimit
 from worker.api import JobNotFoundError
-from worker.records import STATUSES
-
-MAX_PREDICT_TEXTS = 1000
-MAX_CHAT_TURNS = 100
-MAX_CHAT_CHARS = 20_000
-_basic = HTTPBasic(auto_error=False, realm="Finetune Playground")
+from worker.records import STATUSES, TRAIN
 
 
 class ChatMessage(BaseModel):
@@ -49,9 +48,16 @@ class PredictRequest(BaseModel):
     messages: list[ChatMessage] | None = Field(
         default=None, min_length=1, max_length=MAX_CHAT_TURNS, description="Chat models: the conversation so far."
     )
-    max_new_tokens: int = Field(default=256, ge=1, le=1024, description="Chat models: longest reply, in tokens.")
+    max_new_tokens: int = Field(
+        default=256, ge=1, le=MAX_NEW_TOKENS, description="Chat models: longest reply, in tokens."
+    )
     temperature: float = Field(default=0.0, ge=0, le=2, description="Chat models: 0 answers greedily.")
     top_p: float = Field(default=1.0, gt=0, le=1, description="Chat models: nucleus sampling share.")
+    variant: ExportVariant | Literal["original"] | None = Field(
+        default=None,
+        description="An exported variant to answer with (see GET /api/models/{id}/variants); default: the model as "
+        "trained. The answer's `variant` says which served.",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
@@ -64,21 +70,13 @@ class PredictRequest(BaseModel):
         return self
 
 
-def _caller(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
-    """The owner a REST call acts for: the HTTP basic user, or the local user in single-user mode."""
-    ctx: AppContext = request.app.state.ctx
-    if not ctx.users.enabled:
-        return ctx.local_owner
-    if credentials is None or not ctx.users.check(credentials.username, credentials.password):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "log in with HTTP basic auth (curl -u user:password)",
-            headers={"WWW-Authenticate": 'Basic realm="Finetune Playground"'},
-        )
-    return credentials.username
+class ExportRequest(BaseModel):
+    """Body of POST /api/models/{id}/export."""
 
+    model_config = ConfigDict(extra="forbid")
 
-Owner = Annotated[str, Depends(_caller)]
+    to: ExportVariant = Field(description=ExportSpec.model_fields["to"].description)
+    sparsity: float | None = Field(default=None, description=ExportSpec.model_fields["sparsity"].description)
 
 
 def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> FastAPI:
@@ -93,6 +91,7 @@ def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> 
     )
     app.state.ctx = ctx
     app.include_router(api_router(ctx))
+    openai_api.install(app, ctx)  # /v1: chat completions, models, classify and tag, for OpenAI clients
     app.include_router(demo_router(ctx))
 
     @app.get("/healthz", include_in_schema=False)
@@ -123,6 +122,7 @@ def api_router(ctx: AppContext) -> APIRouter:
     _job_routes(router, ctx)
     _model_routes(router, ctx)
     _dataset_routes(router, ctx)
+    token_routes(router, ctx)
     return router
 
 
@@ -144,6 +144,7 @@ def spec_request_schema() -> dict[str, Any]:
                     "oneOf": [
                         inline_refs(JobSpec.model_json_schema(ref_template=refs)),
                         inline_refs(EvaluateSpec.model_json_schema(ref_template=refs)),
+                        inline_refs(ExportSpec.model_json_schema(ref_template=refs)),
                     ]
                 }
             }
@@ -232,10 +233,10 @@ def _model_routes(router: APIRouter, ctx: AppContext) -> None:
         text. Taggers: entity spans (text, type, start, end, score) per text. Chat models: the reply to `messages`."""
         _job_or_404(ctx, job_id, owner)
         try:
-            predictor = ctx.predictor(job_id, owner)
+            predictor = ctx.predictor(job_id, owner, body.variant)
         except ValueError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        request = body.model_dump(exclude_none=True)
+        request = body.model_dump(exclude_none=True, exclude={"variant"})
         if body.messages is not None:
             request["messages"] = [message.model_dump() for message in body.messages]
         try:
@@ -243,6 +244,29 @@ def _model_routes(router: APIRouter, ctx: AppContext) -> None:
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"job {job_id}: {exc}") from exc
         return {"model": job_id, **answer}
+
+    @router.post("/models/{job_id}/export", status_code=status.HTTP_201_CREATED)
+    def export(job_id: str, body: ExportRequest, owner: Owner):
+        """Queue an export job: a bf16, int8, ONNX or pruned variant of the model of a succeeded training job,
+        measured against the original on the job's test split. Its report lands in GET /api/models/{id}/variants."""
+        _job_or_404(ctx, job_id, owner)
+        try:
+            submission = ctx.submit({"model": job_id, **body.model_dump(exclude_none=True)}, owner)
+        except AccessError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        return ctx.public_job(ctx.jobs.get(submission.job_id, owner=owner))
+
+    @router.get("/models/{job_id}/variants")
+    def variants(job_id: str, owner: Owner):
+        """The compression table: the original and each exported variant with size on disk, one-text latency p50,
+        texts/s, speed-up over the original timed in the same run, and test metrics with their change."""
+        job = _job_or_404(ctx, job_id, owner)
+        exports = ctx.variants(job) if job.kind == TRAIN else {}
+        reports = [ctx.report(export.id, owner) for export in exports.values()]
+        jobs = {name: export.id for name, export in exports.items()}
+        return {"model": job.id, "variants": compression_table(reports), "export_jobs": jobs}
 
 
 def _dataset_routes(router: APIRouter, ctx: AppContext) -> None:

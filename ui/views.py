@@ -16,7 +16,7 @@ from engine.report_views import duration, report_scope
 from engine.report_views import round3 as _round
 from engine.report_views import short_model as _short_model
 from ui.techniques import short_words, signed, used_in
-from worker.records import CANCELLED, EVALUATE, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from worker.records import CANCELLED, EVALUATE, EXPORT, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 
 # Symbols from common text fonts (not emoji), so they render on machines without an emoji font.
 STATUS_WORDS = {
@@ -52,9 +52,12 @@ def file_name(path: str | None) -> str:
 def job_title(job: Job) -> str:
     """What a job does in a few words: 'train minilm-l6 on reviews.csv'."""
     spec = job.spec or {}
-    if job.kind == EVALUATE:
+    if job.kind in (EVALUATE, EXPORT):
         model = str(spec.get("model", ""))
         source = Path(model).parent.name if model.endswith("model") else file_name(model)
+        if job.kind == EXPORT:
+            sparsity = f" at {spec.get('sparsity', 0):.0%} sparsity" if spec.get("to") == "pruned" else ""
+            return f"export {source} to {spec.get('to')}{sparsity}"
         return f"evaluate {source} on {file_name(spec.get('data'))}"
     data = spec.get("data") or {}
     epochs = (spec.get("params") or {}).get("epochs")

@@ -29,7 +29,7 @@ from worker.app import create_app
 from worker.records import STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
 from worker.runtime import LOG_FILE
 from worker.settings import Settings
-from worker.specs import EvaluateSpec, Spec, kind_of, parse_spec
+from worker.specs import EvaluateSpec, ExportSpec, Spec, kind_of, parse_spec
 from worker.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,10 @@ class Jobs:
         if not owner or len(owner) > 200:
             raise ValueError(f"owner must be 1 to 200 characters, got {owner!r}")
         parsed = parse_spec(spec) if isinstance(spec, dict) else spec
-        if not isinstance(parsed, JobSpec | EvaluateSpec):
-            raise ValueError(f"spec must be a JobSpec, an EvaluateSpec or a dict, not {type(spec).__name__}")
+        if not isinstance(parsed, JobSpec | EvaluateSpec | ExportSpec):
+            raise ValueError(
+                f"spec must be a JobSpec, an EvaluateSpec, an ExportSpec or a dict, not {type(spec).__name__}"
+            )
         parsed = self._localise(parsed, owner)
         job = self.store.create(
             job_id=secrets.token_hex(8),
@@ -168,7 +170,8 @@ class Jobs:
 
     def _localise(self, spec: Spec, owner: str) -> Spec:
         # Workers run in another directory (or on another host sharing the data dir): relative paths that exist
-        # here are made absolute, and an evaluation may name its model by the id of a finished training job.
+        # here are made absolute, and an evaluation or export may name its model by the id of a finished training
+        # job.
         if isinstance(spec, JobSpec):
             data = spec.data.with_absolute_paths()
             base_model = spec.base_model if spec.base_model in CATALOG else _absolute(spec.base_model)
@@ -177,8 +180,10 @@ class Jobs:
         job = self.store.get(model) if not Path(model).exists() else None
         if job is not None and job.owner == owner:
             if job.kind != TRAIN or job.status != SUCCEEDED:
-                raise ValueError(f"job {model} is a {job.status} {job.kind} job; evaluate a succeeded training job")
+                raise ValueError(f"job {model} is a {job.status} {job.kind} job; pick a succeeded training job")
             model = str(job.artifact_dir / "model")
+        if isinstance(spec, ExportSpec):
+            return spec.model_copy(update={"model": _absolute(model)})
         return spec.model_copy(update={"model": _absolute(model), "data": absolute_path(spec.data)})
 
 

@@ -7,12 +7,13 @@ from datetime import timedelta
 from celery import Celery
 
 from worker.embedded import TRANSPORT as EMBEDDED_TRANSPORT
-from worker.records import EVALUATE, TRAIN
+from worker.records import EVALUATE, EXPORT, TRAIN
 from worker.settings import Settings
 
 TRAIN_TASK = "playground.train_job"
 EVALUATE_TASK = "playground.evaluate_job"
-TASK_FOR_KIND = {TRAIN: TRAIN_TASK, EVALUATE: EVALUATE_TASK}
+EXPORT_TASK = "playground.export_job"
+TASK_FOR_KIND = {TRAIN: TRAIN_TASK, EVALUATE: EVALUATE_TASK, EXPORT: EXPORT_TASK}
 
 
 def create_app(settings: Settings | None = None) -> Celery:

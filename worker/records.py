@@ -17,7 +17,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 TRAIN = "train"
 EVALUATE = "evaluate"
-KINDS = (TRAIN, EVALUATE)
+EXPORT = "export"
+KINDS = (TRAIN, EVALUATE, EXPORT)
 
 
 def utcnow() -> datetime:

@@ -127,6 +127,12 @@ class TrainingRecipe(Protocol):
         """`prepared` with pseudo-labeled texts added to its training split (self-training)."""
         ...
 
+    # ---- what an export (engine.export) asks: the same test split, scored through any Predictor ----------------
+
+    def test_scores(self, prepared: Prepared, predictor: Predictor) -> dict[str, float]:
+        """The headline test metrics of `predictor` (any variant of the model) on the test split."""
+        ...
+
 
 # The TrainingParams fields of the fine-tuning method (full, or LoRA with its settings), read by every task.
 METHOD_PARAMS = ("method", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
@@ -150,6 +156,7 @@ class Task:
     default_params: Mapping[str, Any] = field(default_factory=dict)  # TrainingParams defaults that differ here
     own_params: tuple[str, ...] = ()  # TrainingParams fields only this task reads (others never see them)
     techniques: tuple[str, ...] = ()  # the Techniques fields (engine.techniques) this task's recipe applies
+    exports: tuple[str, ...] = ()  # the variants engine.export can make of its models (bf16, int8, ...)
     curve_metrics: tuple[str, ...] = ()  # eval scores drawn in the training curves; none: the loss only
     model_architectures: tuple[str, ...] = ()  # config.json architecture suffixes of a model fine-tuned for it
     demo_prompt: tuple[str, str, str] = (

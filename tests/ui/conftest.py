@@ -21,9 +21,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from ui.context import AppContext
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -284,3 +287,15 @@ def chat_job(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
     job = wait_finished(server, job["id"], timeout=600)
     assert job["status"] == "succeeded", job
     return job
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[AppContext]:
+    """The app's context on a fresh SQLite job store, with users alice and bob (password "pw"); no worker."""
+    from ui.context import AppContext, Users
+    from worker.settings import Settings
+
+    settings = Settings(home=tmp_path / "home", queue=f"test-{uuid.uuid4().hex[:8]}")
+    context = AppContext(settings, Users({"alice": "pw", "bob": "pw"}))
+    yield context
+    context.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -17,11 +16,10 @@ import pandas as pd
 import pytest
 
 from engine.tasks import get_task
-from ui.context import AppContext, Users
+from ui.context import AppContext
 from ui.tabs import jobs, playground, report
 from ui.tabs.common import bind
 from worker.records import SUCCEEDED, Job
-from worker.settings import Settings
 
 ALICE = gr.Request(username="alice")
 BOB = gr.Request(username="bob")
@@ -64,14 +62,6 @@ CLASSIFICATION_SPEC = {
     "params": {"epochs": 2, "learning_rate": 5e-4},
 }
 CHAT_SPEC = {"task": "chat", "base_model": "smollm2-135m-instruct", "data": {"train": "/x/uploads/2/support.jsonl"}}
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[AppContext]:
-    settings = Settings(home=tmp_path / "home", queue=f"test-{uuid.uuid4().hex[:8]}")
-    context = AppContext(settings, Users({"alice": "pw", "bob": "pw"}))
-    yield context
-    context.close()
 
 
 def finished_job(

@@ -14,6 +14,7 @@ from engine.report_views import readable_frame
 from engine.tabular import read_table
 from engine.tasks import default_task, get_task
 from ui.context import AppContext
+from ui.tabs import playground_variants
 from ui.tabs.common import bind, download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
 from ui.task_views import chat_messages, highlighted
@@ -87,26 +88,35 @@ def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
     return gr.Dropdown(choices=choices, value=value), *share_listing(ctx, owner, request)
 
 
-def classify(ctx: AppContext, job_id: str | None, sentence: str, per_line: bool = False, request: gr.Request = None):
-    """Every label's probability for the text (or, one text per line, for its first line) and a row per line."""
+def classify(
+    ctx: AppContext,
+    job_id: str | None,
+    sentence: str,
+    per_line: bool = False,
+    request: gr.Request = None,
+    variant: str | None = None,  # last, so that calls from before variants existed keep their meaning
+):
+    """Every label's probability for the text (or, one text per line, for its first line), a row per line, and the
+    variant that answered."""
     owner = owner_of(ctx, request)
     if not (sentence or "").strip():
         raise user_error("Type a text to classify first.")
     try:
-        predictor = ctx.predictor(job_id, owner)
+        predictor = ctx.predictor(job_id, owner, variant)
     except ValueError as exc:
         raise user_error(str(exc)) from exc
     lines = [line.strip() for line in sentence[:MAX_TEXT_CHARS].splitlines() if line.strip()]
     if not per_line:
         if len(lines) > 1:
             gr.Info(f"{len(lines)} lines were read as one text; tick 'One text per line' to classify each line.")
-        return predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"], pd.DataFrame(columns=LINE_COLUMNS)
+        scores = predictor.classify([sentence[:MAX_TEXT_CHARS]])[0]["scores"]
+        return scores, pd.DataFrame(columns=LINE_COLUMNS), predictor.variant
     results = predictor.classify(lines)
     rows = [
         [result["label"], f"{result['scores'][result['label']]:.3f}", line]
         for line, result in zip(lines, results, strict=True)
     ]
-    return results[0]["scores"], pd.DataFrame(rows, columns=LINE_COLUMNS)
+    return results[0]["scores"], pd.DataFrame(rows, columns=LINE_COLUMNS), predictor.variant
 
 
 def file_columns(path: str | None):
@@ -120,15 +130,22 @@ def file_columns(path: str | None):
     return gr.Dropdown(choices=[str(c) for c in frame.columns], value=None)
 
 
-def predict_file(ctx: AppContext, job_id: str | None, path: str | None, text_column: str | None, request: gr.Request):
-    """Classify every row of an uploaded file; returns a CSV with the prediction and each label's probability."""
+def predict_file(
+    ctx: AppContext,
+    job_id: str | None,
+    path: str | None,
+    text_column: str | None,
+    request: gr.Request,
+    variant: str | None = None,
+):
+    """Classify every row of an uploaded file with the picked variant; a CSV with each label's probability."""
     from engine.predict import predict_file as predict_rows
 
     owner = owner_of(ctx, request)
     if not path:
         raise user_error("Upload a file of texts first.")
     try:
-        predictor = ctx.predictor(job_id, owner)
+        predictor = ctx.predictor(job_id, owner, variant)
         suffix = FILE_OUTPUT.get(predictor.task_info.playground)
         if suffix is None:
             raise ValueError(f"a {predictor.task} model answers conversations; use the chat above, not a file")
@@ -166,17 +183,17 @@ def model_task(ctx: AppContext, job_id: str | None, request: gr.Request):
     )
 
 
-def tag(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Request):
-    """The entities the picked tagger finds in one text, as highlighted spans."""
+def tag(ctx: AppContext, job_id: str | None, sentence: str, request: gr.Request, variant: str | None = None):
+    """The entities the picked tagger (or its picked variant) finds in one text, as highlighted spans."""
     owner = owner_of(ctx, request)
     if not (sentence or "").strip():
         raise user_error("Type a text to tag first.")
     try:
-        predictor = ctx.predictor(job_id, owner)
+        predictor = ctx.predictor(job_id, owner, variant)
         spans = predictor.tag([sentence[:MAX_TEXT_CHARS]])[0]
     except ValueError as exc:
         raise user_error(str(exc)) from exc
-    return highlighted(sentence[:MAX_TEXT_CHARS], spans)
+    return highlighted(sentence[:MAX_TEXT_CHARS], spans), predictor.variant
 
 
 def chat(
@@ -252,24 +269,27 @@ def build(ctx: AppContext) -> PlaygroundTab:
             scale=4,
             elem_id="playground-model",
         )
+        variant = playground_variants.picker()
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="playground-refresh")
     warning = gr.Markdown(elem_id="playground-warning")
-    classify_section, text, per_line, classify_button, result, lines = _classify_section()
-    tag_section, tag_text, tag_button, entities = _tag_section()
+    served = gr.State()  # the variant that answered last, for the line under the answer
+    classify_section, text, per_line, classify_button, result, lines, classify_served = _classify_section()
+    tag_section, tag_text, tag_button, entities, tag_served = _tag_section()
     chat_ui = _chat_section()
     file_section, file_in, column, predict_button, file_out, predictions_preview = _file_section()
     share_button, names_file, share_message, shares, revoke_pick, revoke_button = _share_section()
 
     refresh_bound = bind(ctx, refresh_choices)
     refresh.click(refresh_bound, [model], [model, shares, revoke_pick], api_name="list_models")
+    playground_variants.wire(ctx, model, variant, refresh, [classify_served, tag_served])
     gr.on(
         [classify_button.click, text.submit],
         bind(ctx, classify),
-        [model, text, per_line],
-        [result, lines],
+        [model, text, per_line, variant],
+        [result, lines, served],
         api_name="classify",
         concurrency_limit=2,
-    )
+    ).then(playground_variants.served_line, [served], [classify_served], api_visibility="private")
     per_line.change(lambda on: gr.Dataframe(visible=on), [per_line], [lines], api_visibility="private")
     sections = [classify_section, tag_section, chat_ui.section, file_section]
     conversations = [chat_ui.conversation, chat_ui.base_conversation]
@@ -277,15 +297,18 @@ def build(ctx: AppContext) -> PlaygroundTab:
     gr.on(
         [tag_button.click, tag_text.submit],
         bind(ctx, tag),
-        [model, tag_text],
-        [entities],
+        [model, tag_text, variant],
+        [entities, served],
         api_name="tag",
         concurrency_limit=2,
-    )
+    ).then(playground_variants.served_line, [served], [tag_served], api_visibility="private")
     _wire_chat(ctx, model, chat_ui)
     file_in.upload(file_columns, [file_in], [column], api_visibility="private")
     predict_button.click(
-        bind(ctx, predict_file), [model, file_in, column], [file_out, predictions_preview], api_name="predict_file"
+        bind(ctx, predict_file),
+        [model, file_in, column, variant],
+        [file_out, predictions_preview],
+        api_name="predict_file",
     )
     share_outputs = [share_message, shares, revoke_pick]
     share_button.click(bind(ctx, create_share), [model, names_file], share_outputs, api_name="create_share")
@@ -311,7 +334,7 @@ def _wire_chat(ctx: AppContext, model: gr.Dropdown, chat_ui: ChatSection) -> Non
     )
 
 
-def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Checkbox, gr.Button, gr.Label, gr.Dataframe]:
+def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Checkbox, gr.Button, gr.Label, gr.Dataframe, gr.Markdown]:
     """One text (or one per line) in, every label's probability out (shown for classifiers)."""
     with gr.Row(equal_height=False, elem_id="playground-classify-section") as section:
         with gr.Column(scale=3):
@@ -331,6 +354,7 @@ def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Checkbox, gr.Button, gr.
             button = gr.Button("Classify", variant="primary", elem_id="playground-classify")
         with gr.Column(scale=2):
             result = gr.Label(label="Probability of each label", elem_id="playground-result")
+            served = playground_variants.served_note("playground-served")
             lines = gr.Dataframe(
                 value=pd.DataFrame(columns=LINE_COLUMNS),
                 label="One line each",
@@ -339,10 +363,10 @@ def _classify_section() -> tuple[gr.Row, gr.Textbox, gr.Checkbox, gr.Button, gr.
                 visible=False,
                 elem_id="playground-lines",
             )
-    return section, text, per_line, button, result, lines
+    return section, text, per_line, button, result, lines, served
 
 
-def _tag_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.HighlightedText]:
+def _tag_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.HighlightedText, gr.Markdown]:
     """One text in, its entities highlighted (shown for taggers)."""
     with gr.Row(equal_height=False, visible=False, elem_id="playground-tag-section") as section:
         with gr.Column(scale=3):
@@ -358,7 +382,8 @@ def _tag_section() -> tuple[gr.Row, gr.Textbox, gr.Button, gr.HighlightedText]:
             entities = gr.HighlightedText(
                 label="Entities found", combine_adjacent=False, show_legend=True, elem_id="playground-entities"
             )
-    return section, text, button, entities
+            served = playground_variants.served_note("playground-tag-served")
+    return section, text, button, entities, served
 
 
 def _chat_section() -> ChatSection:

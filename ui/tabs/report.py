@@ -1,4 +1,4 @@
-"""Report tab: headline metrics, per-class scores, confusion matrix, baseline, mistakes, downloads, and comparisons."""
+"""Report tab: metrics, per-class scores, confusion matrix, baseline, mistakes, exports, downloads and comparisons."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from engine.report_views import round3
 from engine.tasks import ReportView, all_tasks, default_task, get_task
 from ui.charts import search_chart
 from ui.context import AppContext
-from ui.tabs import report_techniques
+from ui.tabs import report_export, report_techniques
 from ui.tabs.common import bind, copy_for_download, download_dir, owned_report, owner_of, user_error
 from ui.views import EMPTY_TABLE, comparison_frame, job_choice, report_title
+from worker.records import EXPORT
 
 NO_REPORT = "Pick a finished run above. Runs appear here once their job has finished."
 ERRORS_LABEL = "Most confident mistakes (what the model got wrong while being sure)"
@@ -47,9 +48,12 @@ def zip_folder(folder: Path, target: Path) -> Path:
 
 
 def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
-    """Finished runs of the owner for both pickers; keeps the current pick."""
+    """Finished runs of the owner for both pickers; keeps the current pick. Export jobs are not listed: their results
+    are in the Export section of the run they were made from, which an export job picked elsewhere opens instead."""
     owner = owner_of(ctx, request)
-    choices = [job_choice(j) for j in ctx.finished_jobs(owner)]
+    finished = ctx.finished_jobs(owner)
+    current = report_export.source_run(ctx, current, finished) or current
+    choices = [job_choice(j) for j in finished if j.kind != EXPORT]
     value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
     return gr.Dropdown(choices=choices, value=value), gr.Dropdown(choices=choices)
 
@@ -164,6 +168,7 @@ def build(ctx: AppContext) -> ReportTab:
     with gr.Group(visible=False, elem_id="report-recipe") as recipe_section:
         recipe = gr.Markdown(elem_id="report-recipe-text")
         recipe_chart = gr.HTML(elem_id="report-search-chart")
+    report_export.build(ctx, job)  # make a deployable variant, and compare those made so far
     files, zip_button, model_zip = _downloads_section()
     compare, compare_button, comparison, comparison_chart = _compare_section()
 

@@ -132,6 +132,7 @@ TEXT_CLASSIFICATION = TextClassificationTask(
     curve_metrics=("macro_f1", "accuracy"),
     own_params=(*METHOD_PARAMS, "class_weights"),
     techniques=("augment", "adversarial", "ensemble", "domain_pretraining", "self_training"),
+    exports=("bf16", "int8", "onnx", "pruned"),
     model_architectures=("ForSequenceClassification",),
     demo_prompt=("Type or paste a text:", "Classify", "classify"),
 )

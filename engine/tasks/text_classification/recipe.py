@@ -15,8 +15,8 @@ from transformers import (
 )
 
 from engine.adapters import add_adapters
-from engine.metrics import softmax, trainer_compute_metrics
-from engine.predict import predict_logits
+from engine.metrics import classification_metrics, softmax, trainer_compute_metrics
+from engine.predict import Predictor, predict_logits
 from engine.spec import JobSpec
 from engine.tasks.base import Prepared, model_with_head, save_model_folder
 from engine.tasks.text_classification import NAME
@@ -97,6 +97,12 @@ class TextClassification:
 
     def test_examples(self, prepared: Prepared) -> tuple[list[str], list[int]]:
         return list(prepared.raw.test["text"]), list(prepared.raw.test["label"])
+
+    def test_scores(self, prepared: Prepared, predictor: Predictor) -> dict[str, float]:
+        texts, y_true = self.test_examples(prepared)
+        predicted = predictor.predict_proba(texts).argmax(axis=1).tolist()
+        metrics = classification_metrics(y_true, predicted, prepared.labels)["metrics"]
+        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
     def with_pseudo_labels(
         self,

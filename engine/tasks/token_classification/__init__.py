@@ -168,6 +168,7 @@ TOKEN_CLASSIFICATION = TokenClassificationTask(
     playground="tag",
     own_params=(*METHOD_PARAMS, "class_weights"),
     techniques=("adversarial", "ensemble", "domain_pretraining"),
+    exports=("bf16", "int8", "onnx", "pruned"),
     how_to_read=HOW_TO_READ,
     curve_metrics=("macro_f1", "micro_f1"),  # not token accuracy: high from the first step, most tokens are O
     model_architectures=("ForTokenClassification",),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 from transformers import (
@@ -21,9 +21,16 @@ from engine.tasks.token_classification.data import (
     TokenClassificationData,
     load_token_classification_data,
 )
-from engine.tasks.token_classification.metrics import most_frequent_tag_baseline, trainer_compute_metrics
+from engine.tasks.token_classification.metrics import (
+    entity_metrics,
+    most_frequent_tag_baseline,
+    trainer_compute_metrics,
+)
 from engine.tasks.token_classification.predict import predict_word_tags
 from engine.tasks.token_classification.report import build_token_classification_report
+
+if TYPE_CHECKING:
+    from engine.predict import Predictor
 
 IGNORE = -100  # label of positions the loss skips
 
@@ -114,6 +121,13 @@ class TokenClassification:
 
     def test_examples(self, prepared: Prepared) -> None:
         return None  # a tag per word, not a label per text: no accuracy to attack
+
+    def test_scores(self, prepared: Prepared, predictor: Predictor) -> dict[str, float]:
+        data: TokenClassificationData = prepared.raw
+        tokens = [list(t) for t in data.test["tokens"]]
+        gold = [[data.labels[i] for i in tags] for tags in data.test["tags"]]
+        scores = entity_metrics(gold, predictor.tag_words(tokens), entity_types=data.entity_types)["metrics"]
+        return {name: scores[name] for name in ("micro_f1", "micro_precision", "micro_recall")}
 
     def with_pseudo_labels(
         self, prepared: Prepared, texts: list[str], label_ids: list[int], tokenizer, spec
