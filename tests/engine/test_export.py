@@ -76,8 +76,9 @@ def test_each_variant_loads_with_its_runtime_alone_and_scores_as_reported(export
     predicted = _fresh_python(out / "model", texts, tmp_path)
     accuracy = sum(p == g for p, g in zip(predicted, labels, strict=True)) / len(labels)
     # bf16 from plain transformers is read back in fp32 there, so its logits differ a little from the Predictor's
-    # bf16 run; one text may flip near the boundary.
-    tolerance = 1.5 / len(labels) if to == "bf16" else 1e-4  # the report rounds to 4 places
+    # bf16 run; int8 quantizes activations with one scale per batch, and the loader batches all texts at once where
+    # the Predictor batches by length: a text or two near the boundary may flip. The report rounds to 4 places.
+    tolerance = {"bf16": 1.5, "int8": 2.5}.get(to, 0.0) / len(labels) + 1e-4
     assert abs(accuracy - report["exported"]["metrics"]["accuracy"]) <= tolerance
     assert report["test_rows"] == len(texts) and len(texts) >= 40
     original = report["original"]["metrics"]["accuracy"]
