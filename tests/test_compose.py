@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.docker_build import Stage, effective, environment, stages, substitute
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,3 +96,78 @@ def test_commands_run_the_playground_console_script_with_sub_commands_it_has(com
             pytest.fail(f"service {name}: `{' '.join(svc['command'])}` is rejected by the CLI parser ({exc})")
     if waiting:
         pytest.xfail("; ".join(waiting))
+
+
+# ---- compose.yaml and the Dockerfile --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> dict[str, Stage]:
+    return stages()
+
+
+def _gpu_reserved(svc: dict) -> bool:
+    devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return any("gpu" in device.get("capabilities", []) for device in devices)
+
+
+def _probe(healthcheck: dict) -> tuple[str, str]:
+    """(port, path) of the URL an HTTP healthcheck written in Python opens."""
+    test = healthcheck["test"]
+    assert test[:3] == ["CMD", "python", "-c"], f"the image has no curl; check with Python, not {test}"
+    found = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", test[3])
+    assert found, test
+    return found.group(1), found.group(2)
+
+
+def test_playground_services_build_dockerfile_targets_that_exist(compose: dict, dockerfile: dict[str, Stage]) -> None:
+    for name, svc in _playground_services(compose).items():
+        build = svc["build"]
+        assert (REPO / build["context"] / build.get("dockerfile", "Dockerfile")).resolve() == REPO / "Dockerfile"
+        assert build["target"] in dockerfile, f"service {name} builds target {build['target']!r}, not in Dockerfile"
+        # GPU workers need a CUDA build of torch; everything else runs on the CPU image.
+        assert build["target"] == ("cuda" if _gpu_reserved(svc) else "cpu"), name
+
+
+def test_each_image_name_is_built_from_one_target(compose: dict) -> None:
+    targets: dict[str, set[str]] = {}
+    for svc in _playground_services(compose).values():
+        # Names as they are with no PLAYGROUND_*IMAGE set: two variables may well default to one name.
+        targets.setdefault(substitute(svc["image"], {}), set()).add(svc["build"]["target"])
+    # Two targets under one name: whichever builds last would be tagged over the other.
+    assert all(len(built) == 1 for built in targets.values()), targets
+    web_image = compose["services"]["web"]["image"]
+    assert substitute(web_image, {}) == "finetune-playground:latest", "the documented image name is kept"
+
+
+def test_services_and_their_image_agree_on_port_data_dir_and_offline_mode(
+    compose: dict, dockerfile: dict[str, Stage]
+) -> None:
+    for name, svc in _playground_services(compose).items():
+        image_env = environment(dockerfile, svc["build"]["target"])
+        volumes = json.loads(effective(dockerfile, svc["build"]["target"], "VOLUME") or "[]")
+        home = svc["environment"]["PLAYGROUND_HOME"]
+        assert home == image_env["PLAYGROUND_HOME"] and home in volumes, (name, home, image_env, volumes)
+        assert f"playground-data:{volumes[0]}" in svc["volumes"], name
+        assert svc["environment"]["HF_HUB_OFFLINE"] == image_env["HF_HUB_OFFLINE"] == "1", name
+    web = compose["services"]["web"]
+    exposed = effective(dockerfile, web["build"]["target"], "EXPOSE")
+    assert [port.split(":")[-1] for port in web["ports"]] == [exposed]
+    command = web["command"]
+    assert command[command.index("--port") + 1] == exposed
+
+
+def test_web_is_healthy_when_ready_and_workers_check_their_store_and_broker(
+    compose: dict, dockerfile: dict[str, Stage]
+) -> None:
+    web = compose["services"]["web"]
+    exposed = effective(dockerfile, web["build"]["target"], "EXPOSE")
+    assert _probe(web["healthcheck"]) == (exposed, "/readyz")
+    workers = _workers(compose)
+    for name, svc in workers.items():
+        # The image's own check asks the web port, which a worker does not serve.
+        test = svc["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-m"], (name, test)
+        assert callable(importlib.import_module(test[3]).main), f"service {name}: {test[3]} has no main()"
+    for name, svc in {"web": web, **workers}.items():
+        assert svc["healthcheck"]["start_period"], f"{name}: the first start (imports, schema) takes a while"
