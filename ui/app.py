@@ -1,4 +1,5 @@
-"""The web app's Gradio Blocks: five tabs (Data, Train, Jobs, Report, Playground) assembled and wired together."""
+"""The web app's Gradio Blocks: five tabs (Data, Train, Jobs, Report, Playground) and the admins' System tab,
+assembled and wired together."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from ui.context import AppContext
-from ui.tabs import data, jobs, playground, report, train
+from ui.tabs import data, jobs, playground, report, system, train
 from ui.tabs.common import owner_of
 
 TITLE = "Finetune Playground"
@@ -64,6 +65,9 @@ def _layout(ctx: AppContext) -> Page:
             report_tab = report.build(ctx)
         with gr.Tab("5 · Playground", id="playground", elem_id="tab-playground") as playground_page:
             playground_tab = playground.build(ctx)
+        with gr.Tab("System", id="system", elem_id="tab-system") as system_page:
+            system_tab = system.build(ctx)  # admins only; others see a note
+        system_page.select(system_tab.refresh, None, system_tab.outputs, api_visibility="private")
     return Page(
         tabs, user, data_tab, train_tab, jobs_tab, report_tab, playground_tab, train_page, report_page, playground_page
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import getpass
-import hmac
 import json
 import os
 import threading
@@ -22,13 +21,16 @@ from engine.catalog import CATALOG
 from engine.errors import DataError
 from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, ExportSpec, JobSpec, TrainingParams, shown
 from engine.tasks import get_task
+from ui.users import Users
 from worker.api import JobNotFoundError, Jobs
+from worker.quotas import QuotaGuard, Quotas
 from worker.records import EXPORT, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.shares import ShareStore
 from worker.specs import Spec, parse_spec
 from worker.tokens import ApiTokenStore
 from worker.uploads import DatasetStore, looks_like_dataset_id, user_paths
+from worker.workers import WorkerStore
 
 if TYPE_CHECKING:
     from engine.predict import Predictor
@@ -48,55 +50,6 @@ class Submission:
 
 class AccessError(ValueError):
     """A user named something (a file, a model folder) that is not theirs to use."""
-
-
-@dataclass(frozen=True)
-class Users:
-    """Who may log in; empty means single-user mode, where everything belongs to the local user."""
-
-    passwords: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.passwords)
-
-    def check(self, username: str | None, password: str | None) -> bool:
-        """True when the user exists and the password matches (compared in constant time)."""
-        expected = self.passwords.get(username or "")
-        if expected is None or password is None:
-            return False
-        return hmac.compare_digest(expected.encode(), password.encode())
-
-    @classmethod
-    def parse(cls, pairs: list[str] | None = None, auth_file: Path | None = None) -> Users:
-        """Users from `user:password` strings and from a file of such lines (blank lines and # comments skipped)."""
-        entries: list[tuple[str, str]] = []
-        if auth_file is not None:
-            try:
-                lines = Path(auth_file).read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                raise ValueError(f"cannot read --auth-file {auth_file}: {exc.strerror}") from exc
-            for number, line in enumerate(lines, start=1):
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    entries.append(_split_pair(line, f"{auth_file} line {number}"))
-        entries += [_split_pair(pair, "--auth") for pair in pairs or []]
-        passwords: dict[str, str] = {}
-        for user, password in entries:
-            if user in passwords and passwords[user] != password:
-                raise ValueError(f"user '{user}' is given twice with different passwords")
-            passwords[user] = password
-        return cls(passwords)
-
-
-def _split_pair(pair: str, source: str) -> tuple[str, str]:
-    user, sep, password = pair.partition(":")
-    user = user.strip()
-    if not sep or not user or not password:
-        raise ValueError(f"{source}: expected user:password, got {pair!r}")
-    if len(user) > 200:
-        raise ValueError(f"{source}: user name is longer than 200 characters")
-    return user, password
 
 
 def inspect_task_data(
@@ -181,10 +134,15 @@ class AppContext:
         engine = self.jobs.store.engine
         self.datasets = DatasetStore(engine, self.settings.home)
         self.datasets.create_schema()
+        self.quotas = QuotaGuard(Quotas.from_env(), self.jobs.store, self.datasets)
+        # Every upload path (Data tab, Jobs tab, REST) keeps files through the store: the disk quota is checked there.
+        self.datasets.admit = lambda owner, size: self.quotas.check_disk(owner, size)
         self.shares = ShareStore(engine)
         self.shares.create_schema()
         self.tokens = ApiTokenStore(engine)
         self.tokens.create_schema()
+        self.workers = WorkerStore(engine)  # worker heartbeats, for /metrics and the System view
+        self.workers.create_schema()
         self.predictors = PredictorCache()
         self.local_owner = local_owner()
 
@@ -202,6 +160,12 @@ class AppContext:
             raise AccessError("you are not logged in; reload the page and log in again")
         return username
 
+    def is_admin(self, owner: str | None) -> bool:
+        """True for an admin, who may list and cancel everyone's jobs; in single-user mode the local user is one."""
+        if not self.users.enabled:
+            return owner == self.local_owner
+        return self.users.is_admin(owner)
+
     # ---- jobs and models -----------------------------------------------------------------------------------------
 
     def job(self, job_id: str | None, owner: str) -> Job:
@@ -209,6 +173,12 @@ class AppContext:
         if not job_id:
             raise JobNotFoundError("no job selected; pick one from the list")
         return self.jobs.get(job_id.strip(), owner=owner)
+
+    def managed_job(self, job_id: str | None, owner: str) -> Job:
+        """A job the caller may follow and cancel: their own, or anyone's for an admin (JobNotFoundError else)."""
+        if not job_id:
+            raise JobNotFoundError("no job selected; pick one from the list")
+        return self.jobs.get(job_id.strip(), owner=None if self.is_admin(owner) else owner)
 
     def finished_model(self, job_id: str | None, owner: str) -> Job:
         """The owner's succeeded training job, whose model/ folder can be used."""
@@ -369,10 +339,11 @@ class AppContext:
         return self.predictors.get(folder)
 
     def submit(self, raw: dict[str, Any] | Spec, owner: str) -> Submission:
-        """Check a spec (access, then data) and queue it. Nothing is queued on an error."""
+        """Check the owner's quotas, then the spec (access, then data), and queue it. Nothing is queued on an error."""
         from engine.catalog import check_model
         from engine.language import fitting_base_model
 
+        self.quotas.check_job(owner)  # first: a user at a limit learns it before their data is read
         chose_model = not isinstance(raw, dict) or "model" in raw or bool(raw.get("base_model"))
         spec = self.prepare_spec(raw, owner)
         if isinstance(spec, JobSpec):

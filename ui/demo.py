@@ -1,13 +1,16 @@
 """Share pages: `/demo/<token>`, a minimal read-only playground for one model that opens without logging in.
 
 Plain server-rendered HTML with a form, so it works in any browser, with or without JavaScript. An unknown or
-revoked token gets the same 404 page, so a link that was switched off tells nothing about what it pointed to.
+revoked token gets the same 404 page, so a link that was switched off tells nothing about what it pointed to; an
+expired one gets a 404 that says it expired. Predictions are rate limited per link (ui/ratelimit.py): over the limit
+the answer is 429 with Retry-After.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import replace
 from typing import Annotated
 
@@ -17,10 +20,12 @@ from pydantic import BaseModel, Field
 
 from engine.tasks import Task, default_task, get_task
 from ui.context import AppContext
+from ui.ratelimit import RateLimiter, share_rate_per_minute
 from ui.task_views import spans_html
 from ui.views import file_name
 from worker.api import JobNotFoundError
 from worker.records import Job
+from worker.shares import Share
 
 MAX_DEMO_CHARS = 5000
 DEMO_NEW_TOKENS = 200
@@ -68,42 +73,56 @@ class DemoRequest(BaseModel):
 def demo_router(ctx: AppContext) -> APIRouter:
     """Routes of the share pages."""
     router = APIRouter()
+    limiter = RateLimiter()  # this process's count of each link's predictions
+    default_rate = share_rate_per_minute()
 
-    def shared_job(token: str) -> Job | None:
-        share = ctx.shares.active(token)
-        if share is None:
-            return None
+    def shared_job(token: str) -> tuple[Share | None, Job | None]:
+        share = ctx.shares.unrevoked(token)
+        if share is None or share.expired:
+            return share, None
         try:
             job = ctx.finished_model(share.job_id, share.owner)
         except (JobNotFoundError, ValueError):
-            return None
+            return share, None
         if not share.names_training_file:  # the page names the training file only when its owner said so
             job = replace(job, spec={**(job.spec or {}), "data": {}})
-        return job if (ctx.model_dir(job) / "config.json").is_file() else None
+        return share, job if (ctx.model_dir(job) / "config.json").is_file() else None
+
+    def wait_seconds(share: Share) -> int:
+        """0 when the link may answer one more prediction now, else whole seconds to wait."""
+        return math.ceil(limiter.take(share.token, share.rate_per_minute or default_rate))
 
     @router.get("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)
     def demo_page(token: str) -> HTMLResponse:
-        job = shared_job(token)
+        share, job = shared_job(token)
         if job is None:
-            return _not_found()
+            return _not_found(share)
         return _page(job, ctx, text="")
 
     @router.post("/demo/{token}", response_class=HTMLResponse, include_in_schema=False)
     def demo_classify(token: str, text: Annotated[str, Form(max_length=MAX_DEMO_CHARS)] = "") -> HTMLResponse:
-        job = shared_job(token)
+        share, job = shared_job(token)
         if job is None:
-            return _not_found()
+            return _not_found(share)
         if not text.strip():
             return _page(job, ctx, text="", error="Type a text first.")
+        if wait := wait_seconds(share):
+            error = f"This demo is busy: it answers at most {share.rate_per_minute or default_rate} texts a minute."
+            page = _page(job, ctx, text=text, error=f"{error} Try again in {wait} s.")
+            return HTMLResponse(page.body, 429, headers={**_NO_STORE, "Retry-After": str(wait)})
         predictor = ctx.predictors.get(ctx.model_dir(job))
         answer = predictor.serve({**_task(job).request_for_text(text), "max_new_tokens": DEMO_NEW_TOKENS})
         return _page(job, ctx, text=text, answer=answer)
 
     @router.post("/demo/{token}/predict", include_in_schema=False)
     def demo_predict(token: str, body: DemoRequest) -> JSONResponse:
-        job = shared_job(token)
+        share, job = shared_job(token)
         if job is None:
-            return JSONResponse({"detail": "this demo link does not exist or was revoked"}, 404, headers=_NO_STORE)
+            return JSONResponse({"detail": _gone_words(share), "expired": _expired(share)}, 404, headers=_NO_STORE)
+        if wait := wait_seconds(share):
+            limit = share.rate_per_minute or default_rate
+            detail = f"this demo link answers at most {limit} predictions a minute; try again in {wait} s"
+            return JSONResponse({"detail": detail}, 429, headers={**_NO_STORE, "Retry-After": str(wait)})
         predictor = ctx.predictors.get(ctx.model_dir(job))
         answer = predictor.serve({**_task(job).request_for_text(body.text), "max_new_tokens": DEMO_NEW_TOKENS})
         # One text in, one answer out: the predictions list of a classifier and the spans of a tagger unwrap.
@@ -203,10 +222,28 @@ def _page(
     return HTMLResponse(page, headers=_NO_STORE)
 
 
-def _not_found() -> HTMLResponse:
-    body = (
-        "<h1>Demo not found</h1><p>This demo link does not exist or was switched off by its owner. "
-        "Ask them for a new link.</p>"
-    )
-    page = _PAGE.format(title="Demo not found", body=body, footer="Finetune Playground")
+def _expired(share: Share | None) -> bool:
+    return share is not None and share.expired
+
+
+def _gone_words(share: Share | None) -> str:
+    if _expired(share):
+        return f"this demo link expired on {share.expires_at:%Y-%m-%d %H:%M} UTC; ask its owner for a new one"
+    return "this demo link does not exist or was revoked"
+
+
+def _not_found(share: Share | None = None) -> HTMLResponse:
+    if _expired(share):
+        title = "Demo link expired"
+        body = (
+            f"<h1>{title}</h1><p>This demo link expired on {share.expires_at:%Y-%m-%d %H:%M} UTC. "
+            "Ask its owner for a new link.</p>"
+        )
+    else:
+        title = "Demo not found"
+        body = (
+            f"<h1>{title}</h1><p>This demo link does not exist or was switched off by its owner. "
+            "Ask them for a new link.</p>"
+        )
+    page = _PAGE.format(title=title, body=body, footer="Finetune Playground")
     return HTMLResponse(page, status_code=404, headers=_NO_STORE)

@@ -55,7 +55,18 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         metavar="USER:PASSWORD",
         help="require a login; repeat for several users, each seeing only their own jobs, data and models",
     )
-    parser.add_argument("--auth-file", type=Path, help="file with one USER:PASSWORD per line (# comments allowed)")
+    parser.add_argument(
+        "--auth-file",
+        type=Path,
+        help="file with one USER:PASSWORD per line (# comments allowed); `playground users add` writes hashed ones",
+    )
+    parser.add_argument(
+        "--admin",
+        action="append",
+        metavar="USER",
+        help="make a user an admin, who lists and cancels everyone's jobs (repeatable; the auth file's :admin "
+        "marker does the same)",
+    )
     parser.add_argument(
         "--share", action="store_true", help="also ask Gradio for a temporary public link (needs internet)"
     )
@@ -86,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ui.context import AppContext, Users
     from worker.settings import Settings
 
-    users = Users.parse(args.auth, args.auth_file)
+    users = Users.parse(args.auth, args.auth_file, args.admin)
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     if not 0 < args.port < 65536:

@@ -24,12 +24,16 @@ from engine.export.report import compression_table
 from engine.paths import max_upload_bytes
 from engine.spec import EvaluateSpec, ExportSpec, JobSpec
 from ui import openai_api
+from ui.access_api import access_routes, quota_http_error
 from ui.app import CSS, THEME, build_blocks
 from ui.auth import Owner, token_routes
 from ui.context import AccessError, AppContext, Users
 from ui.demo import demo_router
 from ui.limits import MAX_CHAT_CHARS, MAX_CHAT_TURNS, MAX_NEW_TOKENS, MAX_PREDICT_TEXTS, BodyLimit
+from ui.metrics import RequestMetrics, install_metrics
 from worker.api import JobNotFoundError
+from worker.health import readiness
+from worker.quotas import QuotaError
 from worker.records import STATUSES, TRAIN
 
 
@@ -93,10 +97,16 @@ def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> 
     app.include_router(api_router(ctx))
     openai_api.install(app, ctx)  # /v1: chat completions, models, classify and tag, for OpenAI clients
     app.include_router(demo_router(ctx))
+    metrics = install_metrics(app, ctx)  # GET /metrics for Prometheus (ui/metrics.py: who may scrape)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        ready, body = readiness(ctx.jobs.store, ctx.settings)  # the web process's own store and broker
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     blocks = build_blocks(ctx)
     gr.mount_gradio_app(
@@ -113,6 +123,7 @@ def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> 
         footer_links=["api"],
     )
     app.add_middleware(BodyLimit)  # every route, Gradio's included: an oversized body gets 413, unread
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: it counts BodyLimit's 413s too
     return app
 
 
@@ -123,6 +134,7 @@ def api_router(ctx: AppContext) -> APIRouter:
     _model_routes(router, ctx)
     _dataset_routes(router, ctx)
     token_routes(router, ctx)
+    access_routes(router, ctx)  # share links, quota, deleting finished jobs and datasets
     return router
 
 
@@ -174,12 +186,25 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
     def job_or_404(job_id: str, owner: str):
         return _job_or_404(ctx, job_id, owner)
 
+    def managed_or_404(job_id: str, owner: str):
+        try:
+            return ctx.managed_job(job_id, owner)
+        except JobNotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}") from exc
+
     @router.get("/jobs")
-    def list_jobs(owner: Owner, status_: Annotated[str | None, Query(alias="status")] = None, limit: int = 100):
-        """Your jobs, newest first (optionally of one status)."""
+    def list_jobs(
+        owner: Owner,
+        status_: Annotated[str | None, Query(alias="status")] = None,
+        limit: int = 100,
+        all_: Annotated[bool, Query(alias="all", description="Admins: everyone's jobs, each with its owner.")] = False,
+    ):
+        """Your jobs, newest first (optionally of one status); an admin's ?all=true lists everyone's."""
         if status_ is not None and status_ not in STATUSES:
             raise HTTPException(422, f"unknown status {status_!r}; statuses are {', '.join(STATUSES)}")
-        jobs = ctx.jobs.list_jobs(owner, status=status_, limit=max(1, min(limit, 1000)))
+        if all_ and not ctx.is_admin(owner):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may list everyone's jobs (?all=true)")
+        jobs = ctx.jobs.list_jobs(None if all_ else owner, status=status_, limit=max(1, min(limit, 1000)))
         return {"jobs": [ctx.public_job(job) for job in jobs]}
 
     @router.post("/jobs", status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": spec_request_schema()})
@@ -188,6 +213,8 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
         id (POST /api/datasets); a mapping with `model` (a finished job id) and `data` evaluates that model."""
         try:
             submission = ctx.submit(spec, owner)
+        except QuotaError as exc:
+            raise quota_http_error(exc) from exc
         except AccessError as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except (DataError, ModelNotFoundError, ValueError) as exc:
@@ -198,10 +225,10 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
     @router.get("/jobs/{job_id}")
     def get_job(job_id: str, owner: Owner, history: bool = False):
         """One job: status, queue position, progress, ETA, error and hint; with ?history=true its metric history."""
-        job = job_or_404(job_id, owner)
+        job = managed_or_404(job_id, owner)  # an admin follows anyone's job
         body = ctx.public_job(job)
         if history:
-            body["history"] = [event.to_dict() for event in ctx.jobs.history(job.id, owner=owner)]
+            body["history"] = [event.to_dict() for event in ctx.jobs.history(job.id, owner=job.owner)]
         return body
 
     @router.get("/jobs/{job_id}/report")
@@ -216,14 +243,14 @@ def _job_routes(router: APIRouter, ctx: AppContext) -> None:
     @router.get("/jobs/{job_id}/log")
     def get_log(job_id: str, owner: Owner, lines: int = 200):
         """The end of the job's log."""
-        job = job_or_404(job_id, owner)
-        return {"job_id": job.id, "log": ctx.jobs.log_tail(job.id, max(1, min(lines, 5000)), owner=owner)}
+        job = managed_or_404(job_id, owner)
+        return {"job_id": job.id, "log": ctx.jobs.log_tail(job.id, max(1, min(lines, 5000)), owner=job.owner)}
 
     @router.post("/jobs/{job_id}/cancel")
     def cancel_job(job_id: str, owner: Owner):
-        """Cancel a job: a queued one at once, a running one at its next training step."""
-        job_or_404(job_id, owner)
-        return ctx.public_job(ctx.jobs.cancel(job_id, owner=owner))
+        """Cancel a job: a queued one at once, a running one at its next training step (an admin: anyone's)."""
+        job = managed_or_404(job_id, owner)
+        return ctx.public_job(ctx.jobs.cancel(job.id, owner=job.owner))
 
 
 def _model_routes(router: APIRouter, ctx: AppContext) -> None:
@@ -252,6 +279,8 @@ def _model_routes(router: APIRouter, ctx: AppContext) -> None:
         _job_or_404(ctx, job_id, owner)
         try:
             submission = ctx.submit({"model": job_id, **body.model_dump(exclude_none=True)}, owner)
+        except QuotaError as exc:
+            raise quota_http_error(exc) from exc
         except AccessError as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except ValueError as exc:
@@ -292,6 +321,8 @@ def _dataset_routes(router: APIRouter, ctx: AppContext) -> None:
                 )
             try:
                 dataset, _ = ctx.datasets.register(owner, path, name)
+            except QuotaError as exc:
+                raise quota_http_error(exc, uploading=True) from exc
             except DataError as exc:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         return JSONResponse(dataset.to_dict(), status_code=status.HTTP_201_CREATED)

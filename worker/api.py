@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections import deque
 from functools import cache
@@ -132,6 +133,18 @@ class Jobs:
         self.get(job_id, owner=owner)
         self.store.request_cancel(job_id)
         return self.get(job_id)
+
+    def delete(self, job_id: str, *, owner: str | None = None) -> Job:
+        """Remove a finished job: its record, events and folder (model, report, log); returns the removed record."""
+        job = self.get(job_id, owner=owner)
+        if not job.finished:
+            raise ValueError(f"job {job.id} is {job.status}; cancel it first, and delete it once it has stopped")
+        if not self.store.delete_finished(job.id):
+            raise JobNotFoundError(f"no job {job_id!r}; `playground jobs list` shows the jobs there are")
+        folder = Path(job.artifact_dir) if job.artifact_dir else None
+        if folder is not None and folder.resolve().is_relative_to(self.settings.home.resolve()):
+            shutil.rmtree(folder, ignore_errors=True)  # only ever inside the data dir
+        return job
 
     def events(self, job_id: str, since: int = 0, *, owner: str | None = None, limit: int = 1000) -> list[JobEvent]:
         """Events after event id `since`, oldest first: status changes and every logged loss and eval point."""

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
+from celery.utils.nodenames import host_format
+
 from worker.app import create_app
 from worker.settings import Settings
+from worker.sidetables import make_engine
 from worker.store import JobStore
+from worker.workers import WorkerBeat, WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +44,31 @@ def run_worker(
     store = JobStore(settings.database, settings.home)
     store.create_schema()
     store.close()
+    workers = WorkerStore(make_engine(settings.database))
+    workers.create_schema()
     app = create_app(settings)
     broker = "embedded SQLite broker" if settings.embedded else "broker " + app.connection_for_write().as_uri()
     print(f"playground worker: {broker}, job store {_safe(settings.database)}, data dir {settings.home}", flush=True)
     sweeper = subprocess.Popen([sys.executable, "-m", "worker.recovery", "--parent", str(os.getpid())])
+    nodename = f"playground-{os.getpid()}@%h"
+    # Named as Celery names the node (and so as each job records its worker), to tie running jobs to their worker.
+    beat = WorkerBeat(
+        workers,
+        settings,
+        name=host_format(nodename),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=queues,
+        concurrency=concurrency,
+    )
+    beat.start()
     argv = [
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
         f"--queues={','.join(queues)}",
         f"--loglevel={loglevel}",
-        f"--hostname=playground-{os.getpid()}@%h",
+        f"--hostname={nodename}",
         "--without-gossip",  # gossip and mingle need broadcast and only slow the start; the store is the truth
         "--without-mingle",
     ]
@@ -58,6 +77,7 @@ def run_worker(
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
+        beat.stop()
         sweeper.terminate()
         try:
             sweeper.wait(10)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    delete,
     func,
     select,
     update,
@@ -351,6 +352,14 @@ class JobStore(SqlStore):
         """Append a free-text status event (shown by `playground jobs follow`)."""
         with self._session() as s:
             s.add(_status_event(job_id, attempt, message))
+
+    def delete_finished(self, job_id: str) -> bool:
+        """Remove a finished job's record and events; False when it is not there, or still queued or running."""
+        finished = select(JobRow.id).where(JobRow.id == job_id, JobRow.status.notin_((QUEUED, RUNNING)))
+        plain = {"synchronize_session": False}
+        with self._session() as s:
+            s.execute(delete(EventRow).where(EventRow.job_id.in_(finished)).execution_options(**plain))
+            return s.execute(delete(JobRow).where(JobRow.id.in_(finished)).execution_options(**plain)).rowcount == 1
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 

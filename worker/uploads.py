@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, Integer, String, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,9 +99,11 @@ class DatasetStore(SqlStore):
     tables = (DatasetRow.__table__,)
     schema_lock_key = _SCHEMA_LOCK_KEY
 
-    def __init__(self, engine: Engine, home: Path):
+    def __init__(self, engine: Engine, home: Path, admit: Callable[[str, int], None] | None = None):
         super().__init__(engine)
         self.home = home
+        # (owner, bytes) -> None, raising to refuse a new file: the web app's disk quota (worker/quotas.py).
+        self.admit = admit
 
     def register(self, owner: str, source: str | Path, name: str | None = None) -> tuple[Dataset, Table]:
         """Read an uploaded file and keep it as `owner`'s dataset; DataError (nothing kept) when it can't be read.
@@ -137,6 +141,8 @@ class DatasetStore(SqlStore):
         record_unit: str = "rows",
     ) -> Dataset:
         """Copy `source` into the data dir under a new id and record it as `owner`'s dataset named `name`."""
+        if self.admit is not None:
+            self.admit(owner, Path(source).stat().st_size)
         dataset_id = secrets.token_hex(8)
         safe_name = _safe_file_name(name)
         relative = Path(UPLOADS) / dataset_id / safe_name
@@ -211,6 +217,20 @@ class DatasetStore(SqlStore):
                 .values(text_column=text_column, label_column=label_column)
                 .execution_options(synchronize_session=False)
             )
+
+    def delete(self, dataset_id: str, owner: str) -> Dataset | None:
+        """Remove the owner's dataset (record and file); None when there is no such dataset of theirs."""
+        dataset = self.get(dataset_id, owner)
+        if dataset is None:
+            return None
+        with self._session() as s:
+            s.execute(
+                sa_delete(DatasetRow)
+                .where(DatasetRow.id == dataset_id, DatasetRow.owner == owner)
+                .execution_options(synchronize_session=False)
+            )
+        shutil.rmtree(self.home / UPLOADS / dataset_id, ignore_errors=True)
+        return dataset
 
     def _dataset(self, row: DatasetRow) -> Dataset:
         return Dataset(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.shares import ShareStore
 
 
@@ -42,3 +44,74 @@ def test_a_share_table_from_an_older_version_gets_the_new_column_and_old_links_s
     named = shares.create("alice", "job2", names_training_file=True)
     assert shares.active(named.token).names_training_file is True
     assert shares.create("alice", "job3").names_training_file is False  # off unless asked
+
+
+def test_a_link_may_expire_and_then_only_says_so(engine):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from worker.records import utcnow
+    from worker.shares import ShareRow
+
+    shares = ShareStore(engine)
+    shares.create_schema()
+    forever = shares.create("alice", "job1")
+    daily = shares.create("alice", "job1", expires_in=timedelta(days=1), rate_per_minute=5)
+    assert forever.expires_at is None and forever.rate_per_minute is None and not forever.expired
+    assert timedelta(hours=23, minutes=59) < daily.expires_at - daily.created_at <= timedelta(days=1)
+    assert shares.active(daily.token) == daily and shares.active(daily.token).rate_per_minute == 5
+    with engine.begin() as conn:  # a day later
+        conn.execute(update(ShareRow).where(ShareRow.token == daily.token).values(expires_at=utcnow()))
+    assert shares.active(daily.token) is None  # an expired link opens nothing
+    gone = shares.unrevoked(daily.token)
+    assert gone is not None and gone.expired and not gone.active  # but its page can say it expired
+    assert [s.token for s in shares.list("alice")] == [daily.token, forever.token]  # its owner still sees it
+    assert shares.revoke(daily.token, "alice") and shares.unrevoked(daily.token) is None
+    with pytest.raises(ValueError, match="at most 365 days"):
+        shares.create("alice", "job1", expires_in=timedelta(days=400))
+    with pytest.raises(ValueError, match="rate_per_minute must be 1 to"):
+        shares.create("alice", "job1", rate_per_minute=0)
+
+
+def test_a_share_table_from_before_expiry_gets_its_columns_and_old_links_never_expire(engine):
+    from sqlalchemy import inspect, text
+
+    with engine.begin() as conn:  # the table as the version before expiry made it
+        conn.execute(text("DROP TABLE IF EXISTS playground_shares"))
+        conn.execute(
+            text(
+                "CREATE TABLE playground_shares (token VARCHAR(64) PRIMARY KEY, owner VARCHAR(200), "
+                "job_id VARCHAR(32), created_at TIMESTAMP, revoked_at TIMESTAMP, names_training_file BOOLEAN)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO playground_shares VALUES ('old-token', 'alice', 'job1', '2026-01-02 03:04', NULL, NULL)")
+        )
+    shares = ShareStore(engine)
+    shares.create_schema()
+    shares.create_schema()
+    columns = {column["name"] for column in inspect(engine).get_columns("playground_shares")}
+    assert {"expires_at", "rate_per_minute"} <= columns
+    old = shares.active("old-token")
+    assert old is not None and old.expires_at is None and old.rate_per_minute is None and not old.expired
+
+
+@pytest.mark.parametrize(
+    ("given", "hours"),
+    [(None, None), ("", None), ("never", None), (0, None), ("12h", 12), ("7d", 168), ("1.5", 1.5), (48, 48)],
+)
+def test_expires_in_reads_hours_and_days(given, hours):
+    from datetime import timedelta
+
+    from worker.shares import parse_expires_in
+
+    assert parse_expires_in(given) == (None if hours is None else timedelta(hours=hours))
+
+
+@pytest.mark.parametrize("given", ["tomorrow", "-1h", "3w", "400d", -2])
+def test_expires_in_refuses_what_is_not_a_lifetime(given):
+    from worker.shares import parse_expires_in
+
+    with pytest.raises(ValueError, match="expires_in"):
+        parse_expires_in(given)

@@ -18,6 +18,7 @@ from engine.tasks import Column, all_tasks, default_task, detect_task, get_task,
 from ui.context import AppContext, inspect_task_data
 from ui.tabs.common import bind, owner_of, user_error
 from ui.views import EMPTY_TABLE, error_markdown, when
+from worker.quotas import QuotaError
 from worker.uploads import Dataset
 
 # What the upload box accepts: every table suffix the reader knows and every task's own format (CoNLL).
@@ -201,7 +202,8 @@ def upload_dataset(ctx: AppContext, path: str | None, request: gr.Request):
         dataset, _ = ctx.datasets.register(owner, path, name)
     except DataError as exc:
         # Nothing stays picked: the last good file must not look like the one just dropped, nor be trained on.
-        message = error_markdown(str(exc), f"{name} can't be read; it was not kept")
+        problem = "is over your disk quota" if isinstance(exc, QuotaError) else "can't be read"
+        message = error_markdown(str(exc), f"{name} {problem}; it was not kept")
         picker = gr.Dropdown(choices=dataset_choices(ctx.datasets.list(owner)), value=None)
         empty = gr.Dropdown(choices=[], value=None)
         return picker, EMPTY_TABLE, empty, empty, message, label_frame({})

@@ -1,4 +1,7 @@
-"""Jobs tab: every job of the user, live (a timer re-reads the job store), with cancel and evaluate-on-another-file."""
+"""Jobs tab: every job of the user, live (a timer re-reads the job store), with cancel and evaluate-on-another-file.
+
+An admin sees and may cancel everyone's jobs; the table then has an Owner column.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from ui.tabs.data import FILE_TYPES
 from ui.techniques import used_in
 from ui.views import JOB_COLUMNS, error_markdown, job_choice, job_markdown, jobs_frame, progress_html
 from worker.api import JobNotFoundError
+from worker.quotas import QuotaError
 from worker.records import SUCCEEDED, TRAIN, Job
 
 REFRESH_SECONDS = 2.0
 LOG_LINES = 40
 LIST_LIMIT = 100
+OWNER_COLUMN = "Owner"
 NO_JOB = "No job selected. Start one in the **Train** tab, or pick one above."
 # What the timer's tick returns: the listing (3), the picked job's status (7) and the new signature.
 TICK_OUTPUTS = 11
@@ -44,10 +49,18 @@ class JobsTab:
 # ---- callbacks ------------------------------------------------------------------------------------------------------
 
 
-def job_listing(jobs: list[Job]) -> tuple:
-    """Jobs as the table, the picker and the ids behind the table's rows."""
+def job_listing(jobs: list[Job], viewer: str | None = None) -> tuple:
+    """Jobs as the table, the picker and the ids behind the table's rows; an Owner column once the list holds
+    someone else's jobs than the `viewer`'s (an admin's list)."""
     table = jobs_frame(jobs, technique_comparisons(jobs))
+    if viewer is not None and any(job.owner != viewer for job in jobs):
+        table.insert(1, OWNER_COLUMN, [job.owner for job in jobs])
     return table, gr.Dropdown(choices=[job_choice(j) for j in jobs]), [j.id for j in jobs]
+
+
+def listed_jobs(ctx: AppContext, owner: str) -> list[Job]:
+    """The jobs the list shows: the owner's own, or an admin's view of everyone's."""
+    return ctx.jobs.list_jobs(None if ctx.is_admin(owner) else owner, limit=LIST_LIMIT)
 
 
 def technique_comparisons(jobs: list[Job]) -> dict[str, dict[str, Any]]:
@@ -64,7 +77,7 @@ def technique_comparisons(jobs: list[Job]) -> dict[str, dict[str, Any]]:
 def list_jobs(ctx: AppContext, request: gr.Request):
     """The owner's jobs as a table, and the same jobs for the picker."""
     owner = owner_of(ctx, request)
-    return job_listing(ctx.jobs.list_jobs(owner, limit=LIST_LIMIT))
+    return job_listing(listed_jobs(ctx, owner), owner)
 
 
 def job_status(ctx: AppContext, job_id: str | None, request: gr.Request):
@@ -74,29 +87,30 @@ def job_status(ctx: AppContext, job_id: str | None, request: gr.Request):
         hidden = gr.Button(visible=False)
         return NO_JOB, "", training_curves_html([]), "", hidden, hidden, hidden
     try:
-        record = ctx.job(job_id, owner)
+        record = ctx.managed_job(job_id, owner)  # an admin follows anyone's job
     except JobNotFoundError as exc:
         raise user_error(str(exc)) from exc
     curve_data = training_curves_html(
-        ctx.jobs.history(record.id, owner=owner), record.total_steps, (record.spec or {}).get("task")
+        ctx.jobs.history(record.id, owner=record.owner), record.total_steps, (record.spec or {}).get("task")
     )
-    tail = ctx.jobs.log_tail(record.id, LOG_LINES, owner=owner)
+    tail = ctx.jobs.log_tail(record.id, LOG_LINES, owner=record.owner)
     can_cancel = not record.finished and not record.cancel_requested
+    usable = record.status == SUCCEEDED and record.owner == owner  # reports and models stay their owner's
     return (
         job_markdown(record),
         progress_html(record),
         curve_data,
         tail,
         gr.Button(visible=can_cancel),
-        gr.Button(visible=record.status == SUCCEEDED),
-        gr.Button(visible=record.status == SUCCEEDED and record.kind == TRAIN),
+        gr.Button(visible=usable),
+        gr.Button(visible=usable and record.kind == TRAIN),
     )
 
 
 def tick(ctx: AppContext, job_id: str | None, last_seen: str, request: gr.Request):
     """Timer: re-read the store; outputs that did not change are skipped, so nothing flickers."""
     owner = owner_of(ctx, request)
-    jobs = ctx.jobs.list_jobs(owner, limit=LIST_LIMIT)
+    jobs = listed_jobs(ctx, owner)
     picked = next((j for j in jobs if j.id == job_id), None)
     signature = repr(
         [(j.id, j.status, j.step, j.position, j.cancel_requested) for j in jobs]
@@ -104,7 +118,7 @@ def tick(ctx: AppContext, job_id: str | None, last_seen: str, request: gr.Reques
     )
     if signature == last_seen:
         return (gr.skip(),) * TICK_OUTPUTS
-    return *job_listing(jobs), *job_status(ctx, job_id, request), signature
+    return *job_listing(jobs, owner), *job_status(ctx, job_id, request), signature
 
 
 def pick_row(row_ids: list[str], evt: gr.SelectData):
@@ -117,7 +131,8 @@ def cancel_job(ctx: AppContext, job_id: str | None, request: gr.Request):
     """Cancel the job: a waiting one at once, a running one at its next training step."""
     owner = owner_of(ctx, request)
     try:
-        record = ctx.jobs.cancel(job_id or "", owner=owner)
+        record = ctx.managed_job(job_id, owner)  # an admin may cancel anyone's job
+        record = ctx.jobs.cancel(record.id, owner=record.owner)
     except JobNotFoundError as exc:
         raise user_error(str(exc)) from exc
     if record.finished and record.status != "cancelled":
@@ -133,7 +148,8 @@ def eval_upload(ctx: AppContext, path: str | None, request: gr.Request):
     try:
         dataset, table = ctx.datasets.register(owner, path)
     except DataError as exc:
-        return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), "Can't read it")
+        heading = "Not kept: over your disk quota" if isinstance(exc, QuotaError) else "Can't read it"
+        return "", gr.Dropdown(choices=[]), gr.Dropdown(choices=[]), error_markdown(str(exc), heading)
     from engine.tasks.text_classification.data import guess_columns
 
     columns = [str(c) for c in table.frame.columns]

@@ -19,10 +19,12 @@ from ui.tabs.common import bind, download_dir, owner_of, user_error
 from ui.tabs.data import FILE_TYPES
 from ui.task_views import chat_messages, highlighted
 from ui.views import job_choice, job_title, report_warnings, when
+from worker.shares import Share, parse_expires_in
 
 MAX_TEXT_CHARS = 20_000
 LINE_COLUMNS = ["Label", "Score", "Line"]
-SHARE_COLUMNS = ["Link", "Model", "Created"]
+SHARE_COLUMNS = ["Link", "Model", "Created", "Expires"]
+SHARE_LIFETIMES = [("never", "never"), ("1 hour", "1h"), ("1 day", "1d"), ("7 days", "7d"), ("30 days", "30d")]
 # What a whole file of texts turns into, per playground interaction (a chat model answers conversations instead).
 FILE_OUTPUT = {"classify": "csv", "tag": "jsonl"}
 PREVIEW_ROWS = 20
@@ -75,9 +77,13 @@ def share_listing(ctx: AppContext, owner: str, request: gr.Request | None):
             what = job_title(ctx.job(share.job_id, owner))
         except ValueError:
             what = share.job_id
-        rows.append([f"[{url}]({url})", f"{share.job_id[:8]} · {what}", when(share.created_at)])
+        rows.append([f"[{url}]({url})", f"{share.job_id[:8]} · {what}", when(share.created_at), _expiry(share)])
         choices.append((f"{share.token[:10]}… · {share.job_id[:8]} · {when(share.created_at)}", share.token))
     return pd.DataFrame(rows, columns=SHARE_COLUMNS), gr.Dropdown(choices=choices, value=None)
+
+
+def _expiry(share: Share) -> str:
+    return "expired" if share.expired else (when(share.expires_at) if share.expires_at else "never")
 
 
 def refresh_choices(ctx: AppContext, current: str | None, request: gr.Request):
@@ -232,16 +238,25 @@ def chat(
     yield "", chats[0], chats[1]
 
 
-def create_share(ctx: AppContext, job_id: str | None, names_training_file: bool = False, request: gr.Request = None):
-    """A new share link for the picked model; returns the link and the updated list."""
+def create_share(
+    ctx: AppContext,
+    job_id: str | None,
+    names_training_file: bool = False,
+    request: gr.Request = None,
+    expires_in: str | None = None,  # last, so that calls from before expiry existed keep their meaning
+):
+    """A new share link for the picked model, expiring after `expires_in` ('1d'; never by default); returns the
+    link and the updated list."""
     owner = owner_of(ctx, request)
     try:
         record = ctx.finished_model(job_id, owner)
+        lifetime = parse_expires_in(expires_in)
     except ValueError as exc:
         raise user_error(str(exc)) from exc
-    share = ctx.shares.create(owner, record.id, names_training_file=bool(names_training_file))
+    share = ctx.shares.create(owner, record.id, names_training_file=bool(names_training_file), expires_in=lifetime)
     url = f"{public_base(request)}{share.path}"
-    message = f"✓ **Share link created:** [{url}]({url}) (anyone with it can try this model)"
+    until = f" until {when(share.expires_at)}" if share.expires_at else ""
+    message = f"✓ **Share link created:** [{url}]({url}) (anyone with it can try this model{until})"
     return message, *share_listing(ctx, owner, request)
 
 
@@ -277,7 +292,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
     tag_section, tag_text, tag_button, entities, tag_served = _tag_section()
     chat_ui = _chat_section()
     file_section, file_in, column, predict_button, file_out, predictions_preview = _file_section()
-    share_button, names_file, share_message, shares, revoke_pick, revoke_button = _share_section()
+    share_button, (names_file, expires), share_message, shares, revoke_pick, revoke_button = _share_section()
 
     refresh_bound = bind(ctx, refresh_choices)
     refresh.click(refresh_bound, [model], [model, shares, revoke_pick], api_name="list_models")
@@ -311,7 +326,7 @@ def build(ctx: AppContext) -> PlaygroundTab:
         api_name="predict_file",
     )
     share_outputs = [share_message, shares, revoke_pick]
-    share_button.click(bind(ctx, create_share), [model, names_file], share_outputs, api_name="create_share")
+    share_button.click(bind(ctx, create_share), [model, names_file, expires], share_outputs, api_name="create_share")
     revoke_button.click(bind(ctx, revoke_share), [revoke_pick], share_outputs, api_name="revoke_share")
     return PlaygroundTab(model, [shares, revoke_pick], refresh_bound)
 
@@ -448,8 +463,8 @@ def _file_section() -> tuple[gr.Accordion, gr.File, gr.Dropdown, gr.Button, gr.F
     return section, file_in, column, predict_button, file_out, preview
 
 
-def _share_section() -> tuple[gr.Button, gr.Checkbox, gr.Markdown, gr.Dataframe, gr.Dropdown, gr.Button]:
-    """Create a read-only demo link of the model, list the active links, revoke one."""
+def _share_section() -> tuple[gr.Button, tuple, gr.Markdown, gr.Dataframe, gr.Dropdown, gr.Button]:
+    """Create a read-only demo link of the model (its options: name the file, lifetime), list the links, revoke."""
     with gr.Accordion("Share a demo of this model", open=False, elem_id="playground-share-section"):
         gr.Markdown(
             "A share link opens a small page where anyone with the link can try this model, **without logging in**. "
@@ -461,12 +476,15 @@ def _share_section() -> tuple[gr.Button, gr.Checkbox, gr.Markdown, gr.Dataframe,
             info="Off: visitors see the model's task, base model and labels, not your file's name.",
             elem_id="playground-share-names-file",
         )
+        expires = gr.Dropdown(
+            SHARE_LIFETIMES, value="never", label="Link expires after", elem_id="playground-share-expires"
+        )
         share_button = gr.Button("Create a share link", elem_id="playground-share")
         share_message = gr.Markdown(elem_id="playground-share-message")
         shares = gr.Dataframe(
             value=pd.DataFrame(columns=SHARE_COLUMNS),
             label="Your active share links",
-            datatype=["markdown", "str", "str"],
+            datatype=["markdown", "str", "str", "str"],
             interactive=False,
             wrap=True,
             elem_id="playground-shares",
@@ -476,4 +494,4 @@ def _share_section() -> tuple[gr.Button, gr.Checkbox, gr.Markdown, gr.Dataframe,
                 label="Link to revoke", choices=[], allow_custom_value=True, scale=4, elem_id="playground-revoke-pick"
             )
             revoke_button = gr.Button("Revoke", variant="stop", scale=0, min_width=120, elem_id="playground-revoke")
-    return share_button, names_file, share_message, shares, revoke_pick, revoke_button
+    return share_button, (names_file, expires), share_message, shares, revoke_pick, revoke_button
