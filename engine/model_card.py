@@ -22,7 +22,7 @@ from engine.card_sections import (
 )
 from engine.catalog import CATALOG, model_license
 from engine.export.card import runtime_usage
-from engine.report import _write_atomically as write_atomically  # the one atomic writer report files use
+from engine.files import write_atomically
 from engine.spec import JobSpec
 from engine.tasks import Task, get_task
 

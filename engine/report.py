@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.files import write_atomically
 
 
 def _json_default(value: Any) -> Any:
@@ -21,20 +21,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"report value of type {type(value).__name__} cannot be written as JSON: {value!r}")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # Write beside the target and rename, so a reader never sees a half-written report.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def write_report(
@@ -52,6 +38,6 @@ def write_report(
     # Serialise both before writing either, so a bad value cannot leave a JSON without its markdown.
     json_text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"
     md_text = renderer(report)
-    _write_atomically(json_path, json_text)
-    _write_atomically(md_path, md_text)
+    write_atomically(json_path, json_text)
+    write_atomically(md_path, md_text)
     return json_path, md_path

@@ -19,11 +19,11 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def add_user(auth_file: Path, user: str, password: str, *, admin: bool = False, 
         lines = [old for i, old in enumerate(lines) if i not in found[1:]]
     else:
         lines.append(line)
-    write_atomically(path, "\n".join(lines) + "\n")
+    write_atomically(path, "\n".join(lines) + "\n", mode=0o600)  # a new auth file: its owner reads it alone
     return bool(found)
 
 
@@ -232,20 +232,3 @@ def _line_user(line: str) -> str | None:
     if not stripped or stripped.startswith("#") or ":" not in stripped:
         return None
     return stripped.partition(":")[0].strip()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace a file's contents in one step (a temp file, then rename), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)  # a reader sees the old file or the new one, never half of one
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -33,11 +33,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The job store's engine, which the uploads and share stores use, on SQLite and on PostgreSQL."""
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """A job store with its data dir under tmp_path, on SQLite and on PostgreSQL."""
     home = tmp_path / "home"
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{home}/jobs.sqlite"
-    store = JobStore(url, home)
-    store.create_schema()
-    yield store.engine
-    store.close()
+    jobs = JobStore(url, home)
+    jobs.create_schema()
+    yield jobs
+    jobs.close()
+
+
+@pytest.fixture
+def engine(store: JobStore) -> Engine:
+    """The job store's engine, which the uploads and share stores use, on SQLite and on PostgreSQL."""
+    return store.engine

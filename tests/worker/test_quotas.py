@@ -3,7 +3,6 @@ and deleting finished jobs and datasets, which is how a user gets back under the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from worker.quotas import GB, DiskQuotaError, QuotaGuard, Quotas, TooManyJobsErr
 from worker.records import SUCCEEDED
 from worker.store import JobStore
 from worker.uploads import DatasetStore
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    home = tmp_path / "home"
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{home}/jobs.sqlite"
-    jobs = JobStore(url, home)
-    jobs.create_schema()
-    yield jobs
-    jobs.close()
 
 
 def queue(store: JobStore, owner: str, job_id: str) -> None:
