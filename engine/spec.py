@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import tasks as registry
 from engine.export import DEFAULT_SPARSITY, ExportVariant
+from engine.masking import MaskKind, mask_kinds
 from engine.params import Frozen as _Frozen
 from engine.params import SearchSpec, TrainingParams
 from engine.presets import expand_preset
@@ -79,6 +80,12 @@ class DataSpec(_Frozen):
     test_fraction: float = Field(
         default=0.1, ge=0.01, le=0.5, description="Share of the training file held out for testing."
     )
+    mask_personal_data: tuple[MaskKind, ...] | None = Field(
+        default=None,
+        description="Replace personal data in every text with a placeholder before training, so that the model, the "
+        "report and the model card never see it: any of email, phone, id (Chinese resident ID, US SSN), card "
+        "(Luhn-checked bank-card numbers) and url, comma-separated, or all. The report counts what was masked.",
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -91,6 +98,14 @@ class DataSpec(_Frozen):
             raise ValueError(
                 f"unknown encoding {value!r}; use a name such as utf-8, cp1252, latin-1, gb18030, shift_jis or big5"
             ) from exc
+
+    @field_validator("mask_personal_data", mode="before")
+    @classmethod
+    def _known_kinds(cls, value: object) -> object:
+        # "email, phone" from the CLI or a text box, a list from YAML, "all"; kept in one order, so equal specs match.
+        if value is None or isinstance(value, str | list | tuple | set):
+            return mask_kinds(value) or None
+        return value
 
     def with_absolute_paths(self, base: str | Path | None = None) -> DataSpec:
         """The same mapping with relative data files made absolute against `base` (default: the current folder)."""

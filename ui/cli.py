@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError, ModelNotFoundError
+from engine.masking import masked_sentence
 from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, absolute_path
 from engine.tasks import all_tasks, get_task, task_names
 from ui.cli_export import add_export_command
@@ -24,6 +25,7 @@ from ui.cli_params import (
 )
 from ui.cli_tensorboard import add_tensorboard_command
 from ui.cli_tokens import add_token_commands
+from ui.cli_users import add_user_commands
 from ui.serve import add_serve_command
 
 # engine.hardware.INFERENCE_PRECISIONS, spelled out so that `playground --help` does not import torch.
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_tensorboard_command(sub)
     add_token_commands(sub)
+    add_user_commands(sub)
 
     models = sub.add_parser("models", help="list the model catalog and what is available offline")
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")
@@ -141,6 +144,10 @@ def _add_data_flags(parser: argparse.ArgumentParser, *, with_splits: bool) -> No
     parser.add_argument("--encoding", help=DataSpec.model_fields["encoding"].description)
     for name in DATA_COLUMNS:
         parser.add_argument(f"--{name.replace('_', '-')}", help=DataSpec.model_fields[name].description)
+    # Comma-separated kinds as typed; the spec field's own validator reads them and names the allowed ones.
+    parser.add_argument(
+        "--mask-personal-data", metavar="KINDS", help=DataSpec.model_fields["mask_personal_data"].description
+    )
 
 
 def _task_help(what: str) -> str:
@@ -159,7 +166,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     raw: dict[str, Any] = config.model_dump(exclude_defaults=True) if config else {}
     # spec.json must work from any folder: paths in a config are relative to it, on the command line to the cwd.
     data = config.data.with_absolute_paths(args.config.resolve().parent).model_dump() if config else {}
-    for key in (*DATA_FILES, "format", "encoding", *DATA_COLUMNS):
+    for key in (*DATA_FILES, "format", "encoding", *DATA_COLUMNS, "mask_personal_data"):
         value = getattr(args, key, None)
         if value is not None:
             data[key] = absolute_path(value) if key in DATA_FILES else value
@@ -325,6 +332,9 @@ def format_summary(summary: dict) -> str:
             f"length in {lengths.get('unit', 'tokens')}: median {lengths.get('p50')}, p95 {lengths.get('p95')}, "
             f"max {lengths.get('max')}"
         )
+    masked = masked_sentence(summary)
+    if masked:
+        lines.append(masked)
     lines.extend(f"note: {notice}" for notice in summary.get("notices") or [])
     return "\n".join(lines)
 

@@ -26,7 +26,7 @@ from engine.techniques.adversarial import robustness
 from engine.techniques.domain import DOMAIN_MODEL, continue_pretraining
 from engine.techniques.ensemble import EnsembleModel, folder_megabytes, latency_ms, save_ensemble
 from engine.techniques.self_training import added_per_label, pseudo_labels, round_summary
-from engine.techniques.unlabeled import read_unlabeled
+from engine.techniques.unlabeled import unlabeled_texts
 
 LATENCY_TEXTS = 64
 
@@ -58,7 +58,7 @@ def train_with_techniques(ctx: Context, spec: JobSpec, prepared: Prepared, model
     if "augmentation" in prepared.summary:
         info["augment"] = prepared.summary["augmentation"]
     tuned_path = model_path
-    unlabeled = _unlabeled(spec) if spec.data.unlabeled else []  # read once: both stages may use it
+    unlabeled = unlabeled_texts(spec.data, prepared.summary)  # read once: both stages may use it
     if techniques.domain_pretraining:
         tuned_path, info["domain_pretraining"] = _domain_stage(ctx, spec, prepared, model_path, unlabeled)
     if techniques.ensemble:
@@ -110,10 +110,6 @@ def _domain_stage(
     if progress.stopped:
         raise TrainingStopped("training stopped on request during domain pre-training")
     return folder, details
-
-
-def _unlabeled(spec: JobSpec) -> list[str]:
-    return read_unlabeled(spec.data.unlabeled, text_column=spec.data.text_column, encoding=spec.data.encoding)
 
 
 def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> Tuned:

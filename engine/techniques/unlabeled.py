@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.encodings import decode_text
 from engine.errors import DataError
+from engine.masking import add_masked_split, mask_records
 from engine.paths import max_upload_bytes
 from engine.tabular import likely_text_column, read_bytes, read_table
+
+if TYPE_CHECKING:
+    from engine.spec import DataSpec
 
 TEXT_SUFFIXES = (".txt", ".text")
 MIN_TEXTS = 10
@@ -30,3 +35,15 @@ def read_unlabeled(path: str | Path, *, text_column: str | None = None, encoding
             "(a .txt file with one text per line, or a table with a text column)"
         )
     return unique
+
+
+def unlabeled_texts(data: DataSpec, summary: dict[str, Any]) -> list[str]:
+    """The job's unlabeled texts (none without a file), masked as its labeled data is, counted in `summary` as
+    split 'unlabeled'."""
+    if not data.unlabeled:
+        return []
+    texts = read_unlabeled(data.unlabeled, text_column=data.text_column, encoding=data.encoding)
+    if not data.mask_personal_data:
+        return texts
+    add_masked_split(summary, "unlabeled", mask_records(texts, data.mask_personal_data))
+    return list(dict.fromkeys(texts))  # texts that differed only in what was masked are one text now

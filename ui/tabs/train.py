@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from engine.errors import DataError, ModelNotFoundError
 from engine.language import model_warning
+from engine.masking import KINDS, MaskKind
 from engine.spec import DATA_FILES, DataSpec, JobSpec, TrainingParams, format_validation_error
 from engine.tasks import all_tasks, default_task, get_task, task_names
 from ui.context import AppContext
@@ -34,6 +35,7 @@ from ui.tabs.train_models import fit_model, language_of, model_choices
 from ui.tabs.train_techniques import TECHNIQUE_INPUTS, techniques_note, with_techniques
 from ui.tabs.train_techniques import build as build_techniques
 from ui.views import error_markdown
+from worker.quotas import QuotaError
 
 # (field, widget, step) for every training knob; the widget's bounds and help text come from the spec field.
 BASIC = (("epochs", "slider", 1), ("batch_size", "slider", 1), ("learning_rate", "number", 1e-5))
@@ -82,6 +84,7 @@ INPUT_FIELDS = (
     *RECIPE_FIELDS,
     *SEARCH_INPUTS,
     *TECHNIQUE_INPUTS,
+    "mask_personal_data",
 )
 # The knobs a browser remembers per task, so a reload keeps what was set.
 KEPT_KNOBS = tuple(name for name in PARAM_FIELDS if name != "lora_target_modules")
@@ -195,6 +198,7 @@ def spec_from(ctx: AppContext, owner: str, values: dict[str, Any]) -> tuple[dict
         params[name] = int(value) if annotation is int and value is not None else value
     splits: dict[str, Any] = {name: values[name] for name, _ in SPLITS}
     splits["encoding"] = values["encoding"]  # the Data tab's pick; empty: guessed when the file is read
+    splits["mask_personal_data"] = list(values.get("mask_personal_data") or []) or None  # none ticked: off
     for split in ("validation", "test"):
         picked = values[f"{split}_dataset"]
         if picked:
@@ -254,6 +258,8 @@ def submit_job(ctx: AppContext, values: dict[str, Any], request: gr.Request = No
     try:
         spec, _ = spec_from(ctx, owner, values)
         submission = ctx.submit(spec, owner)
+    except QuotaError as exc:  # before DataError: a disk quota error is one too, but the data is fine
+        return error_markdown(str(exc), "Not started: you are at one of your limits"), ""
     except (DataError, ModelNotFoundError) as exc:
         return error_markdown(str(exc), "Not started: the data needs fixing"), ""
     except ValueError as exc:
@@ -417,6 +423,7 @@ def _settings() -> tuple[dict[str, gr.components.Component], gr.Accordion]:
         with gr.Row():
             controls["precision"] = _choice("precision", list(typing.get_args(_field("precision").annotation)))
             controls.update({name: _widget(name, "slider", step, DataSpec) for name, step in SPLITS})
+        controls["mask_personal_data"] = _mask_choice()
         controls.update(build_groups())
     # Shown from the start: every registered task reads the method (models_for hides it for one that does not).
     with gr.Accordion("Fine-tuning method and LoRA", open=True, elem_id="train-chat") as chat_box:
@@ -443,6 +450,19 @@ def _choice(name: str, choices: list) -> gr.Radio:
         label=LABELS[name],
         info=help_text(field),
         elem_id=f"train-{name}",
+    )
+
+
+def _mask_choice() -> gr.CheckboxGroup:
+    """The kinds of personal data to mask (DataSpec.mask_personal_data); none ticked: texts are used as they are."""
+    field = DataSpec.model_fields["mask_personal_data"]
+    many = {kind: KINDS[kind][2] for kind in typing.get_args(MaskKind)}  # "e-mail addresses", ...
+    return gr.CheckboxGroup(
+        choices=[(words[:1].upper() + words[1:], kind) for kind, words in many.items()],
+        value=[],
+        label="Mask personal data before training",
+        info=help_text(field),
+        elem_id="train-mask-personal-data",
     )
 
 

@@ -27,6 +27,8 @@ def cli_command(spec: dict[str, Any]) -> str:
     for key in ("train", "validation", "test", "unlabeled", *get_task(spec["task"]).column_fields):
         if data.get(key):
             parts.append([f"--{key.replace('_', '-')}", str(data[key])])
+    if data.get("mask_personal_data"):
+        parts.append(_flag("mask_personal_data", data["mask_personal_data"]))
     for key, value in spec["params"].items():
         if value != defaults.get(key):
             parts.append(_flag(key, value))

@@ -17,6 +17,7 @@ from jinja2 import TemplateError
 
 from engine.errors import DataError
 from engine.language import ESTIMATE_NOTICE, ESTIMATED_TOKENS, estimated_tokens, language_summary
+from engine.masking import mask_records, record_masking
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats
@@ -119,6 +120,8 @@ def load_chat_data(
                 "check the file and the column mapping"
             )
 
+    # Every message's content (system, user and assistant) or every document, before the split and the template.
+    masked = {s: mask_records(found.examples, data.mask_personal_data) for s, found in files.items()}
     # Separate files are used whole; only the splits without one are cut from the training file.
     held_out = {s: getattr(data, f"{s}_fraction") for s in ("validation", "test") if s not in files}
     indices = _split(len(files["train"].examples), held_out, seed, files["train"].path.name)
@@ -128,6 +131,9 @@ def load_chat_data(
     if tokenizer is not None and kind != "text":
         check_template(tokenizer)
     summary = _summary(files, parts, kind, columns, tokenizer, max_length, seed)
+    per_split = {s: [masked["train"][i] for i in idx] for s, idx in indices.items()}
+    per_split.update({s: masked[s] for s in files if s != "train"})
+    record_masking(summary, data.mask_personal_data, {s: per_split[s] for s in _SPLITS})
     if tokenizer is not None and kind != "text":
         # Fail now, not mid-training, when the template cannot separate assistant tokens; the conversation with
         # the most turns exercises the most turn boundaries.

@@ -8,6 +8,7 @@ from typing import Any
 from engine.markdown import cell as escape_cell
 from engine.markdown import recipe_lines
 from engine.markdown import table as markdown_table
+from engine.masking import masked_sentence
 from engine.tasks.chat import NAME, NO_REPEAT_NGRAM, REPETITION_PENALTY
 from engine.techniques.markdown import technique_sections
 
@@ -150,6 +151,9 @@ def render_chat_markdown(report: dict) -> str:
                 ),
                 "",
             ]
+    masked = masked_sentence(report.get("data") or {})
+    if masked:
+        lines += ["", "## Data", "", masked]
     notices = (report.get("data") or {}).get("notices") or []
     if notices:
         lines += ["", "## Data notices", "", *[f"- {escape_cell(n)}" for n in notices]]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.errors import DataError
 from engine.language import ESTIMATE_NOTICE, ESTIMATED_TOKENS, estimated_tokens, language_summary
+from engine.masking import mask_records, record_masking
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
@@ -262,6 +263,7 @@ def load_classification_data(
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     tables, text_column, label_column = _read_tables(data, limit)
     rows = {split: _clean(table, text_column, label_column) for split, table in tables.items()}
+    masked = {split: mask_records(found.texts, data.mask_personal_data) for split, found in rows.items()}
     for split, found in rows.items():
         if not found.texts:
             raise DataError(
@@ -299,6 +301,8 @@ def load_classification_data(
     file_notices = [notice for table in tables.values() for notice in table.notices]
     summary["language"] = language_summary(all_texts, tokenizer)
     summary["notices"] = file_notices + _summary_notices(summary, split_labels)
+    per_split = {s: [masked["train" if s in indices else s][i] for i in parts[s][1]] for s in _SPLITS}
+    record_masking(summary, data.mask_personal_data, per_split)
     return ClassificationData(
         train=_dataset(*parts["train"], names),
         validation=_dataset(*parts["validation"], names),

@@ -24,6 +24,7 @@ from engine.markdown import (
     train_section,
     warnings_section,
 )
+from engine.masking import masked_sentence
 from engine.metrics import CLASSIFICATION_MODULE, classification_metrics
 from engine.techniques.markdown import technique_sections
 
@@ -287,6 +288,7 @@ def _data_section(data: dict | None) -> list[str]:
         _counts_sentence("Dropped rows", data.get("dropped"), _DROPPED_PHRASES) if "dropped" in data else None,
         _counts_sentence("Duplicates", data.get("duplicates"), _DUPLICATE_PHRASES) if "duplicates" in data else None,
         _truncated_sentence(data["truncated"], data.get("rows")) if "truncated" in data else None,
+        masked_sentence(data),
     ]
     lines += [f"- {cell(sentence)}" for sentence in sentences if sentence]
     notices = data.get("notices") or []

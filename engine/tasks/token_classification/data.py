@@ -12,6 +12,7 @@ import datasets
 
 from engine.errors import DataError
 from engine.language import language_summary
+from engine.masking import mask_tagged, record_masking
 from engine.paths import max_upload_bytes
 from engine.spec import DataSpec
 from engine.splits import length_stats, stratified_split
@@ -159,11 +160,15 @@ def load_token_classification_data(
     for split in ("validation", "test"):
         if getattr(data, split):
             tagged[split] = _normalise(read_tagged_file(getattr(data, split), data, limit))
+    # Masked at the token level, tags kept aligned, before the checks and the split see the tokens.
+    masked = {s: mask_tagged(found.tokens, found.tags, data.mask_personal_data) for s, found in tagged.items()}
     _check_training_tags(tagged["train"])
     types = _entity_types(tagged)
     labels = ["O", *(f"{prefix}-{t}" for t in types for prefix in ("B", "I"))]
-    parts = _split_parts(tagged, data, seed)
+    parts, origin = _split_parts(tagged, data, seed)
     summary = _summary(tagged, parts, labels, types, tokenizer=tokenizer, max_length=max_length, seed=seed)
+    per_split = {s: [masked[source][i] for i in rows] for s, (source, rows) in origin.items()}
+    record_masking(summary, data.mask_personal_data, per_split)
     return TokenClassificationData(
         train=_dataset(*parts["train"], labels),
         validation=_dataset(*parts["validation"], labels),
@@ -192,8 +197,11 @@ def _entity_types(tagged: dict[str, _Tagged]) -> list[str]:
 Parts = dict[str, tuple[list[list[str]], list[list[str]]]]
 
 
-def _split_parts(tagged: dict[str, _Tagged], data: DataSpec, seed: int) -> Parts:
-    """(tokens, tags) per split: given files as they are, missing splits held out of the training file."""
+def _split_parts(
+    tagged: dict[str, _Tagged], data: DataSpec, seed: int
+) -> tuple[Parts, dict[str, tuple[str, list[int]]]]:
+    """(tokens, tags) per split: given files as they are, missing splits held out of the training file; and per
+    split the file it came from and its sentences' places there."""
     train = tagged["train"]
     held_out = {s: getattr(data, f"{s}_fraction") for s in ("validation", "test") if s not in tagged}
     need = 1 + len(held_out)
@@ -207,7 +215,9 @@ def _split_parts(tagged: dict[str, _Tagged], data: DataSpec, seed: int) -> Parts
     indices = stratified_split(_split_keys(train.tags, min_group), held_out, seed)
     parts = {s: ([train.tokens[i] for i in idx], [train.tags[i] for i in idx]) for s, idx in indices.items()}
     parts.update({s: (found.tokens, found.tags) for s, found in tagged.items() if s != "train"})
-    return parts
+    origin = {s: ("train", list(idx)) for s, idx in indices.items()}
+    origin.update({s: (s, list(range(len(found.tokens)))) for s, found in tagged.items() if s != "train"})
+    return parts, origin
 
 
 def _summary(

@@ -18,6 +18,7 @@ from engine.markdown import (
     train_section,
     warnings_section,
 )
+from engine.masking import masked_sentence
 from engine.tasks.text_classification.report import ERROR_TEXT_CHARS
 from engine.tasks.token_classification import NAME
 from engine.tasks.token_classification.metrics import (
@@ -260,7 +261,8 @@ def _data_sentences(data: dict) -> list[str]:
             if count
             else f"Truncated: none (every sentence fits in max_length {limit})."
         )
-    return sentences
+    masked = masked_sentence(data)
+    return [*sentences, masked] if masked else sentences
 
 
 def render_ner_markdown(report: dict) -> str:
