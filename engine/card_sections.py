@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.card_facts import Facts, count_of, flat, metric_title, number_of, own_metric_keys, short
 from engine.markdown import LOW_F1_MARGIN, cell, num, table
+from engine.masking import masked_sentence
 
 # Below this many test examples one more or less right moves a score by a point or more: the card says so.
 SMALL_TEST = 100
@@ -240,6 +241,12 @@ def limitations_section(facts: Facts) -> list[str]:
     closed = _CLOSED_SET.get(facts.task.playground)
     if closed:
         notes.append(closed.format(n=len(facts.report.get("labels") or [])))
+    masked = masked_sentence(facts.data)
+    if masked:  # the model learned placeholders where the texts had personal data; raw inputs are not masked
+        notes.append(
+            f"{masked} The model saw placeholders such as [EMAIL] there, not the originals; mask inputs the same way "
+            "before predicting if they carry such data."
+        )
     return [*lines, *(f"- {flat(note)}" for note in notes), ""]
 
 

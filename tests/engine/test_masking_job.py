@@ -111,6 +111,8 @@ def test_a_masked_classification_job_writes_no_planted_data(tmp_path):
     }  # exactly one planted piece in every row of every split
     report_md = (out / "report.md").read_text(encoding="utf-8")
     assert f"Personal data masked before training: {expected['email']} e-mail addresses as [EMAIL]" in report_md
+    card = (out / "model" / "README.md").read_text(encoding="utf-8")
+    assert "Personal data masked before training" in card and "mask inputs the same way" in card
     quoted = [e["text"] for e in result.report["errors"]]
     assert quoted and all(re.search(r"\[(EMAIL|PHONE|ID)\]", text) for text in quoted)
 
