@@ -11,7 +11,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import tasks as registry
-from engine.export import DEFAULT_SPARSITY, ExportVariant
+from engine.export import DEFAULT_SPARSITY, ExportVariant, PruneMethod
 from engine.masking import MaskKind, mask_kinds
 from engine.params import Frozen as _Frozen
 from engine.params import SearchSpec, TrainingParams
@@ -313,13 +313,19 @@ class ExportSpec(_Validated):
         default=DEFAULT_SPARSITY,
         ge=0.05,
         le=0.9,
-        description="Pruned variant: the share of the encoder's Linear weights set to zero (0.3 = 30 percent).",
+        description="Pruned variant: the share of the encoder's Linear weights (or of its attention heads, with prune "
+        "'heads') set to zero (0.3 = 30 percent).",
+    )
+    prune: PruneMethod = Field(
+        default="weights",
+        description="Pruned variant: 'weights' zeroes the smallest weights of every Linear layer (one threshold for "
+        "all); 'heads' removes whole attention heads, those that add least (BERT-style encoders).",
     )
 
     @model_validator(mode="after")
     def _sparsity_for_pruning(self) -> ExportSpec:
-        if self.to != "pruned" and self.sparsity != DEFAULT_SPARSITY:
-            raise ValueError(f"sparsity applies to the pruned variant only, not to {self.to!r}")
+        if self.to != "pruned" and (self.sparsity != DEFAULT_SPARSITY or self.prune != "weights"):
+            raise ValueError(f"sparsity and prune apply to the pruned variant only, not to {self.to!r}")
         return self
 
 

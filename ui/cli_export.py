@@ -22,6 +22,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("source", help="a finished training job's id (or a unique prefix), or its model/ folder")
     export.add_argument("--to", choices=VARIANTS, required=True, help=ExportSpec.model_fields["to"].description)
     export.add_argument("--sparsity", type=float, help=ExportSpec.model_fields["sparsity"].description)
+    export.add_argument("--prune", choices=["weights", "heads"], help=ExportSpec.model_fields["prune"].description)
     export.add_argument("--output", type=Path, help="run here and write model/ and report.json/.md into this folder")
     export.add_argument("--owner", help="queued: who the job belongs to (default PLAYGROUND_OWNER or your user name)")
     export.add_argument("--wait", action="store_true", help="queued: follow the job; exit 0 only if it succeeded")
@@ -32,8 +33,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     folder = _model_folder(Path(args.source).expanduser())
     raw = {"model": str(folder) if folder else args.source, "to": args.to}
-    if args.sparsity is not None:
-        raw["sparsity"] = args.sparsity
+    raw.update({name: getattr(args, name) for name in ("sparsity", "prune") if getattr(args, name) is not None})
     spec = ExportSpec.from_dict(raw, source="export flags")  # flag errors first, before torch takes seconds to load
     if args.output is not None:
         return _export_here(spec, args.output, as_json=args.json)
@@ -62,7 +62,7 @@ def _export_here(spec: ExportSpec, output: Path, *, as_json: bool) -> int:
 
     if (output / "model").exists():
         raise ValueError(f"{output} already holds an exported model; choose another --output folder or delete it")
-    report = export_model(spec.model, spec.to, output, sparsity=spec.sparsity)
+    report = export_model(spec.model, spec.to, output, sparsity=spec.sparsity, prune=spec.prune)
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0

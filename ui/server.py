@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.errors import DataError, ModelNotFoundError
-from engine.export import ExportVariant
+from engine.export import ExportVariant, PruneMethod
 from engine.export.report import compression_table
 from engine.paths import max_upload_bytes
 from engine.spec import EvaluateSpec, ExportSpec, JobSpec
@@ -81,6 +81,7 @@ class ExportRequest(BaseModel):
 
     to: ExportVariant = Field(description=ExportSpec.model_fields["to"].description)
     sparsity: float | None = Field(default=None, description=ExportSpec.model_fields["sparsity"].description)
+    prune: PruneMethod | None = Field(default=None, description=ExportSpec.model_fields["prune"].description)
 
 
 def create_app(ctx: AppContext | None = None, *, users: Users | None = None) -> FastAPI:

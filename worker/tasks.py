@@ -61,6 +61,7 @@ def export_job(self, job_id: str) -> str:
         from engine.export import export_model
 
         spec = run.spec
-        return export_model(spec.model, spec.to, run.artifact_dir, sparsity=spec.sparsity, on_event=run.on_event)
+        how = {"sparsity": spec.sparsity, "prune": spec.prune, "on_event": run.on_event}
+        return export_model(spec.model, spec.to, run.artifact_dir, **how)
 
     return _run(self, job_id, EXPORT, work)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the spec imports this module: it must stay light (no transf
 
 ExportVariant = Literal["bf16", "int8", "onnx", "pruned"]
 VARIANTS: tuple[str, ...] = get_args(ExportVariant)
+PruneMethod = Literal["weights", "heads"]
 DEFAULT_SPARSITY = 0.3
 
 
@@ -33,7 +34,7 @@ class Timing:
     batch_texts: int = 256  # texts per throughput pass (the test texts, repeated when fewer), several full batches
 
 
-__all__ = ["DEFAULT_SPARSITY", "VARIANTS", "ExportVariant", "Timing", "export_model", "render_markdown"]
+__all__ = ["DEFAULT_SPARSITY", "VARIANTS", "ExportVariant", "PruneMethod", "Timing", "export_model", "render_markdown"]
 
 
 def export_model(
@@ -42,11 +43,13 @@ def export_model(
     output_dir: str | Path,
     *,
     sparsity: float = DEFAULT_SPARSITY,
+    prune: PruneMethod = "weights",
     on_event: OnEvent | None = None,
     timing: Timing | None = None,
 ) -> dict[str, Any]:
     """Write the `to` variant of the model in `model_dir` into output_dir/model and measure it; return the report.
 
+    `prune` (pruned variant): 'weights' zeroes the smallest Linear weights, 'heads' whole attention heads.
     `timing` sets how many rounds and texts are timed (engine.export.measure.Timing; the default suits reports).
     """
     from transformers import AutoTokenizer
@@ -81,7 +84,8 @@ def export_model(
     texts = recipe.test_texts(prepared)
 
     announce(on_event, "exporting")
-    info = _write(task, model_dir, tokenizer, to, output_dir, sparsity=sparsity, max_length=spec.params.max_length)
+    how = {"sparsity": sparsity, "prune": prune, "max_length": spec.params.max_length}
+    info = _write(task, model_dir, tokenizer, to, output_dir, **how)
 
     announce(on_event, "evaluating")
 
@@ -122,7 +126,15 @@ def _write_card(folder: Path, spec: Any, model_dir: Path, report: dict[str, Any]
 
 
 def _write(
-    task: Any, model_dir: Path, tokenizer: Any, to: str, output_dir: Path, *, sparsity: float, max_length: int
+    task: Any,
+    model_dir: Path,
+    tokenizer: Any,
+    to: str,
+    output_dir: Path,
+    *,
+    sparsity: float,
+    prune: str,
+    max_length: int,
 ) -> dict[str, Any]:
     from engine.export import writers
     from engine.heads import export_code
@@ -138,6 +150,8 @@ def _write(
     with atomic_dir(output_dir / "model") as folder:
         if to == "bf16":
             writers.write_bf16(model, folder)
+        elif to == "pruned" and prune == "heads":
+            info.update(writers.write_head_pruned(model, folder, sparsity))
         elif to == "pruned":
             info.update(writers.write_pruned(model, folder, sparsity))
         elif to == "int8":

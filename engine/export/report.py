@@ -55,7 +55,15 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"Runtime: **{variant['runtime']}**. Source model: `{variant['source']}`.",
     ]
-    if variant["name"] == "pruned":
+    if variant["name"] == "pruned" and variant.get("prune") == "heads":
+        removed = ", ".join(f"layer {layer}: {heads}" for layer, heads in variant["pruned_heads"].items())
+        lines += [
+            "",
+            f"{variant['zero_share'] * 100:.1f}% of the attention heads add nothing now (their query, key, value and "
+            f"output weights are zero; heads removed by layer: {removed}). The shapes stay, so the folder is as large "
+            "and as fast as before; plain transformers loads it.",
+        ]
+    elif variant["name"] == "pruned":
         lines += [
             "",
             f"{variant['zero_share'] * 100:.1f}% of the weights of {variant['pruned_layers']} Linear layers are zero "
@@ -78,9 +86,14 @@ def compression_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table_rows
 
 
+def _pruned_name(variant: dict[str, Any]) -> str:
+    heads = " of heads" if variant.get("prune") == "heads" else ""
+    return f"pruned {variant.get('sparsity', 0):.0%}{heads}"
+
+
 def _table_row(name: str, measured: dict[str, Any], variant: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "variant": name if not variant or name != "pruned" else f"pruned {variant.get('sparsity', 0):.0%}",
+        "variant": name if not variant or name != "pruned" else _pruned_name(variant),
         "runtime": variant["runtime"] if variant else "transformers",
         "runs in": measured["precision"],
         "size_mb": measured["size_mb"],

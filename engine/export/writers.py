@@ -65,7 +65,73 @@ def write_pruned(model: PreTrainedModel, folder: Path, sparsity: float) -> dict[
     zeros = sum(int((m.weight == 0).sum()) for m in linears)
     total = sum(m.weight.numel() for m in linears)
     model.save_pretrained(folder, safe_serialization=True)
-    return {"sparsity": sparsity, "pruned_layers": len(linears), "zero_share": round(zeros / max(total, 1), 4)}
+    return {
+        "sparsity": sparsity,
+        "prune": "weights",
+        "pruned_layers": len(linears),
+        "zero_share": round(zeros / max(total, 1), 4),
+    }
+
+
+def write_head_pruned(model: PreTrainedModel, folder: Path, sparsity: float) -> dict[str, Any]:
+    """The `sparsity` share of attention heads with the least weight removed: their query, key and value rows and
+    output columns set to zero, so they add nothing; at least one head stays in every layer.
+
+    A head's weight is the norm of its value rows times that of its output columns (what it can add to the residual
+    stream). The shapes stay, so plain transformers loads the folder: transformers 5 has no prune_heads any more, and
+    a layer with fewer heads than its config says would not load.
+    """
+    blocks = _attention_blocks(model)
+    if not blocks:
+        raise ValueError(
+            "head pruning reads BERT-style attention (query, key, value and attention.output.dense), which this "
+            "model does not have; prune its weights instead (prune: weights)"
+        )
+    heads = model.config.num_attention_heads
+    size = blocks[0][0].out_features // heads
+    ranked = []
+    for layer, (_, _, value, output) in enumerate(blocks):
+        for head in range(heads):
+            rows = slice(head * size, (head + 1) * size)
+            weight = float(value.weight[rows].norm() * output.weight[:, rows].norm())
+            ranked.append((weight, layer, head))
+    removed: dict[int, list[int]] = {}
+    wanted = round(sparsity * len(ranked))
+    for _, layer, head in sorted(ranked):
+        if sum(map(len, removed.values())) == wanted:
+            break
+        if len(removed.get(layer, [])) < heads - 1:  # a layer keeps at least one head: the next weakest goes instead
+            removed.setdefault(layer, []).append(head)
+    with torch.no_grad():
+        for layer, gone in removed.items():
+            query, key, value, output = blocks[layer]
+            for head in gone:
+                rows = slice(head * size, (head + 1) * size)
+                for projection in (query, key, value):
+                    projection.weight[rows] = 0
+                    if projection.bias is not None:
+                        projection.bias[rows] = 0
+                output.weight[:, rows] = 0
+    model.save_pretrained(folder, safe_serialization=True)
+    count = sum(len(gone) for gone in removed.values())
+    return {
+        "sparsity": sparsity,
+        "prune": "heads",
+        "pruned_heads": {str(layer): sorted(gone) for layer, gone in sorted(removed.items())},
+        "zero_share": round(count / len(ranked), 4),
+    }
+
+
+def _attention_blocks(model: PreTrainedModel) -> list[tuple[torch.nn.Linear, ...]]:
+    # (query, key, value, output) Linear layers of each BERT-style attention block, in layer order.
+    modules = dict(model.named_modules())
+    blocks = []
+    for name, module in modules.items():
+        if name.endswith("attention.self") and all(hasattr(module, p) for p in ("query", "key", "value")):
+            output = modules.get(name.removesuffix("self") + "output.dense")
+            if isinstance(output, torch.nn.Linear):
+                blocks.append((module.query, module.key, module.value, output))
+    return blocks
 
 
 def _head_modules(model: PreTrainedModel) -> set[str]:

@@ -139,7 +139,7 @@ def test_tagger_exports_to_onnx_and_tags_like_the_report(tmp_path):
 def test_export_spec_names_what_is_wrong():
     with pytest.raises(ValueError, match="to"):
         ExportSpec.from_dict({"model": "abc", "to": "fp8"})
-    with pytest.raises(ValueError, match="sparsity applies to the pruned variant only"):
+    with pytest.raises(ValueError, match="sparsity and prune apply to the pruned variant only"):
         ExportSpec.from_dict({"model": "abc", "to": "int8", "sparsity": 0.5})
     with pytest.raises(ValueError, match="sparsity"):
         ExportSpec.from_dict({"model": "abc", "to": "pruned", "sparsity": 0.99})
@@ -172,3 +172,28 @@ def test_the_variants_card_code_runs_as_printed(exported, to, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert set(json.loads(done.stdout.strip().replace("'", '"'))) <= {"fresh", "rotten"}
+
+
+@pytest.mark.slow
+def test_head_pruning_removes_whole_heads_and_loads_in_plain_transformers(trained, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    report = export_model(trained, "pruned", tmp_path / "heads", sparsity=0.3, prune="heads", timing=QUICK)
+    info = report["variant"]
+    assert info["prune"] == "heads" and report["exported"]["metric_change"]["accuracy"] > -0.2
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "heads" / "model")
+    heads, size = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    removed = {int(layer): gone for layer, gone in info["pruned_heads"].items()}
+    assert sum(map(len, removed.values())) == round(0.3 * heads * model.config.num_hidden_layers)
+    for index, layer in enumerate(model.bert.encoder.layer):
+        attention = layer.attention
+        for head in range(heads):
+            rows = slice(head * size, (head + 1) * size)
+            zero = bool(
+                (attention.self.value.weight[rows] == 0).all() and (attention.output.dense.weight[:, rows] == 0).all()
+            )
+            assert zero == (head in removed.get(index, [])), (index, head)
+        assert len(removed.get(index, [])) < heads  # every layer keeps a head
+    assert "heads removed by layer" in (tmp_path / "heads" / "report.md").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="sparsity and prune apply to the pruned variant only"):
+        ExportSpec.from_dict({"model": "abc", "to": "int8", "prune": "heads"})
