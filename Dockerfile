@@ -39,8 +39,9 @@ COPY pyproject.toml README.md /src/
 COPY engine /src/engine
 COPY worker /src/worker
 COPY ui /src/ui
+# The s3 extra (s3fs): compose.yaml keeps uploads, job folders and models in an S3 bucket.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install /src
+    pip install "/src[s3]"
 
 FROM builder AS builder-cuda
 # PyPI's Linux torch wheels are the CUDA builds; point TORCH_INDEX_URL at a download.pytorch.org/whl/cuXXX index
@@ -52,8 +53,9 @@ COPY pyproject.toml README.md /src/
 COPY engine /src/engine
 COPY worker /src/worker
 COPY ui /src/ui
+# The s3 extra (s3fs): compose.yaml keeps uploads, job folders and models in an S3 bucket.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install /src
+    pip install "/src[s3]"
 
 # ---- runtime --------------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

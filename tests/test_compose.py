@@ -69,9 +69,27 @@ def test_playground_services_share_the_data_volume_broker_and_store(compose: dic
         url = make_url(settings.database)
         assert (url.get_backend_name(), url.get_driver_name(), url.host) == ("postgresql", "psycopg", "postgres")
         assert f"playground-data:{env['PLAYGROUND_HOME']}" in svc["volumes"], name
-        assert set(svc["depends_on"]) == {"redis", "postgres"}
-        assert all(dep["condition"] == "service_healthy" for dep in svc["depends_on"].values())
+        assert set(svc["depends_on"]) == {"redis", "postgres", "s3-bucket"}
+        assert all(svc["depends_on"][dep]["condition"] == "service_healthy" for dep in ("redis", "postgres"))
+        assert svc["depends_on"]["s3-bucket"]["condition"] == "service_completed_successfully"
     assert "playground-data" in compose["volumes"]
+
+
+def test_playground_services_keep_artifacts_in_the_s3_service_and_its_bucket(compose: dict) -> None:
+    from worker.artifacts import ArtifactStore
+
+    services = compose["services"]
+    s3, bucket = services["s3"], services["s3-bucket"]
+    assert s3["image"].startswith("minio/") and s3["healthcheck"]["test"], "depends_on needs a healthcheck"
+    assert bucket["depends_on"]["s3"]["condition"] == "service_healthy"
+    made = re.search(r"mc mb --ignore-existing store/(\S+)", bucket["entrypoint"][-1]).group(1)
+    for name, svc in _playground_services(compose).items():
+        env = svc["environment"]
+        store = ArtifactStore.from_env(Path("/data"), env)  # the parsing the containers do
+        assert store.remote and store.url.startswith(f"s3://{made}/"), name
+        assert store._options["endpoint_url"] == "http://s3:9000", name
+        for key, minio in (("AWS_ACCESS_KEY_ID", "MINIO_ROOT_USER"), ("AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_PASSWORD")):
+            assert substitute(env[key], {}) == substitute(s3["environment"][minio], {}), (name, key)
 
 
 def test_commands_run_the_playground_console_script_with_sub_commands_it_has(compose: dict) -> None:

@@ -31,6 +31,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import DataError, ModelNotFoundError
+from worker.artifacts import ArtifactStore
+from worker.job_artifacts import JobArtifacts
 from worker.records import CANCELLED, FAILED, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.specs import Spec, parse_spec
@@ -66,6 +68,8 @@ def start(job_id: str, kind: str, *, task_id: str, worker_name: str | None = Non
         )
         return None
     run = JobRun(store, settings, job)
+    if not run.fetch():
+        return None
     if run.finished_by_earlier_attempt():
         return None
     return run
@@ -94,13 +98,16 @@ class JobRun:
         self._logged = False  # a loss has been logged (the first is written at once)
         self._last_log_line = 0.0
         self._handler: logging.Handler | None = None
+        self._spec = job.spec  # with other hosts' paths made this host's by fetch()
+        artifacts = ArtifactStore.from_env(settings.home)
+        self.artifacts = JobArtifacts(artifacts, self.artifact_dir, owned=lambda: self._lost_at is None)
 
     # ---- what the task uses --------------------------------------------------------------------------------------
 
     @property
     def spec(self) -> Spec:
         """The job's spec, validated again here: the store may hold a spec written by another version."""
-        return parse_spec(self.job.spec, kind=self.job.kind, source=f"the spec of job {self.job.id}")
+        return parse_spec(self._spec, kind=self.job.kind, source=f"the spec of job {self.job.id}")
 
     @property
     def resume(self) -> bool:
@@ -151,6 +158,7 @@ class JobRun:
         summary = report_summary(report)
         numbers = ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float))
         self._flush()
+        self.artifacts.publish_final()  # first: whoever reads 'succeeded' must find the model in the store
         self._finish(SUCCEEDED, message=f"succeeded{': ' + numbers if numbers else ''}", summary=summary)
         log.info("job %s succeeded: %s", self.job.id, numbers)
 
@@ -179,6 +187,8 @@ class JobRun:
             ", resuming from the last checkpoint" if self.resume else "",
         )
         self._watchdog.start()
+        if self.job.kind == TRAIN:
+            self.artifacts.watch_checkpoints(self.settings.heartbeat_seconds)
         return self
 
     def __exit__(
@@ -210,9 +220,22 @@ class JobRun:
             return True  # recorded in the store; Celery has nothing more to do with it
         finally:
             self._done.set()
+            self.artifacts.stop()
             if self._handler is not None:
                 logging.getLogger().removeHandler(self._handler)
                 self._handler.close()
+
+    def fetch(self) -> bool:
+        """Fetch from the artifact store what the job needs; False (job failed) when the store cannot be read."""
+        try:
+            self._spec = self.artifacts.fetch(self.job.spec, later_attempt=self.attempt > 1)
+        except OSError as exc:
+            log.error("job %s: could not fetch its files from the artifact store: %s", self.job.id, exc)
+            error = user_paths(" ".join(str(exc).split()), self.settings.home)
+            hint = "check PLAYGROUND_ARTIFACTS and the store's credentials on this worker, then submit again"
+            self._finish(FAILED, message=f"failed: {error}", error=error, hint=hint)
+            return False
+        return True
 
     def finished_by_earlier_attempt(self) -> bool:
         """Tidy what an earlier attempt left in the job folder; True if its output was complete (job now succeeded)."""

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.tabular import Table, read_table
 from engine.tasks import detect_task, file_format_of, get_task
+from worker.artifacts import ArtifactStore
 from worker.records import utcnow
 from worker.sidetables import Base, SqlStore
 
@@ -104,6 +105,7 @@ class DatasetStore(SqlStore):
         self.home = home
         # (owner, bytes) -> None, raising to refuse a new file: the web app's disk quota (worker/quotas.py).
         self.admit = admit
+        self.artifacts = ArtifactStore.from_env(home)  # the data folder itself unless PLAYGROUND_ARTIFACTS names one
 
     def register(self, owner: str, source: str | Path, name: str | None = None) -> tuple[Dataset, Table]:
         """Read an uploaded file and keep it as `owner`'s dataset; DataError (nothing kept) when it can't be read.
@@ -164,10 +166,11 @@ class DatasetStore(SqlStore):
             created_at=utcnow(),
         )
         try:
+            self.artifacts.put_file(target)  # workers on other hosts fetch it from the artifact store
             with self._session() as s:
                 s.add(row)
         except BaseException:
-            shutil.rmtree(target.parent, ignore_errors=True)
+            self.artifacts.delete(target.parent)
             raise
         return self._dataset(row)
 
@@ -229,7 +232,7 @@ class DatasetStore(SqlStore):
                 .where(DatasetRow.id == dataset_id, DatasetRow.owner == owner)
                 .execution_options(synchronize_session=False)
             )
-        shutil.rmtree(self.home / UPLOADS / dataset_id, ignore_errors=True)
+        self.artifacts.delete(self.home / UPLOADS / dataset_id)
         return dataset
 
     def _dataset(self, row: DatasetRow) -> Dataset:
