@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from ui.context import AppContext
-from ui.tabs import data, jobs, playground, report, system, train
+from ui.tabs import account, data, jobs, playground, report, system, train
 from ui.tabs.common import owner_of
 
 TITLE = "Finetune Playground"
@@ -61,6 +61,7 @@ def _layout(ctx: AppContext) -> Page:
             train_tab = train.build(ctx, data_tab)
         with gr.Tab("3 · Jobs", id="jobs", elem_id="tab-jobs"):
             jobs_tab = jobs.build(ctx)
+            account.build(ctx)  # API tokens, for the scripts that follow these jobs over REST
         with gr.Tab("4 · Report", id="report", elem_id="tab-report") as report_page:
             report_tab = report.build(ctx)
         with gr.Tab("5 · Playground", id="playground", elem_id="tab-playground") as playground_page:

@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import os
+import sys
 import time
 from datetime import UTC
 from pathlib import Path
@@ -23,7 +24,7 @@ _POLL_SECONDS = 0.5
 
 
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register `submit`, `jobs` (list | show | cancel | logs | follow) and `worker` on the CLI's sub-parsers."""
+    """Register `submit`, `jobs` (list | show | cancel | delete | logs | follow) and `worker` as sub-commands."""
     submit = subparsers.add_parser("submit", help="queue a training (or evaluation) job from a YAML or JSON spec")
     submit.add_argument(
         "spec", type=Path, help="spec file, as for `train --config`; a mapping with 'model:' and 'data:' evaluates"
@@ -36,7 +37,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--json", action="store_true", help="print JSON (with --wait: one event per line)")
     submit.set_defaults(handler=_cmd_submit)
 
-    jobs = subparsers.add_parser("jobs", help="list, show, cancel, and follow queued and finished jobs")
+    jobs = subparsers.add_parser("jobs", help="list, show, cancel, delete and follow queued and finished jobs")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION")
     jobs.set_defaults(handler=_cmd_list, owner=None, status=None, limit=50, json=False)
 
@@ -56,6 +57,12 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_job_id(cancel)
     cancel.add_argument("--json", action="store_true", help="print the job record as JSON")
     cancel.set_defaults(handler=_cmd_cancel)
+
+    delete = actions.add_parser("delete", help="delete a finished job with its folder (model, report, log)")
+    _add_job_id(delete)
+    delete.add_argument("--yes", action="store_true", help="delete without asking first")
+    delete.add_argument("--json", action="store_true", help="print the deleted job's record as JSON")
+    delete.set_defaults(handler=_cmd_delete)
 
     logs = actions.add_parser("logs", help="print the job's log file (job.log in its folder)")
     _add_job_id(logs)
@@ -139,6 +146,25 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     else:
         print(f"cancel requested: job {job.id} stops at its next training step")
     return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from worker import api
+
+    job = api.get(api.resolve(args.job_id))
+    if not args.yes and not _confirm(f"delete {job.kind} job {job.id} ({job.status}) and its folder? [y/N] "):
+        print("nothing deleted")
+        return 1
+    job = api.delete(job.id)  # the same deletion as the REST API and the Jobs tab: refused while a job needs it
+    print(json.dumps(job.to_dict(), ensure_ascii=False) if args.json else f"job {job.id} deleted with its folder")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    # A script has nobody to answer: it must say --yes rather than hang on a prompt or delete unasked.
+    if not sys.stdin.isatty():
+        raise ValueError("not deleting without confirmation; pass --yes to delete from a script")
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:

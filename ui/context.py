@@ -23,13 +23,14 @@ from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, ExportSpec, JobSpec,
 from engine.tasks import get_task
 from ui.users import Users
 from worker.api import JobNotFoundError, Jobs
+from worker.artifacts import ArtifactStore
 from worker.quotas import QuotaGuard, Quotas
 from worker.records import EXPORT, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.shares import ShareStore
 from worker.specs import Spec, parse_spec
 from worker.tokens import ApiTokenStore
-from worker.uploads import DatasetStore, looks_like_dataset_id, user_paths
+from worker.uploads import Dataset, DatasetStore, looks_like_dataset_id, user_paths
 from worker.workers import WorkerStore
 
 if TYPE_CHECKING:
@@ -134,6 +135,8 @@ class AppContext:
         engine = self.jobs.store.engine
         self.datasets = DatasetStore(engine, self.settings.home)
         self.datasets.create_schema()
+        # Uploads, models and reports: kept in the artifact store too when PLAYGROUND_ARTIFACTS names one.
+        self.artifacts = self.datasets.artifacts = self.jobs.artifacts = ArtifactStore.from_env(self.settings.home)
         self.quotas = QuotaGuard(Quotas.from_env(), self.jobs.store, self.datasets)
         # Every upload path (Data tab, Jobs tab, REST) keeps files through the store: the disk quota is checked there.
         self.datasets.admit = lambda owner, size: self.quotas.check_disk(owner, size)
@@ -216,6 +219,7 @@ class AppContext:
                     f"playground export {job.id} --to {variant})"
                 )
             folder = self.model_dir(exports[variant])
+        folder = self.artifacts.local_copy(folder)  # trained on another host: fetched once into the data folder
         if not (folder / "config.json").is_file():
             raise ValueError(f"the model files of job {job.id} are missing from {folder}; train it again")
         return self.predictors.get(folder)
@@ -225,11 +229,21 @@ class AppContext:
         job = self.job(job_id, owner)
         if job.status != SUCCEEDED:
             raise ValueError(f"job {job.id} is {job.status}; a report exists once it has succeeded")
-        path = Path(job.artifact_dir or "") / REPORT_FILE
+        path = self.artifacts.local_copy(Path(job.artifact_dir or "") / REPORT_FILE)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ValueError(f"job {job.id} has no report.json in {path.parent}") from exc
+
+    def delete_dataset(self, dataset_id: str | None, owner: str) -> Dataset:
+        """Delete one of the owner's uploads (record and file): LookupError when there is no such dataset of theirs,
+        ValueError naming the job while a waiting or running job reads it."""
+        dataset = self.datasets.get(dataset_id, owner) if dataset_id else None
+        if dataset is None:
+            raise LookupError(f"no dataset {dataset_id!r} of yours; the Data tab or GET /api/datasets lists them")
+        self.jobs.refuse_if_in_use(dataset.path, f"dataset {dataset.name}")
+        self.datasets.delete(dataset.id, owner)
+        return dataset
 
     def finished_jobs(self, owner: str, kind: str | None = None) -> list[Job]:
         """The owner's succeeded jobs, newest first (of one kind when given)."""
@@ -259,7 +273,7 @@ class AppContext:
         if looks_like_dataset_id(value):
             dataset = self.datasets.get(value, owner)
             if dataset is not None:
-                return str(dataset.path)
+                return str(self.artifacts.local_copy(dataset.path))
             if self.users.enabled:
                 raise AccessError(
                     f"{field}: no dataset {shown(value)}; upload the file first (Data tab or /api/datasets)"
@@ -333,7 +347,7 @@ class AppContext:
         from engine.catalog import resolve_model
 
         spec = job.spec or {}
-        folder = Path(resolve_model(str(spec.get("base_model", "")), task=spec.get("task")))
+        folder = self.artifacts.local_copy(resolve_model(str(spec.get("base_model", "")), task=spec.get("task")))
         if not (folder / "config.json").is_file():
             raise ValueError(f"the base model of job {job.id} ({spec.get('base_model')}) is not a model folder")
         return self.predictors.get(folder)

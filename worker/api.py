@@ -10,10 +10,10 @@ Module-level functions use settings from the environment; `Jobs(settings)` gives
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
-import shutil
 import time
 from collections import deque
 from functools import cache
@@ -27,7 +27,8 @@ from engine.catalog import CATALOG
 from engine.spec import JobSpec, absolute_path
 from worker import broker
 from worker.app import create_app
-from worker.records import STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
+from worker.artifacts import ArtifactStore
+from worker.records import EXPORT, QUEUED, RUNNING, STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
 from worker.runtime import LOG_FILE
 from worker.settings import Settings
 from worker.specs import EvaluateSpec, ExportSpec, Spec, kind_of, parse_spec
@@ -39,6 +40,7 @@ __all__ = [
     "JobNotFoundError",
     "Jobs",
     "cancel",
+    "delete",
     "events",
     "get",
     "history",
@@ -61,6 +63,8 @@ class Jobs:
         self.settings = settings or Settings.from_env()
         self.store = JobStore(self.settings.database, self.settings.home)
         self.store.create_schema()
+        # Job folders live here too when PLAYGROUND_ARTIFACTS names a store; deleting a job removes them from it.
+        self.artifacts = ArtifactStore.from_env(self.settings.home)
         self._app: Celery | None = None
 
     @property
@@ -135,16 +139,62 @@ class Jobs:
         return self.get(job_id)
 
     def delete(self, job_id: str, *, owner: str | None = None) -> Job:
-        """Remove a finished job: its record, events and folder (model, report, log); returns the removed record."""
+        """Remove a finished job: its folder (model, report, log; in the artifact store too), then its record and
+        events; returns the removed record. Refused (ValueError, nothing removed) while another job needs it."""
         job = self.get(job_id, owner=owner)
         if not job.finished:
             raise ValueError(f"job {job.id} is {job.status}; cancel it first, and delete it once it has stopped")
+        folder = Path(job.artifact_dir) if job.artifact_dir else None
+        if folder is not None and not folder.resolve().is_relative_to(self.settings.home.resolve()):
+            folder = None  # only ever inside the data dir
+        if folder is not None:
+            self.refuse_if_in_use(folder, f"job {job.id}")
+            if job.kind == TRAIN:
+                self._refuse_if_exported(job, folder)
+            self._remove_folder(job, folder)
+        # The record goes last: a delete that fails halfway leaves the job listed, and deleting it again finishes.
         if not self.store.delete_finished(job.id):
             raise JobNotFoundError(f"no job {job_id!r}; `playground jobs list` shows the jobs there are")
-        folder = Path(job.artifact_dir) if job.artifact_dir else None
-        if folder is not None and folder.resolve().is_relative_to(self.settings.home.resolve()):
-            shutil.rmtree(folder, ignore_errors=True)  # only ever inside the data dir
         return job
+
+    def active_users_of(self, path: Path) -> list[Job]:
+        """The waiting and running jobs whose spec names `path` (a data file, or a folder of a model they read)."""
+        names = {str(path), str(Path(path).resolve())}
+        active = self.store.list(None, (QUEUED, RUNNING), 1000)
+        return [job for job in active if any(name in json.dumps(job.spec or {}, ensure_ascii=False) for name in names)]
+
+    def refuse_if_in_use(self, path: Path, what: str) -> None:
+        """ValueError naming the job when a waiting or running job reads `path`: it would fail halfway."""
+        users = self.active_users_of(path)
+        if users:
+            job = users[0]
+            raise ValueError(f"{what} is used by job {job.id}, which is {job.status}; wait for it to end or cancel it")
+
+    def _refuse_if_exported(self, job: Job, folder: Path) -> None:
+        # Variants are found through the model they were exported from: deleting it would orphan them, so the user
+        # deletes them first (refused rather than cascaded: a delete never removes more than the job it names).
+        model = (folder / "model").resolve()
+        exports = [
+            other
+            for other in self.store.list(job.owner, (SUCCEEDED,), 1000)
+            if other.kind == EXPORT and Path(str((other.spec or {}).get("model", ""))).resolve() == model
+        ]
+        if exports:
+            named = ", ".join(f"{(e.spec or {}).get('to', '?')} (job {e.id})" for e in exports)
+            raise ValueError(
+                f"job {job.id} has exported variants: {named}; delete those first "
+                f"(playground jobs delete ID, or the Jobs tab), then this job"
+            )
+
+    def _remove_folder(self, job: Job, folder: Path) -> None:
+        try:
+            self.artifacts.delete(folder)
+            left = folder.exists() or (self.artifacts.remote and self.artifacts.exists(folder))
+        except OSError as exc:
+            log.warning("could not remove the folder of job %s: %s", job.id, exc)  # the server's paths stay here
+            raise ValueError(f"could not remove the files of job {job.id}; the job is kept, try again") from exc
+        if left:
+            raise ValueError(f"could not remove all files of job {job.id}; the job is kept, delete it again")
 
     def events(self, job_id: str, since: int = 0, *, owner: str | None = None, limit: int = 1000) -> list[JobEvent]:
         """Events after event id `since`, oldest first: status changes and every logged loss and eval point."""
@@ -239,6 +289,11 @@ def list_jobs(owner: str | None = None, *, status: str | None = None, limit: int
 def cancel(job_id: str, *, owner: str | None = None) -> Job:
     """Cancel a job; returns its record."""
     return default_jobs().cancel(job_id, owner=owner)
+
+
+def delete(job_id: str, *, owner: str | None = None) -> Job:
+    """Remove a finished job with its folder; returns the removed record."""
+    return default_jobs().delete(job_id, owner=owner)
 
 
 def events(job_id: str, since: int = 0, *, owner: str | None = None) -> list[JobEvent]:

@@ -81,3 +81,33 @@ def test_the_worker_command_takes_concurrency_and_queues() -> None:
     from worker.service import split_queues
 
     assert args.concurrency == 2 and split_queues(args.queues) == ["gpu", "cpu", "eval"]
+
+
+def test_jobs_delete_asks_first_and_removes_a_finished_job_with_its_folder(
+    cli_env, tmp_path: Path, training_csv, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(training_csv)))
+    assert run_cli("submit", str(spec_file), "--json") == 0
+    job = json.loads(capsys.readouterr().out)
+    with pytest.raises(ValueError, match="is queued; cancel it first"):
+        run_cli("jobs", "delete", job["id"], "--yes")
+
+    assert run_cli("jobs", "cancel", job["id"]) == 0
+    folder = Path(job["artifact_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.log").write_text("cancelled before it started\n")
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="pass --yes"):  # a script is not asked: stdin is no terminal here
+        run_cli("jobs", "delete", job["id"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda question: "n")
+    assert run_cli("jobs", "delete", job["id"][:6]) == 1
+    assert "nothing deleted" in capsys.readouterr().out and folder.is_dir()
+
+    monkeypatch.setattr("builtins.input", lambda question: "y")
+    assert run_cli("jobs", "delete", job["id"][:6]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job['id']} deleted with its folder"
+    assert not folder.exists()
+    with pytest.raises(JobNotFoundError, match="no job"):
+        run_cli("jobs", "show", job["id"])

@@ -1,4 +1,5 @@
-"""Data tab: upload a labeled file (kept per owner), preview it, map its columns and read the validation summary."""
+"""Data tab: upload a labeled file (kept per owner), preview it, map its columns and read the validation summary;
+delete a file no longer needed."""
 
 from __future__ import annotations
 
@@ -263,12 +264,26 @@ def change_task(
     return *rest, *check(ctx, dataset, task_name, columns if task_name == default_task().name else {}, encoding)
 
 
+def delete_dataset(ctx: AppContext, dataset_id: str | None, request: gr.Request):
+    """Delete the picked upload (record and file); refused with the reason while a waiting or running job reads it.
+    Returns the picker on the newest file left, shown as after a refresh."""
+    owner = owner_of(ctx, request)
+    if not dataset_id:
+        raise user_error("no file picked; pick the uploaded file to delete first")
+    try:
+        dataset = ctx.delete_dataset(dataset_id, owner)
+    except (LookupError, ValueError) as exc:
+        raise user_error(str(exc)) from exc
+    gr.Info(f"{dataset.name} deleted")
+    return list_datasets(ctx, None, request)
+
+
 def build(ctx: AppContext) -> DataTab:
     """Lay out the Data tab and wire its events."""
     gr.Markdown(START_HERE, elem_classes=["pg-intro"])
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
-            upload, dataset, refresh = _file_pickers()
+            upload, dataset, refresh, deleting = _file_pickers()
             encoding = gr.Dropdown(
                 choices=[("Guess from the file", ""), ("UTF-8", "utf-8")]
                 + [(name, code) for code, name in ENCODING_NAMES.items()],
@@ -312,6 +327,7 @@ def build(ctx: AppContext) -> DataTab:
     encoding.input(bind(ctx, decode_dataset), [dataset, encoding], shown, api_name="decode_dataset").then(
         view, [dataset], after, api_visibility="private"
     )
+    _wire_delete(ctx, deleting, dataset, [dataset, *shown], (view, [dataset], after))
     task_shown = [*pickers, *groups, summary, chart]
     task.input(bind(ctx, change_task), [dataset, task, encoding], task_shown, api_visibility="private")
     gr.on(
@@ -340,8 +356,23 @@ def build(ctx: AppContext) -> DataTab:
     )
 
 
-def _file_pickers() -> tuple[gr.File, gr.Dropdown, gr.Button]:
-    """The upload box, the picker of the owner's uploaded files and its refresh button."""
+def _wire_delete(ctx: AppContext, deleting: tuple, dataset: gr.Dropdown, outputs: list, then_view: tuple) -> None:
+    """Deleting the picked file takes a second click, then shows the newest file left."""
+    delete, confirm, keep = deleting
+
+    def asking(on: bool) -> tuple:
+        return gr.Button(visible=not on), gr.Button(visible=on), gr.Button(visible=on)
+
+    delete.click(lambda: asking(True), None, [*deleting], api_visibility="private")
+    keep.click(lambda: asking(False), None, [*deleting], api_visibility="private")
+    confirm.click(lambda: asking(False), None, [*deleting], api_visibility="private")
+    confirm.click(bind(ctx, delete_dataset), [dataset], outputs, api_name="delete_dataset").success(
+        *then_view, api_visibility="private"
+    )
+
+
+def _file_pickers() -> tuple[gr.File, gr.Dropdown, gr.Button, tuple]:
+    """The upload box, the picker of the owner's uploaded files with its refresh button, and the delete buttons."""
     upload = gr.File(
         label="Drop a labeled file here (CSV, TSV, JSON, JSONL, Parquet, CoNLL)",
         file_types=FILE_TYPES,
@@ -360,7 +391,13 @@ def _file_pickers() -> tuple[gr.File, gr.Dropdown, gr.Button]:
             elem_id="data-dataset",
         )
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40, elem_id="data-refresh")
-    return upload, dataset, refresh
+    with gr.Row():
+        deleting = (
+            gr.Button("Delete this file", size="sm", variant="secondary", elem_id="data-delete"),
+            gr.Button("Yes, delete it", size="sm", variant="stop", visible=False, elem_id="data-delete-yes"),
+            gr.Button("No, keep it", size="sm", visible=False, elem_id="data-delete-no"),
+        )
+    return upload, dataset, refresh, deleting
 
 
 def _column_pickers() -> tuple[gr.Dropdown, gr.Dropdown, dict[str, gr.Dropdown], list[gr.Group]]:

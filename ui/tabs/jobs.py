@@ -1,6 +1,7 @@
-"""Jobs tab: every job of the user, live (a timer re-reads the job store), with cancel and evaluate-on-another-file.
+"""Jobs tab: every job of the user, live (a timer re-reads the job store), with cancel, delete and
+evaluate-on-another-file.
 
-An admin sees and may cancel everyone's jobs; the table then has an Owner column.
+An admin sees and may cancel or delete everyone's jobs; the table then has an Owner column.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ LOG_LINES = 40
 LIST_LIMIT = 100
 OWNER_COLUMN = "Owner"
 NO_JOB = "No job selected. Start one in the **Train** tab, or pick one above."
-# What the timer's tick returns: the listing (3), the picked job's status (7) and the new signature.
-TICK_OUTPUTS = 11
+# What the timer's tick returns: the listing (3), the picked job's status (7), its delete button and the signature.
+TICK_OUTPUTS = 12
 
 
 @dataclass
@@ -118,7 +119,7 @@ def tick(ctx: AppContext, job_id: str | None, last_seen: str, request: gr.Reques
     )
     if signature == last_seen:
         return (gr.skip(),) * TICK_OUTPUTS
-    return *job_listing(jobs, owner), *job_status(ctx, job_id, request), signature
+    return *job_listing(jobs, owner), *job_status(ctx, job_id, request), deletable(ctx, job_id, request), signature
 
 
 def pick_row(row_ids: list[str], evt: gr.SelectData):
@@ -138,6 +139,30 @@ def cancel_job(ctx: AppContext, job_id: str | None, request: gr.Request):
     if record.finished and record.status != "cancelled":
         gr.Info(f"job {record.id} had already ended ({record.status})")
     return job_status(ctx, record.id, request)
+
+
+def deletable(ctx: AppContext, job_id: str | None, request: gr.Request) -> gr.Button:
+    """The delete button, shown for a finished job the user may manage (their own; an admin: anyone's)."""
+    owner = owner_of(ctx, request)
+    try:
+        record = ctx.managed_job(job_id, owner) if job_id else None
+    except JobNotFoundError:
+        record = None  # deleted meanwhile, or not theirs: nothing to offer
+    return gr.Button(visible=record is not None and record.finished)
+
+
+def delete_job(ctx: AppContext, job_id: str | None, request: gr.Request):
+    """Delete a finished job with its folder (model, report, log); refused with the reason while another job needs
+    it or its exported variants exist. Returns the listing and the (now empty) pick."""
+    owner = owner_of(ctx, request)
+    try:
+        record = ctx.managed_job(job_id, owner)  # an admin may delete anyone's job
+        ctx.jobs.delete(record.id, owner=record.owner)  # the one deletion REST and the CLI use too
+    except ValueError as exc:  # JobNotFoundError is one
+        raise user_error(ctx.public_text(str(exc))) from exc
+    gr.Info(f"job {record.id} deleted with its folder")
+    table, picker, ids = list_jobs(ctx, request)
+    return table, gr.Dropdown(choices=picker.choices, value=None), ids, *job_status(ctx, None, request)
 
 
 def eval_upload(ctx: AppContext, path: str | None, request: gr.Request):
@@ -211,7 +236,7 @@ def build(ctx: AppContext) -> JobsTab:
     job = gr.Dropdown(label="Job", choices=[], value=None, allow_custom_value=True, elem_id="jobs-job")
     remembered_job = gr.BrowserState("", storage_key="playground-job")
     seen = gr.State("")
-    detail, progress, cancel, confirm, keep, open_report, open_playground = _status_section()
+    detail, progress, cancel, confirm, keep, open_report, open_playground, deleting = _status_section()
     curve = gr.HTML(training_curves_html([]), elem_id="jobs-curve")
     log = gr.Textbox(
         label="Log (last lines)", lines=10, max_lines=10, interactive=False, autoscroll=True, elem_id="jobs-log"
@@ -230,7 +255,7 @@ def build(ctx: AppContext) -> JobsTab:
     timer.tick(
         bind(ctx, tick),
         [job, seen],
-        [*listing_outputs, *status_outputs, seen],
+        [*listing_outputs, *status_outputs, deleting[0], seen],
         api_visibility="private",
         show_progress="hidden",
     )
@@ -241,19 +266,32 @@ def build(ctx: AppContext) -> JobsTab:
     confirm.click(bind(ctx, cancel_job), [job], status_outputs, api_name="cancel_job").then(
         lambda: _asking(False)[1:], None, [confirm, keep], api_visibility="private"
     )
+    _wire_delete(ctx, job, deleting, [*listing_outputs, *status_outputs])
     eval_inputs = [eval_dataset, eval_text, eval_label]
     eval_file.upload(bind(ctx, eval_upload), [eval_file], [*eval_inputs, eval_status], api_visibility="private")
     eval_button.click(bind(ctx, evaluate_job), [job, *eval_inputs], [eval_status, job], api_name="evaluate_job")
     return JobsTab(job, table, timer, remembered_job, open_report, open_playground, list_bound, listing_outputs)
 
 
+def _wire_delete(ctx: AppContext, job: gr.Dropdown, deleting: tuple, outputs: list) -> None:
+    """The delete button of the picked job, and the question after it: deleting throws the model away for good."""
+    delete, confirm, keep = deleting
+    shown = bind(ctx, deletable)
+    job.change(shown, [job], [delete], api_visibility="private", show_progress="hidden")
+    delete.click(lambda: _asking(True), None, [*deleting], api_visibility="private")
+    keep.click(lambda: _asking(False), None, [*deleting], api_visibility="private")
+    confirm.click(bind(ctx, delete_job), [job], outputs, api_name="delete_job").then(
+        lambda: _asking(False)[1:], None, [confirm, keep], api_visibility="private"
+    ).then(shown, [job], [delete], api_visibility="private")  # back after a refusal; gone with the job
+
+
 def _asking(on: bool) -> tuple:
-    """The cancel button, or in its place the question whether to really cancel."""
+    """The cancel (or delete) button, or in its place the question whether to really do it."""
     return gr.Button(visible=not on), gr.Button(visible=on), gr.Button(visible=on)
 
 
-def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Button, gr.Button, gr.Button]:
-    """The picked job's heading and progress bar, beside the buttons that apply to it."""
+def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Button, gr.Button, gr.Button, tuple]:
+    """The picked job's heading and progress bar, beside the buttons that apply to it (the delete ones together)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             detail = gr.Markdown(NO_JOB, elem_id="jobs-detail")
@@ -269,7 +307,12 @@ def _status_section() -> tuple[gr.Markdown, gr.HTML, gr.Button, gr.Button, gr.Bu
             keep = gr.Button("No, keep it running", visible=False, elem_id="jobs-cancel-no")
             open_report = gr.Button("Open its report", visible=False, elem_id="jobs-open-report")
             open_playground = gr.Button("Try the model", visible=False, elem_id="jobs-open-playground")
-    return detail, progress, cancel, confirm, keep, open_report, open_playground
+            deleting = (
+                gr.Button("Delete this job", variant="secondary", visible=False, elem_id="jobs-delete"),
+                gr.Button("Yes, delete it and its model", variant="stop", visible=False, elem_id="jobs-delete-yes"),
+                gr.Button("No, keep it", visible=False, elem_id="jobs-delete-no"),
+            )
+    return detail, progress, cancel, confirm, keep, open_report, open_playground, deleting
 
 
 def _evaluate_section() -> tuple[gr.File, gr.Textbox, gr.Dropdown, gr.Dropdown, gr.Button, gr.Markdown]:
