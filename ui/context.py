@@ -193,8 +193,12 @@ class AppContext:
         return job
 
     def model_dir(self, job: Job) -> Path:
-        """Where a training job's model folder is."""
+        """Where a training job's model folder is (it may be on another host; `local_model_dir` fetches it)."""
         return Path(job.artifact_dir or "") / MODEL_FOLDER
+
+    def local_model_dir(self, job: Job) -> Path:
+        """A training job's model folder on this host's disk, fetched from the artifact store if trained elsewhere."""
+        return self.artifacts.local_copy(self.model_dir(job))
 
     def variants(self, job: Job) -> dict[str, Job]:
         """The newest succeeded export job of each variant (bf16, int8, ...) of a training job's model."""

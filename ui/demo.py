@@ -86,7 +86,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
             return share, None
         if not share.names_training_file:  # the page names the training file only when its owner said so
             job = replace(job, spec={**(job.spec or {}), "data": {}})
-        return share, job if (ctx.model_dir(job) / "config.json").is_file() else None
+        return share, job if (ctx.local_model_dir(job) / "config.json").is_file() else None
 
     def wait_seconds(share: Share) -> int:
         """0 when the link may answer one more prediction now, else whole seconds to wait."""
@@ -110,7 +110,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
             error = f"This demo is busy: it answers at most {share.rate_per_minute or default_rate} texts a minute."
             page = _page(job, ctx, text=text, error=f"{error} Try again in {wait} s.")
             return HTMLResponse(page.body, 429, headers={**_NO_STORE, "Retry-After": str(wait)})
-        predictor = ctx.predictors.get(ctx.model_dir(job))
+        predictor = ctx.predictors.get(ctx.local_model_dir(job))
         answer = predictor.serve({**_task(job).request_for_text(text), "max_new_tokens": DEMO_NEW_TOKENS})
         return _page(job, ctx, text=text, answer=answer)
 
@@ -123,7 +123,7 @@ def demo_router(ctx: AppContext) -> APIRouter:
             limit = share.rate_per_minute or default_rate
             detail = f"this demo link answers at most {limit} predictions a minute; try again in {wait} s"
             return JSONResponse({"detail": detail}, 429, headers={**_NO_STORE, "Retry-After": str(wait)})
-        predictor = ctx.predictors.get(ctx.model_dir(job))
+        predictor = ctx.predictors.get(ctx.local_model_dir(job))
         answer = predictor.serve({**_task(job).request_for_text(body.text), "max_new_tokens": DEMO_NEW_TOKENS})
         # One text in, one answer out: the predictions list of a classifier and the spans of a tagger unwrap.
         served = answer.get("variant")
@@ -155,7 +155,7 @@ def _about(job: Job, ctx: AppContext) -> str:
 
 
 def _labels(job: Job, ctx: AppContext) -> list[str]:
-    config = ctx.model_dir(job) / "config.json"
+    config = ctx.local_model_dir(job) / "config.json"
     id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
     labels = [id2label[key] for key in sorted(id2label, key=int)]
     task = _task(job)

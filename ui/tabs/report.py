@@ -122,7 +122,7 @@ def download_model(ctx: AppContext, job_id: str | None, request: gr.Request):
         record = ctx.finished_model(job_id, owner)
     except ValueError as exc:
         raise user_error(str(exc)) from exc
-    folder = ctx.model_dir(record)
+    folder = ctx.local_model_dir(record)
     if not folder.is_dir():
         raise user_error(f"the model files of job {record.id} are missing; train it again")
     return str(zip_folder(folder, download_dir() / f"model-{record.id[:8]}.zip"))
