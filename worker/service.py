@@ -16,7 +16,7 @@ from worker.app import create_app
 from worker.settings import Settings
 from worker.sidetables import make_engine
 from worker.store import JobStore
-from worker.workers import WorkerBeat, WorkerStore
+from worker.workers import WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,11 @@ def run_worker(
     sweeper = subprocess.Popen([sys.executable, "-m", "worker.recovery", "--parent", str(os.getpid())])
     nodename = f"playground-{os.getpid()}@%h"
     # Named as Celery names the node (and so as each job records its worker), to tie running jobs to their worker.
-    beat = WorkerBeat(
-        workers,
-        settings,
-        name=host_format(nodename),
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        queues=queues,
-        concurrency=concurrency,
+    # A process of its own, not a thread: Celery forks a child per job, and a thread must never be mid-lock then.
+    who = ["--name", host_format(nodename), "--host", socket.gethostname(), "--queues", ",".join(queues)]
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "worker.workers", "--parent", str(os.getpid()), *who, "--concurrency", str(concurrency)]
     )
-    beat.start()
     argv = [
         "worker",
         "--pool=prefork",
@@ -77,12 +72,13 @@ def run_worker(
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
-        beat.stop()
-        sweeper.terminate()
-        try:
-            sweeper.wait(10)
-        except subprocess.TimeoutExpired:
-            sweeper.kill()
+        for helper in (beat, sweeper):
+            helper.terminate()
+        for helper in (beat, sweeper):
+            try:
+                helper.wait(10)
+            except subprocess.TimeoutExpired:
+                helper.kill()
     return 0
 
 

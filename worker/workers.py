@@ -123,7 +123,11 @@ def _info(row: WorkerRow) -> WorkerInfo:
 
 
 class WorkerBeat:
-    """A daemon thread in the worker's parent process that records its heartbeat until stopped."""
+    """Records a worker's heartbeat until stopped: run by `python -m worker.workers` beside the worker.
+
+    Not a thread of the worker itself: Celery forks a fresh child for every job, and a fork taken while a thread
+    holds a lock (logging's, the database pool's) leaves the child stuck on it, so the job never starts.
+    """
 
     def __init__(
         self,
@@ -158,6 +162,14 @@ class WorkerBeat:
         self._beat_logged()
         self._thread.start()
 
+    def halt(self) -> None:
+        """Ask the beating to end (safe from a signal handler); `stop` then removes the row."""
+        self._stop.set()
+
+    def halted(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True once `halt` was called."""
+        return self._stop.wait(timeout)
+
     def stop(self) -> None:
         """Stop beating and remove the worker's row: a clean stop is not a dead worker."""
         self._stop.set()
@@ -178,3 +190,36 @@ class WorkerBeat:
             self.beat()
         except SQLAlchemyError as exc:  # the store is down for a moment: jobs keep running, the next beat retries
             log.warning("worker heartbeat not recorded, retrying in %.0f s: %s", self.interval, exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m worker.workers --parent PID --name NODE ...`: the heartbeat process beside each worker."""
+    import argparse
+    import os
+    import signal
+
+    from worker.sidetables import make_engine
+
+    parser = argparse.ArgumentParser(prog="python -m worker.workers", description=main.__doc__)
+    parser.add_argument("--parent", type=int, required=True, help="the worker's pid: beat while it lives")
+    parser.add_argument("--name", required=True, help="the worker's Celery node name")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--queues", required=True, help="comma-separated")
+    parser.add_argument("--concurrency", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/heartbeat] %(message)s")
+    settings = Settings.from_env()
+    store = WorkerStore(make_engine(settings.database))
+    who = dict(name=args.name, host=args.host, pid=args.parent, queues=args.queues.split(","))
+    beat = WorkerBeat(store, settings, **who, concurrency=args.concurrency)
+    signal.signal(signal.SIGTERM, lambda *_: beat.halt())  # the worker stopping cleanly: forget its row
+    beat.start()
+    while not beat.halted(timeout=1.0):
+        if os.getppid() != args.parent:  # the worker died without stopping us: leave its row to age out
+            return 0
+    beat.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
