@@ -122,32 +122,6 @@ def generate_reply(
     return Reply(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]), seconds)
 
 
-def stream_reply(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    messages: list[dict],
-    *,
-    max_new_tokens: int = 256,
-    temperature: float = 0.7,
-    top_p: float = 0.9,
-    repetition_penalty: float = REPETITION_PENALTY,
-    stop: Sequence[str] = (),
-    seed: int | None = None,
-) -> ReplyStream:
-    """The reply as it grows, piece by piece (generation runs in a background thread); see ReplyStream."""
-    return ReplyStream(
-        model,
-        tokenizer,
-        messages,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        stop=stop,
-        seed=seed,
-    )
-
-
 class StopText:
     """The part of a growing reply that can be shown: surrounding whitespace trimmed, cut before the first stop
     string. A tail that could still grow into a stop string, or turn out to be trailing whitespace, is held back, so
@@ -376,3 +350,7 @@ def distinct_2(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> float | 
         ids = tokenizer.encode(text or "", add_special_tokens=False)
         pairs += list(zip(ids, ids[1:], strict=False))
     return round(len(set(pairs)) / len(pairs), 4) if pairs else None
+
+
+# The reply as it grows, piece by piece (generation runs in a background thread); the function-style name callers use.
+stream_reply = ReplyStream
