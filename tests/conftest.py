@@ -88,6 +88,17 @@ def playground_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, playground_env: dict) -> dict:
+    """`playground_env`'s PLAYGROUND_* settings put into this process, for CLI commands run in it (none else left)."""
+    for name in [n for n in os.environ if n.startswith("PLAYGROUND_")]:
+        monkeypatch.delenv(name)
+    for name, value in playground_env.items():
+        if name.startswith("PLAYGROUND_"):
+            monkeypatch.setenv(name, value)
+    return playground_env
+
+
 class WorkerProcess:
     """A `playground worker` running as a subprocess in its own process group."""
 

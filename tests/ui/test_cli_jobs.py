@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.worker.helpers import tiny_spec
+from tests.worker.helpers import run_subcommand, tiny_spec
 from ui.cli_jobs import add_job_commands
 from worker.api import JobNotFoundError
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="playground")
-    add_job_commands(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return run_subcommand(add_job_commands, *argv)
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, playground_env: dict) -> dict:
-    for name in [n for n in os.environ if n.startswith("PLAYGROUND_")]:
-        monkeypatch.delenv(name)
-    for name, value in playground_env.items():
-        if name.startswith("PLAYGROUND_"):
-            monkeypatch.setenv(name, value)
+def cli_env(cli_env: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("PLAYGROUND_OWNER", "carol")
-    return playground_env
+    return cli_env
 
 
 def test_submit_list_show_and_cancel_a_queued_job(cli_env, tmp_path: Path, training_csv, capsys) -> None:

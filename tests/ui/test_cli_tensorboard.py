@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.worker.helpers import tiny_spec
+from tests.worker.helpers import run_subcommand, tiny_spec
 from ui import cli_tensorboard
 from ui.cli_tensorboard import add_tensorboard_command
 from worker.api import JobNotFoundError
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="playground")
-    add_tensorboard_command(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, playground_env: dict) -> dict:
-    for name in [n for n in os.environ if n.startswith("PLAYGROUND_")]:
-        monkeypatch.delenv(name)
-    for name, value in playground_env.items():
-        if name.startswith("PLAYGROUND_"):
-            monkeypatch.setenv(name, value)
-    return playground_env
+    return run_subcommand(add_tensorboard_command, *argv)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,3 +30,11 @@ def tiny_spec(csv: Path, **params: Any) -> dict[str, Any]:
         "data": {"train": str(csv)},
         "params": {"epochs": 2, "batch_size": 8, "max_length": 32, "learning_rate": 3e-4, **params},
     }
+
+
+def run_subcommand(add_commands: Callable[[Any], None], *argv: str) -> int:
+    """Run `playground ARGV...` in this process with only the sub-commands that `add_commands` registers."""
+    parser = argparse.ArgumentParser(prog="playground")
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.handler(args)

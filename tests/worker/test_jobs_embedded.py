@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 
 import pytest
 import yaml
@@ -14,27 +12,19 @@ from worker.api import Jobs
 from worker.records import RUNNING, SUCCEEDED
 from worker.settings import Settings
 
-from .helpers import tiny_spec, wait_until
+from .helpers import run_subcommand, tiny_spec, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="playground")
-    add_job_commands(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return run_subcommand(add_job_commands, *argv)
 
 
 @pytest.fixture
-def embedded_env(monkeypatch: pytest.MonkeyPatch, playground_env: dict) -> dict:
-    assert "PLAYGROUND_BROKER_URL" not in playground_env and "PLAYGROUND_DATABASE_URL" not in playground_env
-    for name in [n for n in os.environ if n.startswith("PLAYGROUND_")]:
-        monkeypatch.delenv(name)
-    for name, value in playground_env.items():
-        if name.startswith("PLAYGROUND_"):
-            monkeypatch.setenv(name, value)
-    return playground_env
+def embedded_env(cli_env: dict) -> dict:
+    assert "PLAYGROUND_BROKER_URL" not in cli_env and "PLAYGROUND_DATABASE_URL" not in cli_env
+    return cli_env
 
 
 def test_submit_wait_trains_a_model_on_the_embedded_broker(embedded_env, start_worker, tmp_path, training_csv, capsys):
