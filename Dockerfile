@@ -35,6 +35,8 @@ FROM builder AS builder-cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+# The source is copied here, after torch, and not once in `builder`: a layer above torch would make every source
+# edit install torch again.
 COPY pyproject.toml README.md /src/
 COPY engine /src/engine
 COPY worker /src/worker
