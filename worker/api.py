@@ -31,6 +31,7 @@ from worker.artifacts import ArtifactStore
 from worker.records import EXPORT, QUEUED, RUNNING, STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
 from worker.runtime import LOG_FILE
 from worker.settings import Settings
+from worker.shares import ShareStore
 from worker.specs import EvaluateSpec, ExportSpec, Spec, kind_of, parse_spec
 from worker.store import JobStore
 
@@ -152,6 +153,11 @@ class Jobs:
             if job.kind == TRAIN:
                 self._refuse_if_exported(job, folder)
             self._remove_folder(job, folder)
+        # Its share links are revoked, not left pointing at nothing: the owner's list of links stays true.
+        shares = ShareStore(self.store.engine)
+        shares.create_schema()
+        if revoked := shares.revoke_job(job.id):
+            log.info("job %s: %d share link(s) revoked with it", job.id, revoked)
         # The record goes last: a delete that fails halfway leaves the job listed, and deleting it again finishes.
         if not self.store.delete_finished(job.id):
             raise JobNotFoundError(f"no job {job_id!r}; `playground jobs list` shows the jobs there are")

@@ -132,6 +132,17 @@ class ShareStore(SqlStore):
             )
             return result.rowcount == 1
 
+    def revoke_job(self, job_id: str) -> int:
+        """Revoke every link to one job (its record is about to go); how many were still active."""
+        with self._session() as s:
+            result = s.execute(
+                update(ShareRow)
+                .where(ShareRow.job_id == job_id, ShareRow.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount
+
 
 def _share(row: ShareRow) -> Share:
     return Share(

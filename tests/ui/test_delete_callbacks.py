@@ -63,6 +63,15 @@ def test_an_admin_may_delete_anyones_finished_job(ctx: AppContext):
     assert ctx.jobs.store.get(job.id) is None and not Path(job.artifact_dir).exists()
 
 
+def test_deleting_a_job_revokes_its_share_links_and_leaves_other_jobs_links(ctx: AppContext):
+    job, other = recorded(ctx, "bob"), recorded(ctx, "bob")
+    links = [ctx.shares.create("bob", job.id), ctx.shares.create("bob", job.id), ctx.shares.create("bob", other.id)]
+    jobs.delete_job(ctx, job.id, BOB)
+    assert [share.job_id for share in ctx.shares.list("bob")] == [other.id]  # the owner's list holds no dead link
+    assert ctx.shares.active(links[0].token) is None and ctx.shares.active(links[1].token) is None
+    assert ctx.shares.active(links[2].token) is not None
+
+
 def test_a_job_still_needed_is_refused_with_the_reason_and_nothing_is_removed(ctx: AppContext):
     waiting = recorded(ctx, "alice", done=False)
     assert jobs.deletable(ctx, waiting.id, ALICE).visible is False
