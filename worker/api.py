@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import time
 from collections import deque
 from functools import cache
@@ -28,8 +29,8 @@ from engine.spec import JobSpec, absolute_path
 from worker import broker
 from worker.app import create_app
 from worker.artifacts import ArtifactStore
+from worker.job_artifacts import LOG_FILE
 from worker.records import EXPORT, QUEUED, RUNNING, STATUSES, SUCCEEDED, TRAIN, Job, JobEvent
-from worker.runtime import LOG_FILE
 from worker.settings import Settings
 from worker.shares import ShareStore
 from worker.specs import EvaluateSpec, ExportSpec, Spec, kind_of, parse_spec
@@ -222,8 +223,16 @@ class Jobs:
     def log_tail(self, job_id: str, lines: int = 200, *, owner: str | None = None) -> str:
         """The last `lines` lines of the job's log file (empty before the job starts)."""
         job = self.get(job_id, owner=owner)
-        path = job.artifact_dir / LOG_FILE if job.artifact_dir else None
-        if path is None or not path.is_file():
+        if not job.artifact_dir:
+            return ""
+        path = job.artifact_dir / LOG_FILE
+        # This host's file when the job ran here (or there is no store); else the store's copy, read fresh each
+        # time: the worker keeps it there every few seconds, and once more when the attempt ends.
+        ran_here = path.is_file() and (job.finished or job.worker_host == socket.gethostname())
+        stored = None if ran_here else self.artifacts.read(path)
+        if stored is not None:
+            return "".join(deque(stored.decode("utf-8", errors="replace").splitlines(keepends=True), maxlen=lines))
+        if not path.is_file():
             return ""
         with path.open(encoding="utf-8", errors="replace") as handle:
             return "".join(deque(handle, maxlen=lines))

@@ -140,6 +140,33 @@ class ArtifactStore:
         relative = self.relative(local)
         return self._is_object(relative) or self._manifest(relative) is not None or self._unit_of(relative) is not None
 
+    def read(self, local: Path) -> bytes | None:
+        """The store's bytes of one file (an object, or a file of a published folder), read fresh each time and not
+        kept on this host's disk; None when the store does not have it (or there is no store)."""
+        if not self.remote:
+            return None
+        relative = self.relative(local)
+        key = self._key(relative)
+        if self._is_object(relative):
+            try:
+                return self._wrap("read", key, lambda: self.fs.cat_file(key))
+            except FileNotFoundError:
+                return None  # deleted since it was seen
+        found = self._unit_of(relative)
+        if found is None:
+            return None
+        unit, sub = found
+        chunks: list[bytes] = []
+
+        def read(manifest: dict[str, Any]) -> None:
+            entry = manifest["files"].get(sub)
+            if entry is not None:
+                object_key = self._key(f"{unit}/{entry['key']}")
+                chunks.append(self._wrap("read", object_key, lambda: self.fs.cat_file(object_key)))
+
+        self._read(unit, read)
+        return chunks[0] if chunks else None
+
     def local_copy(self, path: str | Path) -> Path:
         """`path` (under the data folder), fetched from the store first when it is not on this host's disk.
 

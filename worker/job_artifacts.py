@@ -4,7 +4,8 @@ Before: on a later attempt, the job folder as last published (its checkpoints, t
 and report of an attempt that died before recording them); and every upload or model folder its spec names, which
 were written by other hosts. While training: the job folder each time a new checkpoint is complete, so a job whose
 host dies resumes on another. After success: the whole folder (model, report, logs), before the job is recorded as
-succeeded, so whoever sees `succeeded` finds the model in the store. With no artifact store set, all of it is a no-op.
+succeeded, so whoever sees `succeeded` finds the model in the store. The job log, every few seconds while it grows and
+once more when the attempt ends however it ends. With no artifact store set, all of it is a no-op.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from worker.artifacts import ArtifactStore, localize_paths
 log = logging.getLogger("playground.job")
 
 CHECKPOINTS = "checkpoints"
+LOG_FILE = "job.log"
 # Written at the end of training, one file after another: published only once the job has succeeded.
 _FINAL_ONLY = ("model/", "adapter/", "report.json", "report.md")
 
@@ -35,6 +37,7 @@ class JobArtifacts:
         self._lock = threading.Lock()  # one publish at a time: two would each delete what the other still uses
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._log_size = 0  # the size of the job log when it was last kept in the store
 
     @property
     def remote(self) -> bool:
@@ -66,10 +69,22 @@ class JobArtifacts:
         self.publish(final=True)
         log.info("job folder %s published to the artifact store %s", self.folder.name, self.store.url)
 
-    def watch_checkpoints(self, interval: float) -> None:
-        """Publish the folder, in a thread of its own, each time a new checkpoint is complete."""
+    def publish_log(self) -> None:
+        """Keep the job log in the store (one object, rewritten whole) when it grew since it was last kept, so that
+        the web app on another host shows the log of a job while it runs and once it has failed."""
+        if not self.remote or not self.owned():
+            return  # an attempt that lost the job must not overwrite the log of the one that owns it now
+        path = self.folder / LOG_FILE
+        size = path.stat().st_size if path.is_file() else 0
+        if size and size != self._log_size:
+            self.store.put_file(path)
+            self._log_size = size
+
+    def watch(self, interval: float, *, checkpoints: bool) -> None:
+        """Publish, in a thread of its own, the log every `interval` when it grew, and (for a training job) the
+        folder each time a new checkpoint is complete."""
         if self.remote and self._thread is None:
-            self._thread = threading.Thread(target=self._watch, args=(interval,), name="checkpoint-publisher")
+            self._thread = threading.Thread(target=self._watch, args=(interval, checkpoints), name="job-publisher")
             self._thread.daemon = True
             self._thread.start()
 
@@ -79,9 +94,15 @@ class JobArtifacts:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
-    def _watch(self, interval: float) -> None:
+    def _watch(self, interval: float, checkpoints: bool) -> None:
         published: tuple[str, ...] = ()
         while not self._stop.wait(interval):
+            try:
+                self.publish_log()
+            except OSError as exc:  # the store is away for a moment: the next round tries again
+                log.warning("job folder %s: could not keep its log (%s); will retry", self.folder.name, exc)
+            if not checkpoints:
+                continue
             complete = tuple(sorted(p.name for p in self._checkpoints() if _complete(p)))
             if not complete or complete == published or not self.owned():
                 continue

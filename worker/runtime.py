@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import DataError, ModelNotFoundError
 from worker.artifacts import ArtifactStore
-from worker.job_artifacts import JobArtifacts
+from worker.job_artifacts import LOG_FILE, JobArtifacts
 from worker.records import CANCELLED, FAILED, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
 from worker.specs import Spec, parse_spec
@@ -41,7 +41,6 @@ from worker.uploads import user_paths
 
 log = logging.getLogger("playground.job")
 
-LOG_FILE = "job.log"
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FINISH_RETRY_SECONDS = 30
 
@@ -187,8 +186,7 @@ class JobRun:
             ", resuming from the last checkpoint" if self.resume else "",
         )
         self._watchdog.start()
-        if self.job.kind == TRAIN:
-            self.artifacts.watch_checkpoints(self.settings.heartbeat_seconds)
+        self.artifacts.watch(self.settings.heartbeat_seconds, checkpoints=self.job.kind == TRAIN)
         return self
 
     def __exit__(
@@ -224,6 +222,15 @@ class JobRun:
             if self._handler is not None:
                 logging.getLogger().removeHandler(self._handler)
                 self._handler.close()
+            self._keep_log()
+
+    def _keep_log(self) -> None:
+        # The log's last lines (the traceback of a failure) go to the store too: for a job that failed on another
+        # host, that copy is the only one the web app can show.
+        try:
+            self.artifacts.publish_log()
+        except OSError as exc:
+            log.warning("job %s: could not keep its log in the artifact store: %s", self.job.id, exc)
 
     def fetch(self) -> bool:
         """Fetch from the artifact store what the job needs; False (job failed) when the store cannot be read."""

@@ -8,6 +8,7 @@ which is a database, not a disk) is shared between them.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import uuid
@@ -253,6 +254,44 @@ def test_a_job_run_on_host_b_reads_host_as_upload_and_publishes_its_model_for_ho
     assert (model / "config.json").read_text() == '{"model_type": "bert"}'
     assert "attempt 1/3" in store.local_copy(job_a.artifact_dir / "job.log").read_text()
     assert json.loads(store.local_copy(job_a.artifact_dir / "spec.json").read_text()) == spec
+
+
+def test_the_log_of_a_job_running_and_then_failing_on_host_b_is_read_on_host_a(
+    s3_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.api import Jobs
+    from worker.settings import Settings
+
+    from .helpers import wait_until
+
+    database = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", database)
+    monkeypatch.setenv("PLAYGROUND_HEARTBEAT_SECONDS", "0.3")
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("PLAYGROUND_HOME", str(home_a))
+    jobs_a = Jobs(Settings.from_env())  # the web app on host A: it never runs the job
+    jobs_a.store.create_schema()
+    spec = {"data": {"train": "/elsewhere/reviews.csv"}, "params": {"epochs": 1}}
+    jobs_a.store.create(job_id="job0000000000002", owner="alice", kind="train", spec=spec, queue="q", max_attempts=1)
+
+    monkeypatch.setenv("PLAYGROUND_HOME", str(home_b))
+    run = runtime.start("job0000000000002", "train", task_id="t1")
+    assert run is not None
+    with run:
+        runtime.log.info("épreuve 训练 step 3 of 9 — still going")
+        assert not (home_a / "jobs" / "job0000000000002" / "job.log").exists()
+        wait_until(lambda: "训练 step 3 of 9" in jobs_a.log_tail("job0000000000002"), 20, "the live log on host A")
+        raise ValueError("the label column 'sentiment' is missing")
+    try:
+        job = jobs_a.get("job0000000000002")
+        tail = jobs_a.log_tail("job0000000000002", 400)
+        assert job.status == "failed" and "label column 'sentiment' is missing" in job.error
+        assert "Traceback" in tail and "ValueError: the label column 'sentiment' is missing" in tail
+        assert tail.splitlines()[0].endswith(f"attempt 1/1 on {socket.gethostname()} pid {os.getpid()}")
+        assert jobs_a.log_tail("job0000000000002", 2).count("\n") == 2  # the last lines, as for a local log
+        assert not (home_a / "jobs" / "job0000000000002" / "job.log").exists()  # read from the store, not kept
+    finally:
+        jobs_a.close()
 
 
 @pytest.mark.slow
