@@ -24,6 +24,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,67 @@ class ArtifactStore:
         except ValueError:
             return path.resolve().relative_to(self.home).as_posix()  # reached through a symlink
 
+    # ---- sweeping ------------------------------------------------------------------------------------------------
+
+    def sweep(self, known: Callable[[str], bool], *, grace_seconds: float, now: float | None = None) -> list[str]:
+        """Remove what nothing refers to and is older than `grace_seconds`; returns the relative paths removed.
+
+        - Versions of a published folder that its manifest does not name: a publish killed before writing its
+          manifest, or one whose removal of the version it replaced failed.
+        - Job folders and uploads whose record is gone (`known("jobs/<id>")` or `known("uploads/<id>")` is False):
+          a delete whose removal failed halfway, or a host that died between upload and record.
+        - `.partial-` files and folders of fetches killed midway, in this host's data folder.
+        Work in progress is younger than the grace period, so a sweep never races a publish, an upload or a fetch.
+        """
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        if self.remote:
+            for top in ("jobs", "uploads"):
+                for name in self._names(top):
+                    unit = f"{top}/{name}"
+                    if not known(unit):
+                        if now - self._newest(unit, now) > grace_seconds:
+                            self._remove(unit)
+                            removed.append(unit)
+                    elif top == "jobs":
+                        removed += self._sweep_versions(unit, now - grace_seconds)
+        for top in ("jobs", "uploads"):
+            for partial in (self.home / top).glob(f"*/**/*{_PARTIAL}*"):
+                if partial.exists() and now - partial.stat().st_mtime > grace_seconds:
+                    shutil.rmtree(partial) if partial.is_dir() else partial.unlink(missing_ok=True)
+                    removed.append(partial.relative_to(self.home).as_posix())
+        if removed:
+            log.info("artifact sweep of %s removed %d stray item(s): %s", self, len(removed), removed[:20])
+        return removed
+
+    def _sweep_versions(self, unit: str, before: float) -> list[str]:
+        manifest = self._manifest(unit)
+        named = {entry["key"].split("/")[1] for entry in (manifest or {"files": {}})["files"].values()}
+        removed = []
+        for token in self._names(f"{unit}/{VERSIONS}"):
+            if token not in named and _token_time(token) < before:
+                self._remove(f"{unit}/{VERSIONS}/{token}")
+                removed.append(f"{unit}/{VERSIONS}/{token}")
+        return removed
+
+    def _names(self, relative: str) -> list[str]:
+        key = self._key(relative)
+        try:
+            entries = self._wrap("list", key, lambda: self.fs.ls(key, detail=False))
+        except FileNotFoundError:
+            return []
+        return sorted({str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries} - {""})
+
+    def _newest(self, relative: str, now: float) -> float:
+        # When anything under `relative` was last written; `now` (too new to touch) when the store does not say.
+        key = self._key(relative)
+        try:
+            found = self._wrap("list", key, lambda: self.fs.find(key, detail=True))
+        except FileNotFoundError:
+            return now
+        times = [_modified(info) for info in found.values()]
+        return max((t for t in times if t is not None), default=now)
+
     # ---- internals -----------------------------------------------------------------------------------------------
 
     @property
@@ -355,6 +417,22 @@ def localize_paths(value: Any, store: ArtifactStore) -> Any:
         return value
     local = store.local_copy(store.home / found.group(1))
     return str(local) if local.exists() else value
+
+
+def _token_time(token: str) -> float:
+    # A version token starts with the nanosecond time of its publish, in hex; one that does not is not ours: old.
+    try:
+        return int(token.split("-", 1)[0], 16) / 1e9
+    except ValueError:
+        return 0.0
+
+
+def _modified(info: Mapping[str, Any]) -> float | None:
+    # fsspec file systems name the time differently: `mtime` (local), `LastModified` (s3fs), `last_modified`.
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _files_of(folder: Path) -> list[str]:

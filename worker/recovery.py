@@ -1,6 +1,7 @@
 """The recovery sweep: no job is lost, none runs twice at once. Every worker runs it on a timer; they may overlap.
 
-One sweep looks at the store (the source of truth) and fixes three situations:
+One sweep looks at the store (the source of truth) and fixes three situations (and, far less often, `sweep_artifacts`
+removes from the artifact store what no record names any more):
 
 1. running, but no heartbeat for `lease_seconds`: its worker died. The job goes back to queued and is sent again; the
    next worker claims it and resumes from its last checkpoint. After `max_attempts` such deaths it is failed instead.
@@ -31,9 +32,11 @@ from celery import Celery
 
 from worker import broker
 from worker.app import create_app
+from worker.artifacts import ArtifactStore
 from worker.records import CANCELLED, FAILED, Job, utcnow
 from worker.settings import Settings
 from worker.store import JobStore, task_id_for
+from worker.uploads import DatasetStore
 
 log = logging.getLogger("playground.recovery")
 
@@ -145,13 +148,32 @@ def _is_worker_process(pid: int) -> bool:
     return b"worker" in cmdline
 
 
+def sweep_artifacts(store: JobStore, settings: Settings) -> list[str]:
+    """Remove from the artifact store (and this host's data folder) what no job or dataset record names any more,
+    older than `artifact_sweep_seconds`; the paths removed. Every worker may run it: removing twice is harmless."""
+    datasets = DatasetStore(store.engine, settings.home)
+    datasets.create_schema()
+
+    def known(unit: str) -> bool:
+        top, name = unit.split("/", 1)
+        return store.get(name) is not None if top == "jobs" else datasets.known(name)
+
+    artifacts = ArtifactStore.from_env(settings.home)
+    return artifacts.sweep(known, grace_seconds=settings.artifact_sweep_seconds)
+
+
 def run_sweeper(settings: Settings, *, parent_pid: int | None = None) -> None:
-    """Sweep now and then every `sweep_seconds` (jittered) until the parent worker process is gone."""
+    """Sweep now and then every `sweep_seconds` (jittered) until the parent worker process is gone; sweep the
+    artifact store of strays every `artifact_sweep_seconds`."""
     store = JobStore(settings.database, settings.home)
     app = create_app(settings)
+    artifacts_due = time.monotonic() + settings.artifact_sweep_seconds * random.uniform(0.1, 1.0)
     while parent_pid is None or os.getppid() == parent_pid:
         try:
             sweep(store, app, settings)
+            if time.monotonic() >= artifacts_due:
+                artifacts_due = time.monotonic() + settings.artifact_sweep_seconds
+                sweep_artifacts(store, settings)
         except Exception:  # a supervisor loop: log the failure in full and try again on the next round
             log.exception("recovery sweep failed; retrying in %.0f s", settings.sweep_seconds)
         time.sleep(settings.sweep_seconds * random.uniform(0.8, 1.2))  # workers started together drift apart
@@ -162,11 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.recovery", description=main.__doc__)
     parser.add_argument("--parent", type=int, help="exit when this process (the worker) is gone")
     parser.add_argument("--once", action="store_true", help="sweep once and exit")
+    parser.add_argument("--artifacts", action="store_true", help="with --once: sweep the artifact store of strays too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/sweeper] %(message)s")
     settings = Settings.from_env()
     if args.once:
-        print(sweep(JobStore(settings.database, settings.home), create_app(settings), settings))
+        store = JobStore(settings.database, settings.home)
+        print(sweep(store, create_app(settings), settings))
+        if args.artifacts:
+            print(f"artifact sweep removed: {sweep_artifacts(store, settings)}")
         return 0
     run_sweeper(settings, parent_pid=args.parent)
     return 0

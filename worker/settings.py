@@ -21,6 +21,7 @@ _NUMBERS = {
     "PLAYGROUND_MAX_ATTEMPTS": "max_attempts",
     "PLAYGROUND_MAX_JOB_HOURS": "max_job_hours",
     "PLAYGROUND_PROGRESS_SECONDS": "progress_seconds",
+    "PLAYGROUND_ARTIFACT_SWEEP_SECONDS": "artifact_sweep_seconds",
 }
 
 
@@ -41,6 +42,8 @@ class Settings:
     max_attempts: int = 3  # a job whose worker died this many times is failed instead of resumed
     max_job_hours: float = 72.0  # a job running longer is stopped and failed; the visibility timeout is above it
     progress_seconds: float = 0.3  # progress reaches the store at most this often (a few writes a second)
+    # The artifact store is swept of strays this often, and a stray must be this old: no upload takes as long.
+    artifact_sweep_seconds: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

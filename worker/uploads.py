@@ -211,6 +211,11 @@ class DatasetStore(SqlStore):
         with self._session(write=False) as s:
             return s.execute(select(DatasetRow.owner).where(DatasetRow.path == str(relative))).scalar_one_or_none()
 
+    def known(self, dataset_id: str) -> bool:
+        """True while some user has a dataset with this id (the artifact sweep keeps its file)."""
+        with self._session(write=False) as s:
+            return s.execute(select(DatasetRow.id).where(DatasetRow.id == dataset_id)).first() is not None
+
     def remember_columns(self, dataset_id: str, owner: str, text_column: str | None, label_column: str | None) -> None:
         """Keep the column mapping the owner picked, so the dataset opens with it next time."""
         with self._session() as s:

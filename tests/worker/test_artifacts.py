@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,47 @@ def test_a_published_folder_is_fetched_whole_and_republishing_uploads_only_what_
     assert not host_a.fs.exists(old_key)  # the superseded object is gone
     assert host_b.sync_folder(host_b.home / "jobs" / "j1")
     assert json.loads((model_b.parent / "report.json").read_text())["metrics"]["macro_f1"] == 0.95
+
+
+def test_the_sweep_removes_unreferenced_versions_orphans_and_partials_once_they_are_old(
+    env: dict, tmp_path: Path
+) -> None:
+    host_a, host_b = _host(tmp_path, "a", env), _host(tmp_path, "b", env)
+    kept = host_a.put_folder(_model_folder(host_a.home / "jobs" / "j1"))
+    hour = 3600.0
+    # A publish killed before its manifest (two hours ago), and one in flight right now: neither is named.
+    dead, live = f"{time.time_ns() - int(2 * hour * 1e9):x}-dead00", f"{time.time_ns():x}-live00"
+    stray = tmp_path / "stray.bin"
+    stray.write_bytes(b"\x02" * 64)
+    for token in (dead, live):
+        host_a._put(stray, host_a._key(f"jobs/j1/.v/{token}/model/model.safetensors"))
+    host_a.put_folder(_model_folder(host_a.home / "jobs" / "gone"))  # its record was deleted, its removal failed
+    upload = host_a.home / "uploads" / "feedfacefeedface" / "train.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("text,label\nün café,pos\n", encoding="latin-1")
+    host_a.put_file(upload)
+    partial = host_b.home / "jobs" / "j1" / f".model{'.partial-'}abc123"  # a fetch killed midway on host B
+    partial.mkdir(parents=True)
+    (partial / "config.json").write_text("{}")
+    os.utime(partial, (time.time() - 2 * hour, time.time() - 2 * hour))
+
+    def known(unit: str) -> bool:
+        return unit in {"jobs/j1", "uploads/feedfacefeedface"}
+
+    assert host_a.sweep(known, grace_seconds=hour) == [f"jobs/j1/.v/{dead}"]  # the rest is too young
+    removed = host_b.sweep(lambda unit: unit == "jobs/j1", grace_seconds=hour, now=time.time() + 2 * hour)
+    assert set(removed) == {
+        f"jobs/j1/.v/{live}",  # two hours on, the "live" one was never finished either
+        "jobs/gone",
+        "uploads/feedfacefeedface",
+        f"jobs/j1/.model{'.partial-'}abc123",
+    }
+    assert not partial.exists() and not host_b.exists(host_b.home / "jobs" / "gone")
+    assert not host_b.exists(host_b.home / "uploads" / "feedfacefeedface" / "train.csv")
+    model = host_b.local_copy(host_b.home / "jobs" / "j1" / "model")  # the published version is whole
+    assert (model / "model.safetensors").read_bytes() == b"\x01" * 4096
+    assert host_b._manifest("jobs/j1") == kept
+    assert host_b.sweep(known, grace_seconds=hour, now=time.time() + 2 * hour) == []  # nothing left to sweep
 
 
 def test_a_folder_whose_upload_fails_midway_is_never_visible_and_leaves_nothing(

@@ -159,3 +159,46 @@ def test_a_job_submitted_while_the_broker_is_down_is_kept_and_sent_once_it_is_ba
         assert _redis_task_ids(redis_url, back.queue) == [f"{job_id}.2"]
     finally:
         jobs.close()
+
+
+def test_the_artifact_sweep_keeps_what_records_name_and_removes_the_folders_and_uploads_of_deleted_ones(
+    playground_env: dict, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from worker.artifacts import ArtifactStore
+    from worker.recovery import sweep_artifacts
+    from worker.uploads import DatasetStore
+
+    from ..conftest import write_training_csv
+
+    env = {**playground_env, "PLAYGROUND_ARTIFACTS": str(tmp_path / "bucket")}
+    env["PLAYGROUND_ARTIFACT_SWEEP_SECONDS"] = "1"
+    monkeypatch.setenv("PLAYGROUND_ARTIFACTS", env["PLAYGROUND_ARTIFACTS"])
+    settings = Settings.from_env(env)
+    jobs = Jobs(settings)
+    try:
+        artifacts = ArtifactStore.from_env(settings.home)
+        datasets = DatasetStore(jobs.store.engine, settings.home)
+        datasets.create_schema()
+        datasets.artifacts = artifacts
+        kept, _ = datasets.register("alice", write_training_csv(tmp_path / "kept.csv"))
+        dropped = settings.home / "uploads" / "feedfacefeedface" / "train.csv"  # its host died before the record
+        dropped.parent.mkdir(parents=True)
+        write_training_csv(dropped)
+        artifacts.put_file(dropped)
+        live = jobs.submit(tiny_spec(kept.path), "alice")
+        folder = settings.home / "jobs" / live
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "job.log").write_text("attempt 1/3\n")
+        artifacts.put_folder(folder)
+        artifacts.put_folder(_orphan := settings.home / "jobs" / "0123456789abcdef")  # no record names it
+
+        assert sweep_artifacts(jobs.store, settings) == []  # all of it is younger than the grace period
+        time.sleep(1.2)
+        removed = sweep_artifacts(jobs.store, settings)
+        assert sorted(removed) == ["jobs/0123456789abcdef", "uploads/feedfacefeedface"]
+        assert artifacts.exists(folder / "job.log") and artifacts.exists(kept.path)
+        assert not artifacts.exists(_orphan) and not artifacts.exists(dropped)
+    finally:
+        jobs.close()
