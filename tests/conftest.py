@@ -90,12 +90,14 @@ def playground_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, playground_env: dict) -> dict:
-    """`playground_env`'s PLAYGROUND_* settings put into this process, for CLI commands run in it (none else left)."""
+    """`playground_env`'s PLAYGROUND_* settings put into this process, for CLI commands run in it (none else left),
+    with the CLI's owner, carol, in PLAYGROUND_OWNER."""
     for name in [n for n in os.environ if n.startswith("PLAYGROUND_")]:
         monkeypatch.delenv(name)
     for name, value in playground_env.items():
         if name.startswith("PLAYGROUND_"):
             monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PLAYGROUND_OWNER", "carol")
     return playground_env
 
 

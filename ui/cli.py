@@ -14,6 +14,7 @@ from engine.errors import DataError, ModelNotFoundError
 from engine.masking import masked_sentence
 from engine.spec import DATA_FILES, DataSpec, EvaluateSpec, JobSpec, absolute_path
 from engine.tasks import all_tasks, get_task, task_names
+from ui.cli_datasets import add_dataset_commands
 from ui.cli_export import add_export_command
 from ui.cli_jobs import add_job_commands
 from ui.cli_params import (
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=_cmd_chat)
 
     add_job_commands(sub)
+    add_dataset_commands(sub)
     add_export_command(sub)
     add_serve_command(sub)
     add_tensorboard_command(sub)

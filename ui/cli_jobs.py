@@ -152,7 +152,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     from worker import api
 
     job = api.get(api.resolve(args.job_id))
-    if not args.yes and not _confirm(f"delete {job.kind} job {job.id} ({job.status}) and its folder? [y/N] "):
+    if not args.yes and not confirm(f"delete {job.kind} job {job.id} ({job.status}) and its folder? [y/N] "):
         print("nothing deleted")
         return 1
     job = api.delete(job.id)  # the same deletion as the REST API and the Jobs tab: refused while a job needs it
@@ -160,7 +160,8 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(question: str) -> bool:
+def confirm(question: str) -> bool:
+    """Ask on the terminal; ValueError (use --yes) without one. Every CLI deletion asks through this."""
     # A script has nobody to answer: it must say --yes rather than hang on a prompt or delete unasked.
     if not sys.stdin.isatty():
         raise ValueError("not deleting without confirmation; pass --yes to delete from a script")
@@ -240,7 +241,7 @@ def format_jobs_table(jobs: list) -> str:
                 job.kind,
                 job.status + (" (cancelling)" if job.cancel_requested and not job.finished else ""),
                 _progress_text(job),
-                _local(job.created_at),
+                local_time(job.created_at),
                 _result_text(job)[:60],
             )
         )
@@ -252,7 +253,7 @@ def format_job(job) -> str:
     """A few lines about one job."""
     lines = [
         f"job {job.id}: {job.kind}, {job.status}" + (" (cancel requested)" if job.cancel_requested else ""),
-        f"  owner {job.owner}, queue '{job.queue}', created {_local(job.created_at)}",
+        f"  owner {job.owner}, queue '{job.queue}', created {local_time(job.created_at)}",
         f"  progress {_progress_text(job)}",
     ]
     if job.worker_name:
@@ -269,7 +270,7 @@ def format_job(job) -> str:
 
 def format_event(ev) -> str:
     """One event as a line: status messages, losses, evaluations."""
-    when = _local(ev.at, seconds=True)
+    when = local_time(ev.at, seconds=True)
     if ev.kind == "status":
         return f"{when}  {ev.message}"
     where = f"step {ev.step}/{ev.total_steps}, epoch {ev.epoch:.2f}" if ev.epoch is not None else f"step {ev.step}"
@@ -308,7 +309,8 @@ def _duration(seconds: float) -> str:
     )
 
 
-def _local(moment: Any, *, seconds: bool = False) -> str:
+def local_time(moment: Any, *, seconds: bool = False) -> str:
+    """A stored UTC moment as this machine's local time, to the minute (or second); "-" for none."""
     if moment is None:
         return "-"
     local = moment.replace(tzinfo=UTC).astimezone()

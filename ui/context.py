@@ -240,8 +240,9 @@ class AppContext:
             raise ValueError(f"job {job.id} has no report.json in {path.parent}") from exc
 
     def delete_dataset(self, dataset_id: str | None, owner: str) -> Dataset:
-        """Delete one of the owner's uploads (record and file): LookupError when there is no such dataset of theirs,
-        ValueError naming the job while a waiting or running job reads it."""
+        """Delete one of the owner's uploads (its file, then its record): LookupError when there is no such dataset
+        of theirs, ValueError naming the job while a waiting or running job reads it, or saying to delete it again
+        when its file could not be removed (the record is kept, so a second delete finishes the first)."""
         dataset = self.datasets.get(dataset_id, owner) if dataset_id else None
         if dataset is None:
             raise LookupError(f"no dataset {dataset_id!r} of yours; the Data tab or GET /api/datasets lists them")

@@ -6,6 +6,7 @@ the record says who owns the file, so nobody can list, pick or train on another 
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import shutil
@@ -24,6 +25,8 @@ from engine.tasks import detect_task, file_format_of, get_task
 from worker.artifacts import ArtifactStore
 from worker.records import utcnow
 from worker.sidetables import Base, SqlStore
+
+log = logging.getLogger(__name__)
 
 UPLOADS = "uploads"
 _SCHEMA_LOCK_KEY = 0x706C6175  # "plau": serialises CREATE TABLE between processes starting at once on PostgreSQL
@@ -227,17 +230,29 @@ class DatasetStore(SqlStore):
             )
 
     def delete(self, dataset_id: str, owner: str) -> Dataset | None:
-        """Remove the owner's dataset (record and file); None when there is no such dataset of theirs."""
+        """Remove the owner's dataset: its file (here and in the artifact store), then its record; None when there is
+        no such dataset of theirs. ValueError (the record kept) when the file could not be removed."""
         dataset = self.get(dataset_id, owner)
         if dataset is None:
             return None
+        folder = self.home / UPLOADS / dataset.id
+        try:
+            self.artifacts.delete(folder)
+            left = folder.exists() or self.artifacts.exists(dataset.path)
+        except OSError as exc:
+            log.warning("could not remove the file of dataset %s: %s", dataset.id, exc)  # the server's paths stay here
+            left = True
+        if left:
+            raise ValueError(
+                f"could not remove the file of dataset {dataset.name}; the dataset is kept, delete it again"
+            )
+        # The record goes last: a delete that fails halfway leaves the dataset listed, and deleting it again finishes.
         with self._session() as s:
             s.execute(
                 sa_delete(DatasetRow)
                 .where(DatasetRow.id == dataset_id, DatasetRow.owner == owner)
                 .execution_options(synchronize_session=False)
             )
-        self.artifacts.delete(self.home / UPLOADS / dataset_id)
         return dataset
 
     def _dataset(self, row: DatasetRow) -> Dataset:

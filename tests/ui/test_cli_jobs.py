@@ -18,12 +18,6 @@ def run_cli(*argv: str) -> int:
     return run_subcommand(add_job_commands, *argv)
 
 
-@pytest.fixture
-def cli_env(cli_env: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setenv("PLAYGROUND_OWNER", "carol")
-    return cli_env
-
-
 def test_submit_list_show_and_cancel_a_queued_job(cli_env, tmp_path: Path, training_csv, capsys) -> None:
     spec_file = tmp_path / "job.yaml"
     spec_file.write_text(yaml.safe_dump(tiny_spec(training_csv)))
