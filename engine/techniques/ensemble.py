@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PrinterCallback, Trainer, TrainingArguments
 from transformers.modeling_outputs import ModelOutput
 
 from engine.files import atomic_dir
+from engine.hardware import autocast_precision, device_name
 
 MANIFEST = "ensemble.json"
 MEMBERS = "members"
@@ -118,3 +120,42 @@ def latency_ms(predict: Callable[[list[str]], Any], texts: list[str], repeats: i
         predict(texts)
         best = min(best, time.perf_counter() - started)
     return round(best * 1000 / len(texts), 2)
+
+
+def select_members(members: list[Any], score: Callable[[Any], float | None]) -> tuple[list[int], list[float | None]]:
+    """Ensemble selection on the validation split: the best member first, then each other member, best first, kept
+    only if averaging it in does not lower the validation score. Returns the kept indices and each member's score."""
+    alone = [score(member) for member in members]
+    ranked = sorted(range(len(members)), key=lambda i: -(alone[i] if alone[i] is not None else float("-inf")))
+    chosen, best = [ranked[0]], alone[ranked[0]]
+    for index in ranked[1:]:
+        together = score(EnsembleModel([members[i] for i in [*chosen, index]]))
+        if together is not None and (best is None or together >= best):
+            chosen, best = [*chosen, index], together
+    return sorted(chosen), alone
+
+
+def validation_score(ctx: Any, prepared: Any, model: Any) -> float | None:
+    """The recipe's validation metric of a model (a member or an average of some), as the Trainer computes it."""
+    args = TrainingArguments(
+        output_dir=str(ctx.output_dir / "checkpoints"),  # engine.fit.CHECKPOINTS; nothing is saved there
+        per_device_eval_batch_size=32,
+        remove_unused_columns=False,  # the columns are the model's inputs already; an ensemble's forward takes **
+        # Named, because the Trainer finds label names in forward's signature, and an ensemble's has none: without
+        # them it scores nothing, and every ensemble would look no better than its best member.
+        label_names=["labels"],
+        report_to="none",  # one evaluation of a candidate, no training run: nothing for TensorBoard to chart
+        disable_tqdm=True,
+        use_cpu=device_name() == "cpu",
+        bf16=autocast_precision(ctx.precision) == "bf16",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        eval_dataset=prepared.validation,
+        data_collator=ctx.recipe.collator(ctx.tokenizer, pad_to_multiple_of=None),
+        compute_metrics=ctx.recipe.compute_metrics(prepared.labels),
+    )
+    trainer.remove_callback(PrinterCallback)
+    value = trainer.evaluate().get(f"eval_{ctx.recipe.metric_for_best_model}")
+    return None if value is None else round(float(value), 4)

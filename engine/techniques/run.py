@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from engine.fit import CHECKPOINTS, Context, Fit, TrainingStopped, fit
-from engine.hardware import autocast_precision, device_name
+from engine.fit import Context, Fit, TrainingStopped, fit
+from engine.hardware import autocast_precision
 from engine.metrics import softmax
 from engine.predict import predict_logits
 from engine.progress import ProgressCallback, announce, stage_phase
@@ -24,7 +23,14 @@ from engine.spec import JobSpec
 from engine.tasks import Prepared, get_task
 from engine.techniques.adversarial import robustness
 from engine.techniques.domain import DOMAIN_MODEL, continue_pretraining
-from engine.techniques.ensemble import EnsembleModel, folder_megabytes, latency_ms, save_ensemble
+from engine.techniques.ensemble import (
+    EnsembleModel,
+    folder_megabytes,
+    latency_ms,
+    save_ensemble,
+    select_members,
+    validation_score,
+)
 from engine.techniques.self_training import added_per_label, pseudo_labels, round_summary
 from engine.techniques.unlabeled import unlabeled_texts
 
@@ -141,7 +147,7 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
                 "train_info": fitted.train_info,
             }
         )
-    chosen, validation = select_members(members, lambda candidate: _validation_score(ctx, prepared, candidate))
+    chosen, validation = select_members(members, lambda candidate: validation_score(ctx, prepared, candidate))
     for row, score in zip(rows, validation, strict=True):
         row.update(validation_score=score, kept=row["member"] - 1 in chosen)
     train_info = {**rows[chosen[0]]["train_info"], "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 2)}
@@ -152,42 +158,6 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
     if len(kept) == 1:  # averaging did not beat the best member on validation: the job keeps that member
         return Tuned(kept[0], train_info, details)
     return Tuned(EnsembleModel(kept), train_info, details, kept)
-
-
-def select_members(members: list[Any], score: Callable[[Any], float | None]) -> tuple[list[int], list[float | None]]:
-    """Ensemble selection on the validation split: the best member first, then each other member, best first, kept
-    only if averaging it in does not lower the validation score. Returns the kept indices and each member's score."""
-    alone = [score(member) for member in members]
-    ranked = sorted(range(len(members)), key=lambda i: -(alone[i] if alone[i] is not None else float("-inf")))
-    chosen, best = [ranked[0]], alone[ranked[0]]
-    for index in ranked[1:]:
-        together = score(EnsembleModel([members[i] for i in [*chosen, index]]))
-        if together is not None and (best is None or together >= best):
-            chosen, best = [*chosen, index], together
-    return sorted(chosen), alone
-
-
-def _validation_score(ctx: Context, prepared: Prepared, model: Any) -> float | None:
-    """The recipe's validation metric of a model (a member or an average of some), as the Trainer computes it."""
-    args = TrainingArguments(
-        output_dir=str(ctx.output_dir / CHECKPOINTS),
-        per_device_eval_batch_size=32,
-        remove_unused_columns=False,  # the columns are the model's inputs already; an ensemble's forward takes **
-        report_to="none",  # one evaluation of a candidate, no training run: nothing for TensorBoard to chart
-        disable_tqdm=True,
-        use_cpu=device_name() == "cpu",
-        bf16=autocast_precision(ctx.precision) == "bf16",
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        eval_dataset=prepared.validation,
-        data_collator=ctx.recipe.collator(ctx.tokenizer, pad_to_multiple_of=None),
-        compute_metrics=ctx.recipe.compute_metrics(prepared.labels),
-    )
-    trainer.remove_callback(PrinterCallback)
-    value = trainer.evaluate().get(f"eval_{ctx.recipe.metric_for_best_model}")
-    return None if value is None else round(float(value), 4)
 
 
 def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, prepared: Prepared) -> dict[str, Any]:

@@ -194,7 +194,7 @@ def test_balanced_pseudo_labels_keep_the_labeled_proportions():
 
 
 def test_ensemble_selection_keeps_a_member_only_if_averaging_it_in_does_not_lower_the_validation_score():
-    from engine.techniques.run import select_members
+    from engine.techniques.ensemble import select_members
 
     labels = ["a", "b"]
     members = _members(labels, (1, 2, 3))
@@ -210,3 +210,27 @@ def test_ensemble_selection_keeps_a_member_only_if_averaging_it_in_does_not_lowe
     assert chosen == [0, 1] and scores == [0.70, 0.80, 0.40]  # the weak third would pull the average down
     alone[id(members[0])] = 0.90  # now no average beats the best member: it is kept alone
     assert select_members(members, score)[0] == [0]
+
+
+def test_an_ensembles_validation_score_is_computed_like_a_members(tmp_path: Path):
+    # An ensemble's forward(**inputs) names no labels, so a Trainer left to find them scored nothing: every
+    # ensemble looked no better than its best member, and was never kept.
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from engine.techniques.ensemble import validation_score
+
+    labels = ["negative", "positive"]
+    members = _members(labels, (1, 2))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm-l6", task="text-classification"))
+    texts = ["a dull, joyless film", "a wonderful cast, très émouvant", "un film ennuyeux", "simply superb"]
+    rows = Dataset.from_dict({**tokenizer(texts, truncation=True, max_length=32), "labels": [0, 1, 0, 1]})
+    ctx = SimpleNamespace(
+        recipe=get_task("text-classification").recipe(), tokenizer=tokenizer, output_dir=tmp_path, precision="fp32"
+    )
+    prepared = SimpleNamespace(validation=rows, labels=labels)
+    alone = [validation_score(ctx, prepared, member) for member in members]
+    together = validation_score(ctx, prepared, EnsembleModel(members))
+    assert all(isinstance(score, float) for score in alone) and isinstance(together, float)
+    assert 0.0 <= together <= 1.0
