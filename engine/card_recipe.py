@@ -204,4 +204,12 @@ def _search_lines(train: dict[str, Any]) -> list[str]:
         if best.get("score") is not None
         else ""
     )
+    together = [m["trial"] for m in (search.get("ensemble") or {}).get("members", []) if m.get("kept")]
+    if len(together) > 1:
+        named = ", ".join(str(t) for t in together)
+        return [
+            f"{text}; this model is an ensemble of trials {named} (the mean of their probabilities), the best of "
+            f"them trial {best['number']}: {', '.join(knobs)}{score}.",
+            "",
+        ]
     return [f"{text}; this model is trial {best['number']}'s: {', '.join(knobs)}{score}.", ""]

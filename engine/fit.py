@@ -25,8 +25,11 @@ from engine.search import SearchStopped, TrialLog, run_search
 from engine.spec import JobSpec
 from engine.tasks import Prepared, TrainingRecipe, get_task
 from engine.techniques.adversarial import AdversarialTrainer
+from engine.techniques.ensemble import EnsembleModel, validation_score
 
 CHECKPOINTS = "checkpoints"
+# A search's trials that answer together are those whose validation score is at most this far behind the best one.
+ENSEMBLE_WITHIN = 0.05
 
 
 class TrainingStopped(RuntimeError):
@@ -53,6 +56,7 @@ class Fit:
     model: Any
     train_info: dict[str, Any]
     seconds: float
+    members: list[Any] | None = None  # a search's trials that answer together (model is their EnsembleModel)
 
 
 def fit(
@@ -76,7 +80,11 @@ def fit(
         trials=spec.search.trials if spec.search else None,
     )
     stopping = recipe_callbacks(params, task.headline_name)
-    trial_log = TrialLog(recipe.metric_for_best_model, recipe.greater_is_better) if spec.search else None
+    trial_log = (
+        TrialLog(recipe.metric_for_best_model, recipe.greater_is_better, keep=spec.search.ensemble)
+        if spec.search
+        else None
+    )
     events = tensorboard_callbacks(ctx.output_dir / TENSORBOARD / run_name)
     callbacks = [progress, *stopping, *([trial_log] if trial_log else []), *events]
     checkpoints = ctx.output_dir / CHECKPOINTS
@@ -91,8 +99,9 @@ def fit(
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args)
         trainer.optimizer_cls_and_kwargs = (with_master_weights(optimizer_cls), optimizer_kwargs)
     started = time.monotonic()
+    members = None
     if spec.search:
-        run, spec = _search(trainer, spec, trial_log, model_init, ctx.should_stop)
+        run, spec, members = _search(trainer, spec, trial_log, model_init, ctx, prepared)
     else:
         resume_from = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
         outcome = trainer.train(resume_from_checkpoint=resume_from)
@@ -104,7 +113,7 @@ def fit(
     run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
     train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
     train_info["bf16_weights"] = pure  # pure bf16 with fp32 masters, rather than autocast over fp32 weights
-    return Fit(trainer.model, train_info, seconds)
+    return Fit(trainer.model, train_info, seconds, members)
 
 
 @dataclass
@@ -194,16 +203,20 @@ def _train_labels(prepared: Prepared) -> list[Any]:
 
 
 def _search(
-    trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, should_stop: ShouldStop | None
-) -> tuple[Run, JobSpec]:
-    """The trials; the trainer is left holding the best trial's model, and the spec gets the best trial's knobs."""
+    trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, ctx: Context, prepared: Prepared
+) -> tuple[Run, JobSpec, list[Any] | None]:
+    """The trials; the trainer is left holding the best trial's model (or, with search.ensemble, the ensemble of the
+    best trials), and the spec gets the best trial's knobs."""
     try:
-        found = run_search(trainer, spec.search, log, params=spec.params, should_stop=should_stop)
+        found = run_search(trainer, spec.search, log, params=spec.params, should_stop=ctx.should_stop)
     except SearchStopped as exc:
         raise TrainingStopped(str(exc)) from exc
-    model = model_init()
-    model.load_state_dict(found.model_state)
-    trainer.model = model.to(trainer.args.device)
+    outcomes = [found, *found.runners_up]
+    models = []
+    for outcome in outcomes:
+        model = model_init()
+        model.load_state_dict(outcome.model_state)
+        models.append(model.to(trainer.args.device))
     best = spec.model_copy(update={"params": spec.params.model_copy(update=found.best_params)})
     summary = {
         "metric": log.metric,
@@ -213,7 +226,34 @@ def _search(
         "best_run": found.best_run,
         "stopped_by_budget": found.stopped_by_budget,
     }
-    return Run(found.history, found.steps, found.train_metrics, summary), best
+    members = None
+    trainer.model = models[0]
+    if len(models) > 1:
+        # The best trials answer together, except one far behind the best (it would drag the average down). No
+        # greedy check on validation here: on a validation split of a hundred rows it throws away averages that
+        # score higher on the test split (bench/README.md).
+        alone = [validation_score(ctx, prepared, model) for model in models]
+        chosen = [i for i, score in enumerate(alone) if i == 0 or _close_behind(score, alone[0], log.greater)]
+        together = EnsembleModel([models[i] for i in chosen]) if len(chosen) > 1 else None
+        summary["ensemble"] = {
+            "asked": spec.search.ensemble,
+            "within": ENSEMBLE_WITHIN,
+            "members": [
+                {"trial": o.best_trial, "validation_score": score, "kept": i in chosen}
+                for i, (o, score) in enumerate(zip(outcomes, alone, strict=True))
+            ],
+            "validation_score": validation_score(ctx, prepared, together) if together else alone[0],
+        }
+        if together is not None:
+            members = [models[i] for i in chosen]
+            trainer.model = together
+    return Run(found.history, found.steps, found.train_metrics, summary), best, members
+
+
+def _close_behind(score: float | None, best: float | None, greater: bool) -> bool:
+    if score is None or best is None:
+        return False
+    return best - score <= ENSEMBLE_WITHIN if greater else score - best <= ENSEMBLE_WITHIN
 
 
 def _parameters(model: torch.nn.Module) -> dict[str, Any]:

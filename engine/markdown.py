@@ -199,10 +199,14 @@ def search_lines(search: Any) -> list[str]:
     ]
     header += ["State", "Steps", "Time"]
     rows = []
+    ensemble = search.get("ensemble") or {}
+    together = [m["trial"] for m in ensemble.get("members", []) if m.get("kept")]
     for trial in trials:
-        name = (
-            f"{trial['number']} (best, kept)" if trial["number"] == search.get("best_trial") else str(trial["number"])
-        )
+        name = str(trial["number"])
+        if trial["number"] == search.get("best_trial"):
+            name += " (best, kept)"
+        elif trial["number"] in together:
+            name += " (kept, in the ensemble)"
         values = [f"{trial[k]:.3g}" if isinstance(trial.get(k), float) else num(trial.get(k)) for k in knobs]
         rows.append([name, *values, num(trial.get("score")), cell(trial.get("state", "")), num(trial.get("steps"))])
         rows[-1].append(duration(float(trial["seconds"])) if trial.get("seconds") is not None else "n/a")
@@ -210,4 +214,23 @@ def search_lines(search: Any) -> list[str]:
     intro = f"Learning-rate search: {len(trials)} trial(s), {pruned} pruned (stopped below the median)."
     if search.get("stopped_by_budget"):
         intro += " The time budget ended the search before every trial ran."
-    return [intro, "The best trial's model is the one this report scores.", "", *table(header, rows), ""]
+    return [intro, _kept_sentence(search, together), "", *table(header, rows), ""]
+
+
+def _kept_sentence(search: dict[str, Any], together: list[int]) -> str:
+    ensemble = search.get("ensemble")
+    if not ensemble:
+        return "The best trial's model is the one this report scores."
+    metric = f"validation {search['metric'].replace('_', ' ')}"
+    alone = next((m["validation_score"] for m in ensemble["members"] if m["trial"] == search.get("best_trial")), None)
+    if len(together) < 2:
+        return (
+            f"The next best trials were more than {num(ensemble.get('within'))} behind the best trial's {metric} "
+            f"({num(alone)}), so the best trial answers alone; it is the model this report scores."
+        )
+    named = ", ".join(str(t) for t in together)
+    return (
+        f"Trials {named} answer together, with the mean of their probabilities: {metric} "
+        f"{num(ensemble.get('validation_score'))} against {num(alone)} for the best trial alone. The report scores "
+        f"them together; model/ holds each under members/."
+    )

@@ -207,6 +207,14 @@ class SearchSpec(Frozen):
         description="Stop a trial early when its validation score falls below the median of earlier trials at the "
         "same evaluation (Optuna's median pruner).",
     )
+    ensemble: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="How many of the best complete trials answer together, with the mean of their probabilities; "
+        "a trial more than 0.05 behind the best validation score stays out. 1: the best trial alone. "
+        "Classification and tagging.",
+    )
 
     @model_validator(mode="after")
     def _ranges_inside_the_params(self) -> SearchSpec:

@@ -34,6 +34,9 @@ class SearchOutcome:
     best_trial: int = 0  # the trial's number in the study
     best_run: int = 0  # which training run of the job it was (0 for the first trial)
     stopped_by_budget: bool = False
+    score: float | None = None  # its best validation score
+    # With search.ensemble > 1: the next best complete trials, best first, that may answer together with this one.
+    runners_up: list[SearchOutcome] = field(default_factory=list)
 
     @property
     def train_metrics(self) -> dict[str, Any]:
@@ -42,19 +45,26 @@ class SearchOutcome:
 
 
 class TrialLog(TrainerCallback):
-    """Records each trial (knobs, scores, pruned or not, time) and keeps the weights of the best one so far.
+    """Records each trial (knobs, scores, pruned or not, time) and keeps the weights of the best `keep` so far (the
+    best alone, unless the search's ensemble asks for more: each is a copy of the model in memory).
 
     A trial's score is its best validation score, the checkpoint that load_best_model_at_end keeps, so the study
     compares trials by the model each one would hand over.
     """
 
-    def __init__(self, metric: str, greater_is_better: bool):
+    def __init__(self, metric: str, greater_is_better: bool, keep: int = 1):
         self.metric = metric
         self.greater = greater_is_better
+        self.keep = keep
         self.trainer: Trainer | None = None
         self.trials: list[dict[str, Any]] = []
-        self.best: SearchOutcome | None = None
+        self.kept: list[SearchOutcome] = []  # best first
         self._started = 0.0
+
+    @property
+    def best(self) -> SearchOutcome | None:
+        """The best complete trial so far (None before one completed)."""
+        return self.kept[0] if self.kept else None
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         self._started = time.monotonic()
@@ -85,21 +95,25 @@ class TrialLog(TrainerCallback):
         shutil.rmtree(run_dir, ignore_errors=True)  # this trial's checkpoints: its best weights are kept in memory
 
     def _better(self, score: float) -> bool:
-        if self.best is None:
+        # Whether a trial with this score is among the best `keep` so far (ties go to the earlier trial).
+        if len(self.kept) < self.keep:
             return True
-        best = self.trials[self.best.best_run]["score"]
-        return score > best if self.greater else score < best
+        worst = self.kept[-1].score
+        return worst is None or (score > worst if self.greater else score < worst)
 
     def _keep(self, model: torch.nn.Module, state: TrainerState, record: dict[str, Any]) -> None:
         weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
-        self.best = SearchOutcome(
+        outcome = SearchOutcome(
             best_params=dict(state.trial_params or {}),
             model_state=weights,
             history=[dict(h) for h in state.log_history],
             steps=state.global_step,
             best_trial=record["number"],
             best_run=len(self.trials) - 1,  # index into the trials, as the callbacks count training runs
+            score=float(state.best_metric),
         )
+        sign = -1.0 if self.greater else 1.0
+        self.kept = sorted([*self.kept, outcome], key=lambda o: (sign * (o.score or 0.0), o.best_run))[: self.keep]
 
 
 def hp_space(search: SearchSpec, should_stop: ShouldStop | None) -> Callable[[Any], dict[str, Any]]:
@@ -185,5 +199,6 @@ def run_search(
         )
     outcome = log.best
     outcome.trials = [dict(t) for t in log.trials]
+    outcome.runners_up = log.kept[1:]
     outcome.stopped_by_budget = budget is not None and len(log.trials) < search.trials
     return outcome

@@ -180,7 +180,9 @@ class JobSpec(_Validated):
             return raw  # the task field's own check names the known tasks
         raw = {"base_model": task.default_base_model, **raw}
         defaults = {**TrainingParams().model_dump(), **task.default_params}
-        preset = expand_preset(raw.pop("preset"), defaults) if raw.get("preset") else {"params": {}}
+        preset: dict[str, Any] = {"params": {}}
+        if raw.get("preset"):
+            preset = expand_preset(raw.pop("preset"), defaults, ensembles="ensemble" in task.techniques)
         params = raw.get("params") or {}
         if isinstance(params, dict):
             raw["params"] = {**task.default_params, **preset["params"], **params}
@@ -229,6 +231,8 @@ class JobSpec(_Validated):
             if name not in task.techniques:
                 offered = ", ".join(f"techniques.{t}" for t in task.techniques) or "none"
                 raise ValueError(f"techniques.{name} is not offered for {self.task}; it offers {offered}")
+        if self.search is not None and self.search.ensemble > 1 and "ensemble" not in task.techniques:
+            raise ValueError(f"search.ensemble is for the tasks that offer ensembles, not {self.task}; set it to 1")
         if used and self.search is not None:
             raise ValueError(
                 "a learning-rate search and techniques cannot share a job (every trial would train them all); "

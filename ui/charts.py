@@ -201,8 +201,9 @@ def search_chart(search: dict | None) -> str:
         f'<text x="{(left + width - right) / 2}" y="{height - bottom + 32}" text-anchor="middle">'
         "learning rate (log scale)</text>"
     )
+    together = {m["trial"] for m in (search.get("ensemble") or {}).get("members", []) if m.get("kept")}
     for trial, x, y in zip(trials, rates, scores, strict=True):
-        best = trial.get("number") == search.get("best_trial")
+        best = trial.get("number") == search.get("best_trial") or trial.get("number") in together
         fill = COLOURS[0] if trial.get("state") != "pruned" else "none"
         parts.append(
             f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{7 if best else 4}" fill="{fill}" '
@@ -210,7 +211,8 @@ def search_chart(search: dict | None) -> str:
             f"lr {trial['learning_rate']:.2e}, {y:.3f} ({html.escape(str(trial.get('state', '')))})</title>"
             "</circle>"
         )
-    parts.append(f'<text x="{left}" y="{height - 9}">● complete   ○ pruned   large: the trial kept</text>')
+    kept = "the trials kept (an ensemble)" if len(together) > 1 else "the trial kept"
+    parts.append(f'<text x="{left}" y="{height - 9}">● complete   ○ pruned   large: {kept}</text>')
     return f'<svg viewBox="0 0 {width} {height}" class="pg-chart" role="img">{"".join(parts)}</svg>'
 
 

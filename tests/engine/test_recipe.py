@@ -114,9 +114,9 @@ def test_balanced_class_weights_raise_the_recall_of_the_rare_class(tmp_path: Pat
 
 
 def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
-    search = {"trials": 3, "learning_rate": [1e-5, 1e-3], "prune": False}
+    search = {"trials": 3, "learning_rate": [1e-4, 4e-4], "prune": False, "ensemble": 3}
     events = []
-    result = train(_spec(epochs=1, search=search), tmp_path / "out", on_event=events.append)
+    result = train(_spec(epochs=3, search=search), tmp_path / "out", on_event=events.append)
     info = result.report["train"]
     found = info["search"]
     assert len(found["trials"]) == 3 and [t["state"] for t in found["trials"]] == ["complete"] * 3
@@ -124,7 +124,7 @@ def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
     assert best["score"] == max(t["score"] for t in found["trials"])
     assert best["score"] == info["best_validation_macro_f1"]  # the report's model is the best trial's
     assert info["learning_rate"] == best["learning_rate"] == found["best_params"]["learning_rate"]
-    assert 1e-5 <= best["learning_rate"] <= 1e-3
+    assert 1e-4 <= best["learning_rate"] <= 4e-4
     assert found["trials"][0]["learning_rate"] == 1e-4  # the job's own rate is tried first
     phases = [e.phase for e in events if e.kind == "phase"]
     assert [p for p in phases if "trial" in p] == [f"training: trial {i} of 3" for i in (1, 2, 3)]
@@ -136,3 +136,28 @@ def test_a_three_trial_search_hands_over_its_best_trial(tmp_path: Path):
     assert charted == ["trial-0", "trial-1", "trial-2"]
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert f"| {best['number']} (best, kept) |" in markdown and "3 trial(s), 0 pruned" in markdown
+    _check_ensemble_of_trials(found, result, markdown)
+
+
+def _check_ensemble_of_trials(found: dict, result, markdown: str) -> None:
+    """search.ensemble 3: the trials within 0.05 of the best validation score answer together (all three here), the
+    report says which, and model/ is an ensemble of them that loads and answers."""
+    from engine.predict import Predictor
+
+    ensemble = found["ensemble"]
+    members = ensemble["members"]
+    by_number = {t["number"]: t for t in found["trials"]}
+    assert members[0]["trial"] == found["best_trial"] and len(members) == 3
+    for member in members:  # each trial's model, scored again on validation, scores as it did in its trial
+        assert member["validation_score"] == pytest.approx(by_number[member["trial"]]["score"], abs=0.02)
+        assert member["kept"] == (members[0]["validation_score"] - member["validation_score"] <= 0.05)
+    kept = [m["trial"] for m in members if m["kept"]]
+    assert len(kept) == 3, members  # on this fixture and seed every trial is close to the best
+    saved = json.loads((result.model_dir / "ensemble.json").read_text(encoding="utf-8"))
+    assert [m["trial"] for m in saved["members"]] == kept
+    assert f"Trials {', '.join(map(str, kept))} answer together" in markdown
+    test = pd.read_csv(FIXTURE)
+    predictor = Predictor(result.model_dir, precision="fp32")
+    assert len(predictor.model.members) == 3
+    labels = [row["label"] for row in predictor.classify(list(test["review_body"][:8]))]
+    assert set(labels) <= {"fresh", "rotten"}

@@ -203,6 +203,9 @@ def test_a_preset_expands_into_exact_knobs_that_the_users_own_beat():
     assert best.search is not None and best.search.learning_rate == (1e-5, 1e-3)  # around the default 1e-4
     chat = JobSpec.from_dict({"task": "chat", "data": {"train": "c.jsonl"}, "preset": "best"})
     assert chat.search.learning_rate == (2e-5, 2e-3)  # around chat's own 2e-4
+    assert best.search.ensemble == 3 and chat.search.ensemble == 1  # chat offers no ensembles: its best trial alone
+    with pytest.raises(ValueError, match="search.ensemble is for the tasks that offer ensembles, not chat"):
+        JobSpec.from_dict({"task": "chat", "data": {"train": "c.jsonl"}, "search": {"ensemble": 2}})
     quick = JobSpec.from_dict({"data": {"train": "r.csv"}, "preset": "quick"})
     assert quick.params.epochs == 1 and quick.search is None
     assert "preset" not in json.loads(best.to_json())  # spec.json holds what the preset meant, not its name

@@ -62,6 +62,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     page.locator("#train-advanced").get_by_text("Advanced settings").click()
     _open(page, "train-search", "Learning-rate search")
     expect(page.locator("#train-search-on input[type=checkbox]")).to_be_checked()
+    expect(page.locator("#train-search-ensemble input[type=number]")).to_have_value("3")  # its 3 best trials
     _open(page, "train-group-optimizer", "Optimizer and schedule")
     choose(page, "train-optimizer", "adafactor")
     choose(page, "train-schedule", "cosine_with_restarts")
@@ -106,7 +107,7 @@ def test_every_recipe_control_reaches_the_spec_the_cli_builds_from_the_shown_com
     assert (params.dropout, params.label_smoothing, params.freeze_layers) == (0.2, 0.1, 2)
     assert params.class_weights == {"rotten": 2.0, "fresh": 1.0} and params.freeze_embeddings is False
     assert params.method == "ia3" and params.epochs == 8
-    assert from_page.search.trials == 4 and from_page.search.batch_sizes == (8, 16)
+    assert from_page.search.trials == 4 and from_page.search.batch_sizes == (8, 16) and from_page.search.ensemble == 3
     assert from_page.search.learning_rate == (1e-5, 1e-3)
 
     argv = shlex.split(_code(page, "train-cli").replace("\\\n", " "))

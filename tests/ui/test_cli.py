@@ -336,6 +336,7 @@ def test_recipe_flags_come_from_the_spec_and_build_its_search_and_preset():
         ]
     )
     spec = spec_from_args(args)
+    assert spec.search.ensemble == 3  # the preset's: its 3 best trials may answer together
     assert spec.params.epochs == 5  # the flag beats the preset's 8
     assert spec.params.early_stopping_patience == 2 and spec.params.schedule == "polynomial"
     assert spec.params.gradient_checkpointing is False and spec.params.class_weights == {"rotten": 3.0}

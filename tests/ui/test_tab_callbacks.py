@@ -352,6 +352,7 @@ def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_comma
         "search_batch_sizes": "8, 16",
         "search_time_budget_minutes": 30,
         "search_prune": False,
+        "search_ensemble": 2,
     }
     spec, _ = train.spec_from(ctx, ctx.owner(None), values)
     from_tab = JobSpec.from_dict(spec)
@@ -359,6 +360,7 @@ def test_every_recipe_option_builds_the_spec_the_cli_builds_from_the_shown_comma
     assert from_tab.params.freeze_embeddings is False and from_tab.params.dropout == 0.2
     assert from_tab.search.batch_sizes == (8, 16) and from_tab.search.learning_rate == (1e-5, 1e-3)
     assert from_tab.search.prune is False and from_tab.search.time_budget_minutes == 30
+    assert from_tab.search.ensemble == 2
     line, _, _ = train.preview_spec(ctx, **values)
     assert "Effective batch 16 x 4 = 64" in line
     assert_the_cli_builds_the_same_spec(ctx, values)

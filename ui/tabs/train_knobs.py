@@ -54,6 +54,7 @@ WORDS = {
     "search_warmup_ratio": "Warm-up share range (empty: the job's)",
     "search_time_budget_minutes": "Time budget in minutes (empty: none)",
     "search_prune": "Prune bad trials",
+    "search_ensemble": "Best trials that answer together",
 }
 
 
@@ -124,7 +125,7 @@ def preset_values(preset: str, task: str, names: tuple[str, ...]) -> list[Any]:
     knobs over them, and its search (or none)."""
     info = get_task(task)
     defaults = {**TrainingParams().model_dump(), **info.default_params}
-    expanded = PRESETS[preset].expand(defaults)
+    expanded = PRESETS[preset].expand(defaults, ensembles="ensemble" in info.techniques)
     values = {**defaults, **expanded["params"]}
     search = {**SearchSpec().model_dump(), **(expanded.get("search") or {})}
     values.update({f"search_{k}": v for k, v in search.items()}, search_on="search" in expanded)
