@@ -230,8 +230,8 @@ def _search(
     trainer.model = models[0]
     if len(models) > 1:
         # The best trials answer together, except one far behind the best (it would drag the average down). No
-        # greedy check on validation here: on a validation split of a hundred rows it throws away averages that
-        # score higher on the test split (bench/README.md).
+        # greedy check on validation here: on a validation split of a hundred rows it is as noisy as the choice of
+        # trial it would check, and that choice picked the worse trial on held-out data (bench/README.md).
         alone = [validation_score(ctx, prepared, model) for model in models]
         chosen = [i for i, score in enumerate(alone) if i == 0 or _close_behind(score, alone[0], log.greater)]
         together = EnsembleModel([models[i] for i in chosen]) if len(chosen) > 1 else None
