@@ -97,21 +97,25 @@ class JobArtifacts:
     def _watch(self, interval: float, checkpoints: bool) -> None:
         published: tuple[str, ...] = ()
         while not self._stop.wait(interval):
+            # Checkpoints first: they are what a resume on another host needs; the log only shows what happened.
+            if checkpoints:
+                published = self._publish_checkpoints(published)
             try:
                 self.publish_log()
-            except OSError as exc:  # the store is away for a moment: the next round tries again
+            except Exception as exc:  # the store is away for a moment: the next round tries again
                 log.warning("job folder %s: could not keep its log (%s); will retry", self.folder.name, exc)
-            if not checkpoints:
-                continue
-            complete = tuple(sorted(p.name for p in self._checkpoints() if _complete(p)))
-            if not complete or complete == published or not self.owned():
-                continue
-            try:
-                self.publish(final=False)
-                published = complete
-                log.info("job folder %s: %s published", self.folder.name, complete[-1])
-            except OSError as exc:  # the Trainer removed an older checkpoint meanwhile, or the store is away
-                log.warning("job folder %s: could not publish %s (%s); will retry", self.folder.name, complete, exc)
+
+    def _publish_checkpoints(self, published: tuple[str, ...]) -> tuple[str, ...]:
+        complete = tuple(sorted(p.name for p in self._checkpoints() if _complete(p)))
+        if not complete or complete == published or not self.owned():
+            return published
+        try:
+            self.publish(final=False)
+            log.info("job folder %s: %s published", self.folder.name, complete[-1])
+            return complete
+        except OSError as exc:  # the Trainer removed an older checkpoint meanwhile, or the store is away
+            log.warning("job folder %s: could not publish %s (%s); will retry", self.folder.name, complete, exc)
+            return published
 
     def _checkpoints(self) -> list[Path]:
         return list((self.folder / CHECKPOINTS).glob("checkpoint-*"))
