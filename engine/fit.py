@@ -51,12 +51,12 @@ class Context:
 
 @dataclass
 class Fit:
-    """A trained model, its training's numbers for the report (train_info) and how long it took."""
+    """A trained model (a search's trials that answer together are one EnsembleModel), its training's numbers for the
+    report (train_info) and how long it took."""
 
     model: Any
     train_info: dict[str, Any]
     seconds: float
-    members: list[Any] | None = None  # a search's trials that answer together (model is their EnsembleModel)
 
 
 def fit(
@@ -99,9 +99,8 @@ def fit(
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args)
         trainer.optimizer_cls_and_kwargs = (with_master_weights(optimizer_cls), optimizer_kwargs)
     started = time.monotonic()
-    members = None
     if spec.search:
-        run, spec, members = _search(trainer, spec, trial_log, model_init, ctx, prepared)
+        run, spec = _search(trainer, spec, trial_log, model_init, ctx, prepared)
     else:
         resume_from = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
         outcome = trainer.train(resume_from_checkpoint=resume_from)
@@ -113,7 +112,7 @@ def fit(
     run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
     train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
     train_info["bf16_weights"] = pure  # pure bf16 with fp32 masters, rather than autocast over fp32 weights
-    return Fit(trainer.model, train_info, seconds, members)
+    return Fit(trainer.model, train_info, seconds)
 
 
 @dataclass
@@ -204,7 +203,7 @@ def _train_labels(prepared: Prepared) -> list[Any]:
 
 def _search(
     trainer: Trainer, spec: JobSpec, log: TrialLog, model_init: Any, ctx: Context, prepared: Prepared
-) -> tuple[Run, JobSpec, list[Any] | None]:
+) -> tuple[Run, JobSpec]:
     """The trials; the trainer is left holding the best trial's model (or, with search.ensemble, the ensemble of the
     best trials), and the spec gets the best trial's knobs."""
     try:
@@ -226,13 +225,18 @@ def _search(
         "best_run": found.best_run,
         "stopped_by_budget": found.stopped_by_budget,
     }
-    members = None
     trainer.model = models[0]
     if len(models) > 1:
+        # Each trial's score is its best checkpoint's validation metric, and that checkpoint is the model it kept
+        # (load_best_model_at_end loads it before TrialLog copies the weights): nothing to score again. Only the
+        # average is new, and validation_score scores it. That evaluation batches and pads the split its own way (and
+        # runs fp32 where trials ran fp16 autocast), so on a near tie its number for a trial's model could differ
+        # from the trial's by a row: the average's score and the trials' are not computed quite alike.
+        scores = {trial["number"]: trial["score"] for trial in found.trials}
+        alone = [scores[outcome.best_trial] for outcome in outcomes]
         # The best trials answer together, except one far behind the best (it would drag the average down). No
         # greedy check on validation here: on a validation split of a hundred rows it is as noisy as the choice of
         # trial it would check, and that choice picked the worse trial on held-out data (bench/README.md).
-        alone = [validation_score(ctx, prepared, model) for model in models]
         chosen = [i for i, score in enumerate(alone) if i == 0 or _close_behind(score, alone[0], log.greater)]
         together = EnsembleModel([models[i] for i in chosen]) if len(chosen) > 1 else None
         summary["ensemble"] = {
@@ -245,9 +249,8 @@ def _search(
             "validation_score": validation_score(ctx, prepared, together) if together else alone[0],
         }
         if together is not None:
-            members = [models[i] for i in chosen]
             trainer.model = together
-    return Run(found.history, found.steps, found.train_metrics, summary), best, members
+    return Run(found.history, found.steps, found.train_metrics, summary), best
 
 
 def _close_behind(score: float | None, best: float | None, greater: bool) -> bool:

@@ -12,7 +12,7 @@ import transformers
 from transformers import AutoTokenizer
 
 from engine.catalog import resolve_model
-from engine.fit import CHECKPOINTS, Context, Fit, TrainingStopped, fit
+from engine.fit import CHECKPOINTS, Context, TrainingStopped, fit
 from engine.hardware import limit_threads_to_cores, resolve_precision
 from engine.language import advise
 from engine.model_card import write_model_card
@@ -20,7 +20,7 @@ from engine.progress import OnEvent, ShouldStop, announce
 from engine.report import write_report
 from engine.spec import JobSpec
 from engine.tasks import get_task
-from engine.techniques.ensemble import save_ensemble
+from engine.techniques.ensemble import save_model
 from engine.techniques.run import train_with_techniques
 
 log = logging.getLogger(__name__)
@@ -83,20 +83,13 @@ def train(
         announce(on_event, "evaluating")  # the test split, and for chat the base model beside the tuned one
         report = recipe.report(spec, fitted.model, tokenizer, prepared, fitted.train_info)
         announce(on_event, "reporting")
-        model_dir = _save_model(recipe, fitted, tokenizer, output_dir)
+        # A search whose best trials answer together saves them as an ensemble folder, as techniques.ensemble does.
+        ensemble = (fitted.train_info["search"] or {}).get("ensemble", {})
+        model_dir = save_model(fitted.model, recipe, tokenizer, output_dir, ensemble.get("members", []))
     write_report(report, output_dir, renderer=task.render_markdown)
     write_model_card(model_dir, spec, report)  # README.md: the Hugging Face model card (and the adapter's)
     shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)  # the best one is model/ now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, report=report)
-
-
-def _save_model(recipe: Any, fitted: Fit, tokenizer: Any, output_dir: Path) -> Path:
-    # A search whose best trials answer together saves them as an ensemble folder, as techniques.ensemble does.
-    if not fitted.members:
-        return recipe.save(fitted.model, tokenizer, output_dir)
-    ensemble = fitted.train_info["search"]["ensemble"]
-    details = [{k: v for k, v in row.items() if k != "kept"} for row in ensemble["members"] if row["kept"]]
-    return save_ensemble(fitted.members, lambda model, into: recipe.save(model, tokenizer, into), output_dir, details)
 
 
 def _check_output_dir(output_dir: Path, spec: JobSpec, *, resume: bool) -> None:

@@ -97,6 +97,32 @@ def save_ensemble(
     return final
 
 
+def members_of(model: Any) -> list[torch.nn.Module] | None:
+    """The members of an ensemble, or None for a single model."""
+    return list(model.members) if isinstance(model, EnsembleModel) else None
+
+
+def save_model(
+    model: Any,
+    recipe: Any,
+    tokenizer: Any,
+    output_dir: Path,
+    rows: list[dict[str, Any]],
+    fields: tuple[str, ...] | None = None,
+) -> Path:
+    """Write model/: the recipe's folder for a single model, an ensemble folder for an EnsembleModel. `rows` are the
+    report's member rows, in member order; the kept ones (`kept` true, or absent) describe the members in the
+    manifest, with their `fields` (every key but `kept` by default)."""
+    members = members_of(model)
+    if members is None:
+        return recipe.save(model, tokenizer, output_dir)
+    kept = [row for row in rows if row.get("kept", True)]
+    if len(kept) != len(members):
+        raise ValueError(f"an ensemble of {len(members)} members has {len(kept)} kept member rows to describe them")
+    details = [{k: v for k, v in row.items() if k != "kept" and (fields is None or k in fields)} for row in kept]
+    return save_ensemble(members, lambda member, into: recipe.save(member, tokenizer, into), output_dir, details)
+
+
 def load_ensemble(model_dir: Path, load_member: Callable[[Path, str], torch.nn.Module], device: str) -> EnsembleModel:
     """The ensemble of a model folder, each member loaded by the task's own loader."""
     manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))

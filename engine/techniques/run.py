@@ -27,7 +27,8 @@ from engine.techniques.ensemble import (
     EnsembleModel,
     folder_megabytes,
     latency_ms,
-    save_ensemble,
+    members_of,
+    save_model,
     select_members,
     validation_score,
 )
@@ -35,6 +36,7 @@ from engine.techniques.self_training import added_per_label, pseudo_labels, roun
 from engine.techniques.unlabeled import unlabeled_texts
 
 LATENCY_TEXTS = 64
+MANIFEST_FIELDS = ("member", "seed", "fold", "score", "validation_score")  # of a member's row, in ensemble.json
 
 
 @dataclass
@@ -52,7 +54,6 @@ class Tuned:
     model: Any
     train_info: dict[str, Any]
     details: dict[str, Any]
-    members: list[Any] | None = None
 
 
 def train_with_techniques(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) -> Outcome:
@@ -155,9 +156,8 @@ def _ensemble(ctx: Context, spec: JobSpec, prepared: Prepared, model_path: str) 
         row.pop("train_info")
     details = {"ensemble": {"split": ensemble.split, "metric": metric, "members": rows, "kept": len(chosen)}}
     kept = [members[i] for i in chosen]
-    if len(kept) == 1:  # averaging did not beat the best member on validation: the job keeps that member
-        return Tuned(kept[0], train_info, details)
-    return Tuned(EnsembleModel(kept), train_info, details, kept)
+    # One member kept alone when averaging did not beat the best member on validation.
+    return Tuned(EnsembleModel(kept) if len(kept) > 1 else kept[0], train_info, details)
 
 
 def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, prepared: Prepared) -> dict[str, Any]:
@@ -169,7 +169,8 @@ def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, pr
         "accuracy": report["metrics"].get("accuracy"),
         "best_member_score": pick(scores) if scores else None,
     }
-    if tuned.members is None:  # one member kept alone: no averaging to time
+    members = members_of(tuned.model)
+    if members is None:  # one member kept alone: no averaging to time
         return totals
     texts = (ctx.recipe.test_texts(prepared) or [])[:LATENCY_TEXTS]
     length = spec.params.max_length
@@ -177,9 +178,7 @@ def _ensemble_totals(report: dict, tuned: Tuned, spec: JobSpec, ctx: Context, pr
         **totals,
         "latency_ms": {
             "ensemble": latency_ms(lambda t: predict_logits(tuned.model, ctx.tokenizer, t, max_length=length), texts),
-            "member": latency_ms(
-                lambda t: predict_logits(tuned.members[0], ctx.tokenizer, t, max_length=length), texts
-            ),
+            "member": latency_ms(lambda t: predict_logits(members[0], ctx.tokenizer, t, max_length=length), texts),
         },
     }
 
@@ -306,13 +305,9 @@ def verdict(titles: list[str], metric_name: str, ours: float | None, theirs: flo
 
 def _save(ctx: Context, tuned: Tuned, report: dict[str, Any]) -> Path:
     shutil.rmtree(ctx.output_dir / DOMAIN_MODEL, ignore_errors=True)  # its encoder lives on inside the model
-    if tuned.members is None:
-        return ctx.recipe.save(tuned.model, ctx.tokenizer, ctx.output_dir)
-    rows = [row for row in report["techniques"]["ensemble"]["members"] if row.get("kept", True)]
-    details = [{k: row[k] for k in ("member", "seed", "fold", "score", "validation_score")} for row in rows]
-    folder = save_ensemble(
-        tuned.members, lambda m, into: ctx.recipe.save(m, ctx.tokenizer, into), ctx.output_dir, details
-    )
-    ensemble = report["techniques"]["ensemble"]
-    ensemble.update(size_mb=folder_megabytes(folder), member_size_mb=folder_megabytes(folder / "members" / "1"))
+    ensemble = report["techniques"].get("ensemble", {})
+    rows = ensemble.get("members", [])
+    folder = save_model(tuned.model, ctx.recipe, ctx.tokenizer, ctx.output_dir, rows, fields=MANIFEST_FIELDS)
+    if members_of(tuned.model) is not None:
+        ensemble.update(size_mb=folder_megabytes(folder), member_size_mb=folder_megabytes(folder / "members" / "1"))
     return folder

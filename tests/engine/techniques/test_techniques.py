@@ -4,6 +4,7 @@ pseudo-labels are only taken above the threshold."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from engine.tasks import get_task
 from engine.techniques import DomainPretrainingSpec
 from engine.techniques.adversarial import AdversarialTrainer, embedding_layers
 from engine.techniques.domain import continue_pretraining
-from engine.techniques.ensemble import EnsembleModel, save_ensemble
+from engine.techniques.ensemble import EnsembleModel, save_model
 from engine.techniques.self_training import added_per_label, pseudo_labels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -134,11 +135,12 @@ def test_an_ensemble_answers_with_the_mean_of_its_members_probabilities_after_a_
     assert not torch.allclose(each[0], each[1])  # the members differ, so the mean is not any one of them
 
     recipe = get_task("text-classification").recipe()
-    folder = save_ensemble(
-        members, lambda m, into: recipe.save(m, tokenizer, into), tmp_path, [{"seed": s} for s in (1, 2, 3)]
-    )
+    rows = [{"seed": 1, "kept": True}, {"seed": 4, "kept": False}, {"seed": 2, "kept": True}, {"seed": 3}]
+    folder = save_model(EnsembleModel(members), recipe, tokenizer, tmp_path, rows)
     assert sorted(p.name for p in (folder / "members").iterdir()) == ["1", "2", "3"]
-    assert (folder / "ensemble.json").is_file() and not list(folder.glob("*.safetensors"))  # weights per member
+    assert not list(folder.glob("*.safetensors"))  # weights per member
+    manifest = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))
+    assert manifest["members"] == [{"path": f"members/{i}", "seed": i} for i in (1, 2, 3)]  # the kept rows only
     predictor = Predictor(folder, precision="fp32")  # the members average exactly in fp32
     each = [torch.tensor(predict_logits(m, tokenizer, texts, max_length=predictor.max_length)) for m in members]
     for row, mean in zip(predictor.classify(texts), torch.stack(each).softmax(-1).mean(0), strict=True):
