@@ -27,7 +27,6 @@ from worker.artifacts import ArtifactStore
 from worker.quotas import QuotaGuard, Quotas
 from worker.records import EXPORT, SUCCEEDED, TRAIN, Job
 from worker.settings import Settings
-from worker.shares import ShareStore
 from worker.specs import Spec, parse_spec
 from worker.tokens import ApiTokenStore
 from worker.uploads import Dataset, DatasetStore, looks_like_dataset_id, user_paths
@@ -140,8 +139,7 @@ class AppContext:
         self.quotas = QuotaGuard(Quotas.from_env(), self.jobs.store, self.datasets)
         # Every upload path (Data tab, Jobs tab, REST) keeps files through the store: the disk quota is checked there.
         self.datasets.admit = lambda owner, size: self.quotas.check_disk(owner, size)
-        self.shares = ShareStore(engine)
-        self.shares.create_schema()
+        self.shares = self.jobs.shares  # the one share store of this process: deleting a job revokes through it
         self.tokens = ApiTokenStore(engine)
         self.tokens.create_schema()
         self.workers = WorkerStore(engine)  # worker heartbeats, for /metrics and the System view

@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.engine import Engine
 
 from engine.catalog import CATALOG
 from engine.spec import JobSpec, absolute_path
@@ -68,12 +69,22 @@ class Jobs:
         # Job folders live here too when PLAYGROUND_ARTIFACTS names a store; deleting a job removes them from it.
         self.artifacts = ArtifactStore.from_env(self.settings.home)
         self._app: Celery | None = None
+        self._shares: ShareStore | None = None
 
     @property
     def app(self) -> Celery:
         if self._app is None:
             self._app = create_app(self.settings)
         return self._app
+
+    @property
+    def shares(self) -> ShareStore:
+        """The share links on the job store's database; its table is made on first use, once."""
+        if self._shares is None:
+            shares = _SharesOnJobStore(self.store)
+            shares.create_schema()
+            self._shares = shares
+        return self._shares
 
     def close(self) -> None:
         """Release database and broker connections."""
@@ -155,9 +166,7 @@ class Jobs:
                 self._refuse_if_exported(job, folder)
             self._remove_folder(job, folder)
         # Its share links are revoked, not left pointing at nothing: the owner's list of links stays true.
-        shares = ShareStore(self.store.engine)
-        shares.create_schema()
-        if revoked := shares.revoke_job(job.id):
+        if revoked := self.shares.revoke_job(job.id):
             log.info("job %s: %d share link(s) revoked with it", job.id, revoked)
         # The record goes last: a delete that fails halfway leaves the job listed, and deleting it again finishes.
         if not self.store.delete_finished(job.id):
@@ -269,6 +278,17 @@ def _absolute(path: str | None) -> str | None:
     if path is None or os.path.isabs(path) or not Path(path).exists():
         return path
     return str(Path(path).resolve())
+
+
+class _SharesOnJobStore(ShareStore):
+    """The share store on whichever engine the job store has now: it opens a new one after a fork or a close."""
+
+    def __init__(self, store: JobStore):  # no super().__init__: the engine is the job store's, not one kept here
+        self._store = store
+
+    @property
+    def engine(self) -> Engine:  # type: ignore[override]
+        return self._store.engine
 
 
 @cache

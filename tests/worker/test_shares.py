@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.shares import ShareStore
+from worker.store import JobStore
 
 
 def test_share_tokens_are_unguessable_listed_and_revocable_by_their_owner_only(engine):
@@ -95,6 +96,35 @@ def test_a_share_table_from_before_expiry_gets_its_columns_and_old_links_never_e
     assert {"expires_at", "rate_per_minute"} <= columns
     old = shares.active("old-token")
     assert old is not None and old.expires_at is None and old.rate_per_minute is None and not old.expired
+
+
+def test_deleting_jobs_revokes_their_links_through_one_share_store_whose_table_is_made_once(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+):
+    from worker.api import Jobs
+    from worker.records import SUCCEEDED
+    from worker.settings import Settings
+
+    made: list[ShareStore] = []
+    real_create_schema = ShareStore.create_schema
+    monkeypatch.setattr(ShareStore, "create_schema", lambda self: (made.append(self), real_create_schema(self))[1])
+    jobs = Jobs(Settings.from_env({"PLAYGROUND_HOME": str(store.home), "PLAYGROUND_DATABASE_URL": store.url}))
+    try:
+        ids = [f"job{i:013d}" for i in range(3)]
+        for job_id in ids:
+            jobs.store.create(job_id=job_id, owner="alice", kind="train", spec={}, queue="q", max_attempts=1)
+            claimed = jobs.store.claim(job_id, task_id=f"{job_id}.1", host="h", name="n", pid=1)
+            assert jobs.store.finish(job_id, claimed.attempts, SUCCEEDED, message="done")
+        links = [jobs.shares.create("alice", job_id) for job_id in ids]
+        jobs.delete(ids[0])
+        jobs.close()  # the job store opens a new engine on its next use: the share store goes with it
+        jobs.delete(ids[1])
+        assert jobs.shares.engine is jobs.store.engine
+        assert len(made) == 1 and made[0] is jobs.shares
+        assert [share.job_id for share in jobs.shares.list("alice")] == [ids[2]]
+        assert jobs.shares.active(links[0].token) is None and jobs.shares.active(links[1].token) is None
+    finally:
+        jobs.close()
 
 
 @pytest.mark.parametrize(
