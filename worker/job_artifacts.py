@@ -4,8 +4,9 @@ Before: on a later attempt, the job folder as last published (its checkpoints, t
 and report of an attempt that died before recording them); and every upload or model folder its spec names, which
 were written by other hosts. While training: the job folder each time a new checkpoint is complete, so a job whose
 host dies resumes on another. After success: the whole folder (model, report, logs), before the job is recorded as
-succeeded, so whoever sees `succeeded` finds the model in the store. The job log, every few seconds while it grows and
-once more when the attempt ends however it ends. With no artifact store set, all of it is a no-op.
+succeeded, so whoever sees `succeeded` finds the model in the store. The job log, at each heartbeat while it grows in
+the job's first minutes, then at most every half minute (it is re-sent whole, and a chatty job's log grows all its
+life), and once more when the attempt ends however it ends. With no artifact store set, all of it is a no-op.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,24 @@ CHECKPOINTS = "checkpoints"
 LOG_FILE = "job.log"
 # Written at the end of training, one file after another: published only once the job has succeeded.
 _FINAL_ONLY = ("model/", "adapter/", "report.json", "report.md")
+# The job log is kept at each heartbeat for this long (its first lines are the ones a user waits for, and most jobs
+# that fail fail early), then at most every LOG_EVERY_SECONDS.
+LOG_EAGER_SECONDS = 120.0
+LOG_EVERY_SECONDS = 30.0
 
 
 class JobArtifacts:
     """The job folder of one attempt, kept in step with the artifact store."""
 
-    def __init__(self, store: ArtifactStore, folder: Path, *, owned: Callable[[], bool] = lambda: True):
+    def __init__(
+        self,
+        store: ArtifactStore,
+        folder: Path,
+        *,
+        owned: Callable[[], bool] = lambda: True,
+        log_eager_seconds: float = LOG_EAGER_SECONDS,
+        log_every_seconds: float = LOG_EVERY_SECONDS,
+    ):
         self.store = store
         self.folder = Path(folder)
         self.owned = owned  # False once another attempt owns the job: it publishes, this one must not
@@ -38,6 +52,9 @@ class JobArtifacts:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._log_size = 0  # the size of the job log when it was last kept in the store
+        self._log_kept_at = float("-inf")  # time.monotonic() when it was last kept
+        self.log_eager_seconds = log_eager_seconds
+        self.log_every_seconds = log_every_seconds
 
     @property
     def remote(self) -> bool:
@@ -70,8 +87,8 @@ class JobArtifacts:
         log.info("job folder %s published to the artifact store %s", self.folder.name, self.store.url)
 
     def publish_log(self) -> None:
-        """Keep the job log in the store (one object, rewritten whole) when it grew since it was last kept, so that
-        the web app on another host shows the log of a job while it runs and once it has failed."""
+        """Keep the job log in the store (one object, rewritten whole) now if it grew since it was last kept, so
+        that the web app on another host shows the log of a job while it runs and once it has failed."""
         if not self.remote or not self.owned():
             return  # an attempt that lost the job must not overwrite the log of the one that owns it now
         path = self.folder / LOG_FILE
@@ -79,10 +96,11 @@ class JobArtifacts:
         if size and size != self._log_size:
             self.store.put_file(path)
             self._log_size = size
+            self._log_kept_at = time.monotonic()  # after the upload: the next one waits a full gap from its end
 
     def watch(self, interval: float, *, checkpoints: bool) -> None:
-        """Publish, in a thread of its own, the log every `interval` when it grew, and (for a training job) the
-        folder each time a new checkpoint is complete."""
+        """Publish, in a thread of its own, the log when it grew (every `interval` in the job's first minutes,
+        then less often), and (for a training job) the folder each time a new checkpoint is complete."""
         if self.remote and self._thread is None:
             self._thread = threading.Thread(target=self._watch, args=(interval, checkpoints), name="job-publisher")
             self._thread.daemon = True
@@ -96,14 +114,22 @@ class JobArtifacts:
 
     def _watch(self, interval: float, checkpoints: bool) -> None:
         published: tuple[str, ...] = ()
+        started = time.monotonic()
         while not self._stop.wait(interval):
             # Checkpoints first: they are what a resume on another host needs; the log only shows what happened.
             if checkpoints:
                 published = self._publish_checkpoints(published)
+            if not self._log_due(started):
+                continue
             try:
                 self.publish_log()
             except Exception as exc:  # the store is away for a moment: the next round tries again
                 log.warning("job folder %s: could not keep its log (%s); will retry", self.folder.name, exc)
+
+    def _log_due(self, started: float) -> bool:
+        # Slower once the job is older: each upload re-sends the whole log. The attempt's end keeps it in full anyway.
+        now = time.monotonic()
+        return now - started < self.log_eager_seconds or now - self._log_kept_at >= self.log_every_seconds
 
     def _publish_checkpoints(self, published: tuple[str, ...]) -> tuple[str, ...]:
         complete = tuple(sorted(p.name for p in self._checkpoints() if _complete(p)))

@@ -7,6 +7,7 @@ which is a database, not a disk) is shared between them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import pytest
 
 from worker import runtime
 from worker.artifacts import MANIFEST, ArtifactError, ArtifactStore, localize_paths
+from worker.job_artifacts import LOG_FILE, JobArtifacts
 from worker.records import SUCCEEDED
 from worker.store import JobStore
 from worker.uploads import DatasetStore
@@ -261,6 +263,48 @@ def test_a_spec_written_on_another_host_names_this_hosts_copies(s3_env: dict, tm
     assert local["base_model"] == "minilm-l6" and local["data"]["test"] is None
     missing = {"data": {"train": str(host_a.home / "uploads" / "feedfacefeedface" / "gone.csv")}}
     assert localize_paths(missing, host_b) == missing  # the engine names the missing file, as without a store
+
+
+def test_a_log_growing_at_every_heartbeat_is_kept_less_often_once_the_job_is_older_and_whole_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"PLAYGROUND_ARTIFACTS": str(tmp_path / "shared")}
+    host_a, host_b = _host(tmp_path, "a", env), _host(tmp_path, "b", env)
+    folder = host_a.home / "jobs" / "j1"
+    folder.mkdir(parents=True)
+    kept: list[float] = []  # when each upload of the log began
+    real_put = host_a.put_file
+
+    def timed_put(local: Path) -> None:
+        kept.append(time.monotonic())
+        real_put(local)
+
+    monkeypatch.setattr(host_a, "put_file", timed_put)
+    heartbeat, eager, every, run = 0.05, 0.5, 1.0, 4.0
+    artifacts = JobArtifacts(host_a, folder, log_eager_seconds=eager, log_every_seconds=every)
+    started = time.monotonic()
+    artifacts.watch(heartbeat, checkpoints=False)
+    grown = 0
+    with (folder / LOG_FILE).open("a", encoding="utf-8") as job_log:
+        while time.monotonic() - started < run:  # a line before each heartbeat: it always has grown
+            job_log.write(f"step {grown}\n")
+            job_log.flush()
+            grown += 1
+            time.sleep(heartbeat)
+        artifacts.stop()
+        live = list(kept)
+        job_log.write("attempt ended\n")  # the attempt's last lines (a traceback) come after the publisher stops
+    artifacts.publish_log()  # what the attempt's end does, however it ends
+
+    assert live and live[0] - started < eager  # while young, the first heartbeat keeps it
+    late = [t for t in live if t - started >= eager + 0.25]  # the publisher's own clock began a moment after ours
+    assert late and all(b - a >= every for a, b in itertools.pairwise(late)), [round(t - started, 2) for t in live]
+    # At most one a heartbeat for the first half second and one a second after, while it grew ~80 times.
+    assert len(live) <= eager / heartbeat + (run - eager) / every + 2, [round(t - started, 2) for t in live]
+    assert len(live) < grown / 2, (len(live), grown)
+    assert len(kept) == len(live) + 1
+    lines = host_b.local_copy(host_b.home / "jobs" / "j1" / LOG_FILE).read_text(encoding="utf-8").splitlines()
+    assert lines == [f"step {i}" for i in range(grown)] + ["attempt ended"]  # the final upload holds all of it
 
 
 # ---- jobs across hosts ---------------------------------------------------------------------------------------------
