@@ -15,10 +15,11 @@ from typing import Any
 import gradio as gr
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import update
 
+from tests.ui.helpers import scrape as scrape_with
+from tests.ui.helpers import value
 from ui.context import AppContext
 from ui.server import create_app
 from ui.tabs import system
@@ -135,15 +136,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def scrape(client: TestClient, headers: dict[str, str] | None = None) -> list[Sample]:
-    response = client.get("/metrics", headers=bearer(SCRAPE_TOKEN) if headers is None else headers)
-    assert response.status_code == 200, response.text
-    return [sample for family in text_string_to_metric_families(response.text) for sample in family.samples]
-
-
-def value(samples: list[Sample], name: str, **labels: str) -> float:
-    found = [s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
-    assert len(found) == 1, f"{name}{labels}: {len(found)} samples"
-    return found[0]
+    return scrape_with(client, bearer(SCRAPE_TOKEN) if headers is None else headers)  # as Prometheus does
 
 
 def test_job_and_queue_gauges_equal_the_store_counts(served: Served):

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.samples import Sample
 
 from tests.conftest import WorkerProcess, write_training_csv
-from tests.ui.test_metrics import scrape as scrape_as
-from tests.ui.test_metrics import value
+from tests.ui.helpers import scrape as scrape_as
+from tests.ui.helpers import value
 from tests.worker.helpers import tiny_spec, wait_until
 from ui.context import AppContext
 from ui.server import create_app
