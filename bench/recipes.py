@@ -1,6 +1,6 @@
 """Each training-recipe knob against the defaults: test scores, time and memory on one fixture, in the same run.
 
-Run by hand: `HF_HUB_OFFLINE=1 python -m bench.recipes [--only defaults,lora] [--epochs 2] [--seed 42]
+Run by hand: `HF_HUB_OFFLINE=1 python -m bench.recipes [--only defaults,lora] [--epochs 2] [--seeds 42,1,2]
 [--base-model minilm-l6] [--data FILE [--test FILE] --text-column COL --label-column COL] [--json]`.
 A harder set with a held-out test file: `python tests/fixtures/make_hard_reviews.py --rows 1200 --out
 /tmp/hard_train.csv --test-out /tmp/hard_test.csv`, then `--data /tmp/hard_train.csv --test /tmp/hard_test.csv`.
@@ -12,7 +12,7 @@ inflate the scores. Variants, one row each: `defaults`; the `quick` preset; `ada
 `dropout_0.3`; `label_smoothing_0.1`;
 `class_weights_balanced`; `freeze_layers_3`; `lora` at learning rate 1e-3 and `ia3` at 3e-3 (adapters need a higher
 rate than the default 1e-4 of full fine-tuning); and the `best` preset (a pruned learning-rate search of 8-epoch
-trials with early stopping: by far the slowest row). `--epochs` (default: the spec's) and `--seed` apply to every
+trials with early stopping: by far the slowest row). `--epochs` (default: the spec's) and `--seeds` apply to every
 variant, except that `quick`, `epochs_8`, `early_stopping` and `best` keep the epochs their recipe is about.
 
 Prints per variant: test accuracy and macro-F1, the wall time of the whole train() call (loading, training, test
@@ -31,6 +31,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -66,10 +67,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def job_spec(name: str, args: argparse.Namespace) -> JobSpec:
+def job_spec(name: str, args: argparse.Namespace, seed: int) -> JobSpec:
     """The variant's spec: the shared knobs, then the variant's own (a preset's epochs included) over them."""
     variant = VARIANTS[name]
-    shared: dict[str, Any] = {"seed": args.seed} | ({"epochs": args.epochs} if args.epochs is not None else {})
+    shared: dict[str, Any] = {"seed": seed} | ({"epochs": args.epochs} if args.epochs is not None else {})
     preset = PRESETS[variant["preset"]].params if "preset" in variant else {}
     params = {k: v for k, v in shared.items() if k not in preset} | variant.get("params", {})
     text_column = args.text_column or ("review_body" if args.data == FIXTURE else None)
@@ -87,8 +88,8 @@ def peak_rss_mb() -> float:
     return peak / MB if sys.platform == "darwin" else peak / 1024
 
 
-def run(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    spec = job_spec(name, args)
+def run(name: str, args: argparse.Namespace, workdir: Path, seed: int) -> dict[str, Any]:
+    spec = job_spec(name, args, seed)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -103,6 +104,7 @@ def run(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     trials = (search or {}).get("trials") or []
     return {
         "variant": name,
+        "seed": seed,
         "accuracy": round(metrics["accuracy"], 4),
         "macro_f1": round(metrics["macro_f1"], 4),
         "seconds": round(seconds, 2),
@@ -120,13 +122,18 @@ def run(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / MB, 1) if torch.cuda.is_available() else None,
         "trials": len(trials) if search else None,
         "pruned": sum(t.get("state") == "pruned" for t in trials) if search else None,
+        "trial_rows": [{k: t.get(k) for k in ("number", "learning_rate", "state", "score", "steps")} for t in trials],
+        "ensemble_of": [m["trial"] for m in search["ensemble"]["members"] if m["kept"]]
+        if search and search.get("ensemble")
+        else None,
     }
 
 
 def compare(rows: list[dict[str, Any]]) -> None:
-    """Add each row's time over the defaults' and its macro-F1 minus the defaults' (None without a defaults row)."""
-    base = next((row for row in rows if row["variant"] == "defaults"), None)
+    """Add each row's time over the defaults' and its macro-F1 minus the defaults' of the same seed (None without a
+    defaults row)."""
     for row in rows:
+        base = next((r for r in rows if r["variant"] == "defaults" and r["seed"] == row["seed"]), None)
         row["time_x_defaults"] = round(row["seconds"] / base["seconds"], 2) if base else None
         row["macro_f1_minus_defaults"] = round(row["macro_f1"] - base["macro_f1"], 4) if base else None
 
@@ -137,19 +144,26 @@ def cell(value: Any, spec: str = "") -> str:
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     epochs = "the spec's" if args.epochs is None else f"{args.epochs:g}"
-    print(f"\n{args.base_model} on {args.data.name}, epochs {epochs}, seed {args.seed}")
+    print(f"\n{args.base_model} on {args.data.name}, epochs {epochs}, seeds {', '.join(map(str, args.seeds))}")
     gpu = any(row["gpu_peak_mb"] is not None for row in rows)
     print(
-        f"{'variant':<23} {'acc':>6} {'mF1':>6} {'secs':>7} {'time x def':>10} {'mF1 - def':>9} {'steps':>5} "
-        f"{'stop@':>5} {'train %':>7} {'est MB':>7} {'RSS MB':>7}" + (f" {'GPU MB':>7}" if gpu else "") + "  notes"
+        f"{'variant':<23} {'seed':>5} {'acc':>6} {'mF1':>6} {'secs':>7} {'time x def':>10} {'mF1 - def':>9} "
+        f"{'steps':>5} {'stop@':>5} {'train %':>7} {'est MB':>7} {'RSS MB':>7}"
+        + (f" {'GPU MB':>7}" if gpu else "")
+        + "  notes"
     )
     for row in rows:
         notes = ""
         if row["trials"] is not None:
-            notes = f"lr {row['learning_rate']:.2e}, {row['trials']} trials ({row['pruned']} pruned)"
+            notes = f"lr {row['learning_rate']:.2e}, {row['trials']} trials ({row['pruned']} pruned): " + "; ".join(
+                f"{t['learning_rate']:.1e} {t['state']} {cell(t['score'])}" for t in row["trial_rows"]
+            )
+            if row["ensemble_of"]:
+                notes += f"; trials {', '.join(map(str, row['ensemble_of']))} answer together"
         print(
-            f"{row['variant']:<23} {row['accuracy']:>6.3f} {row['macro_f1']:>6.3f} {row['seconds']:>7.1f} "
-            f"{cell(row['time_x_defaults'], '.2f'):>10} {cell(row['macro_f1_minus_defaults'], '+.3f'):>9} "
+            f"{row['variant']:<23} {row['seed']:>5} {row['accuracy']:>6.3f} {row['macro_f1']:>6.3f} "
+            f"{row['seconds']:>7.1f} {cell(row['time_x_defaults'], '.2f'):>10} "
+            f"{cell(row['macro_f1_minus_defaults'], '+.3f'):>9} "
             f"{row['steps']:>5} {cell(row['stopped_at_step']):>5} {row['trainable_share'] * 100:>7.1f} "
             f"{cell(row['estimate_mb'], '.0f'):>7} {row['peak_rss_mb']:>7.0f}"
             + (f" {cell(row['gpu_peak_mb'], '.0f'):>7}" if gpu else "")
@@ -161,7 +175,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help=f"comma-separated variants (default: all): {', '.join(VARIANTS)}")
     parser.add_argument("--epochs", type=float, default=None, help="default: the spec's")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--seeds", default="42", help="comma-separated training seeds: every variant runs once per seed (default 42)"
+    )
     parser.add_argument("--base-model", default="minilm-l6")
     parser.add_argument("--data", type=Path, default=FIXTURE, help="another text-classification file")
     parser.add_argument("--test", type=Path, default=None, help="a separate held-out test file (else split)")
@@ -174,16 +190,43 @@ def main() -> None:
     if unknown or not names:
         parser.error(f"unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
     args.data = args.data.resolve()
+    args.seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            rows.append(run(name, args, Path(tmp)))
-            print(f"{name}: {rows[-1]['seconds']:.1f} s, test macro-F1 {rows[-1]['macro_f1']:.3f}", file=sys.stderr)
+        for seed in args.seeds:
+            for name in names:
+                rows.append(run(name, args, Path(tmp), seed))
+                row = rows[-1]
+                print(
+                    f"{name} seed {seed}: {row['seconds']:.1f} s, test accuracy {row['accuracy']:.4f}", file=sys.stderr
+                )
     compare(rows)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print_table(rows, args)
+        if len(args.seeds) > 1:
+            print_spread(rows, names)
+
+
+def print_spread(rows: list[dict[str, Any]], names: list[str]) -> None:
+    """Per variant over the seeds: mean and standard deviation of test accuracy, and (against the defaults of the
+    same seed) on how many seeds it scored higher: one seed's draw of a head and a data order moves a small
+    model's score by several points, so one seed says little about a recipe."""
+    print(f"\n{'variant':<23} {'seeds':>5} {'mean acc':>8} {'sd':>6} {'min':>6} {'max':>6}  above defaults")
+    for name in names:
+        mine = [row for row in rows if row["variant"] == name]
+        scores = [row["accuracy"] for row in mine]
+        above = [row for row in mine if row["macro_f1_minus_defaults"] is not None and row["variant"] != "defaults"]
+        wins = sum(row["accuracy"] > _defaults_accuracy(rows, row["seed"]) for row in above)
+        print(
+            f"{name:<23} {len(scores):>5} {statistics.mean(scores):>8.4f} {statistics.pstdev(scores):>6.4f} "
+            f"{min(scores):>6.4f} {max(scores):>6.4f}  " + (f"{wins} of {len(above)} seeds" if above else "-")
+        )
+
+
+def _defaults_accuracy(rows: list[dict[str, Any]], seed: int) -> float:
+    return next(row["accuracy"] for row in rows if row["variant"] == "defaults" and row["seed"] == seed)
 
 
 if __name__ == "__main__":
