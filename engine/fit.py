@@ -16,7 +16,16 @@ import transformers
 from transformers import PrinterCallback, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from engine.arguments import TENSORBOARD, EarlyStopping, recipe_callbacks, tensorboard_callbacks, training_args
+from engine.arguments import (
+    TENSORBOARD,
+    EarlyStopping,
+    compiles,
+    optimizer_steps,
+    recipe_callbacks,
+    tensorboard_callbacks,
+    training_args,
+)
+from engine.dropout import cheapen_dropout
 from engine.hardware import autocast_precision, device_name
 from engine.precision import COMPUTE_DTYPE, pure_bf16, with_master_weights
 from engine.progress import OnEvent, ProgressCallback, ShouldStop
@@ -72,7 +81,9 @@ def fit(
     task = get_task(spec.task)
     recipe = ctx.recipe
     pure = pure_bf16(ctx.precision, task.architecture)
-    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels, pure)
+    # CPU dropout masks from raw random bits (engine/dropout.py); a compiled model gets inductor's own.
+    cheap = device_name() == "cpu" and not compiles(params, optimizer_steps(params, len(prepared.train)))
+    model_init = functools.partial(_build_model, recipe, spec, model_path, prepared.labels, pure, cheap)
     progress = ProgressCallback(
         ctx.on_event,
         ctx.should_stop,
@@ -112,6 +123,7 @@ def fit(
     run_index = run.search["best_run"] if run.search else -1  # a search's kept trial, else the one run
     train_info.update(_parameters(trainer.model), stopped_early=_stopped(stopping, run_index), search=run.search)
     train_info["bf16_weights"] = pure  # pure bf16 with fp32 masters, rather than autocast over fp32 weights
+    train_info["cheap_dropout"] = cheap  # dropout masks from raw random bits (engine/dropout.py)
     return Fit(trainer.model, train_info, seconds)
 
 
@@ -126,12 +138,20 @@ class Run:
 
 
 def _build_model(
-    recipe: TrainingRecipe, spec: JobSpec, model_path: str, labels: list[str], pure: bool = False, trial: Any = None
+    recipe: TrainingRecipe,
+    spec: JobSpec,
+    model_path: str,
+    labels: list[str],
+    pure: bool = False,
+    cheap_dropout: bool = False,
+    trial: Any = None,
 ):
     # Called once, or once per trial of a search (the Trainer's model_init); the trial's knobs reach the Trainer's
     # arguments, not the model.
     model = recipe.build_model(spec, model_path, labels)
     regularise(model, spec.params)
+    if cheap_dropout:
+        cheapen_dropout(model)
     return model.to(COMPUTE_DTYPE) if pure else model  # its optimizer keeps the fp32 masters
 
 

@@ -191,6 +191,16 @@ def test_progress_events_describe_the_run(trained):
     json.dumps([e.to_dict() for e in events])  # plain data: it can go through any queue or store
 
 
+def test_cpu_training_draws_cheap_dropout_masks_and_saves_a_plain_model(trained):
+    result, _ = trained
+    assert result.report["train"]["cheap_dropout"] is True  # the CPU, and no compile
+    config = json.loads((result.model_dir / "config.json").read_text())
+    assert "cheap" not in json.dumps(config)  # a reload anywhere gets the library's own attention and dropout
+    reloaded = Predictor(result.model_dir).model
+    assert reloaded.config._attn_implementation == "sdpa"
+    assert not any("Cheap" in type(m).__name__ for m in reloaded.modules())
+
+
 def test_same_seed_same_result(tmp_path):
     small = tmp_path / "small.csv"
     pd.read_csv(FIXTURE).head(80).to_csv(small, index=False)
