@@ -86,8 +86,8 @@ def cheap_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention, except in training with dropout: there softmax(QK^T)V is written out with the
-    cheap mask (SDPA would take its math path and `bernoulli_`). The scores and softmax are fp32, as SDPA's math
-    path computes them for bf16 inputs; the two matmuls stay in the inputs' dtype."""
+    cheap mask (SDPA would take its math path and `bernoulli_`). The scores and softmax are fp32, so bf16 rounds no
+    small probability away; the two matmuls stay in the inputs' dtype."""
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
     plain = (
         dropout == 0
